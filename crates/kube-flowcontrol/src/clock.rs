@@ -206,17 +206,19 @@ impl Ticker {
         }
         self.sleep = None;
         let fired = self.next;
-        let now = self.clock.now();
-        // Skip the ticks the consumer missed, like Go's ticker.
-        let behind = now.saturating_duration_since(fired).as_nanos();
-        let skipped = behind / self.period.as_nanos() + 1;
-        let advance = self
-            .period
-            .checked_mul(u32::try_from(skipped).unwrap_or(u32::MAX))
-            .unwrap_or(Duration::MAX);
-        self.next = instant_after(fired, advance);
+        self.next = next_tick(fired, self.clock.now(), self.period);
         Poll::Ready(fired)
     }
+}
+
+/// The tick after one scheduled at `fired`, seen at `now`: the first multiple of `period` after
+/// `fired` that is later than `now` (missed ticks are skipped, as Go's ticker does).
+pub(crate) fn next_tick(fired: Instant, now: Instant, period: Duration) -> Instant {
+    let period_nanos = period.as_nanos().max(1);
+    let behind = now.saturating_duration_since(fired).as_nanos();
+    let periods = behind / period_nanos + 1;
+    let advance = u64::try_from(periods.saturating_mul(period_nanos)).unwrap_or(u64::MAX);
+    instant_after(fired, Duration::from_nanos(advance))
 }
 
 impl futures_core::Stream for Ticker {
@@ -435,19 +437,18 @@ impl FakeSleep {
             }
             return Poll::Ready(());
         }
-        match self.registration {
-            Some(id) => {
-                if let Some(waker) = state.waiters.get_mut(&(self.deadline, id)) {
-                    waker.clone_from(cx.waker());
-                    return Poll::Pending;
-                }
-                // Time went back after our registration fired: register again below.
+        if let Some(id) = self.registration {
+            if let Some(waker) = state.waiters.get_mut(&(self.deadline, id)) {
+                waker.clone_from(cx.waker());
+                return Poll::Pending;
             }
-            None => {}
+            // Time went back after our registration fired: register again below.
         }
         let id = state.next_id;
         state.next_id += 1;
-        state.waiters.insert((self.deadline, id), cx.waker().clone());
+        state
+            .waiters
+            .insert((self.deadline, id), cx.waker().clone());
         self.registration = Some(id);
         drop(state);
         self.shared.waiters_changed.notify_waiters();
@@ -526,7 +527,10 @@ mod tests {
         // The registration fired, but time went back before the sleep was polled.
         assert!((&mut sleep).now_or_never().is_none());
         assert_eq!(clock.waiter_count(), 1);
-        assert_eq!(clock.step_to_next_deadline(), Some(start + Duration::from_secs(5)));
+        assert_eq!(
+            clock.step_to_next_deadline(),
+            Some(start + Duration::from_secs(5))
+        );
         assert!(sleep.now_or_never().is_some());
     }
 

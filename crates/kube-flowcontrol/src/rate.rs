@@ -595,7 +595,10 @@ mod tests {
         // At +100ms one token had refilled; the two reserved ones come back, capped at burst.
         assert!((lim.tokens_at(t0 + 100 * MS) - 1.0).abs() < 1e-9);
         // One token is left, so the next reservation of two waits for one more.
-        assert_eq!(lim.reserve_n(t0 + 100 * MS, 2).delay_from(t0 + 100 * MS), 100 * MS);
+        assert_eq!(
+            lim.reserve_n(t0 + 100 * MS, 2).delay_from(t0 + 100 * MS),
+            100 * MS
+        );
     }
 
     #[test]
