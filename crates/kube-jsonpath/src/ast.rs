@@ -430,7 +430,7 @@ fn write_step(out: &mut String, step: &StepKind, ctx: Ctx) {
                 if i > 0 {
                     out.push(',');
                 }
-                write_union_member(out, member, ctx);
+                write_union_member(out, member);
             }
             out.push(']');
         }
@@ -449,7 +449,7 @@ fn write_step(out: &mut String, step: &StepKind, ctx: Ctx) {
     }
 }
 
-fn write_union_member(out: &mut String, member: &[Step], ctx: Ctx) {
+fn write_union_member(out: &mut String, member: &[Step]) {
     match member {
         [
             Step {
@@ -462,7 +462,7 @@ fn write_union_member(out: &mut String, member: &[Step], ctx: Ctx) {
                 kind: StepKind::Filter(filter),
                 ..
             },
-        ] => write_filter(out, filter, ctx),
+        ] => write_filter(out, filter, Ctx::Union),
         steps => {
             // A quoted key: client-go parses `'key'` as the action `{.key}`.
             let mut chain = String::new();

@@ -567,8 +567,11 @@ fn unquote_char<'a>(s: &'a str, quote: u8, out: &mut Vec<u8>) -> Option<&'a str>
         out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
         return Some(&s[c.len_utf8()..]);
     }
-    let bytes = s.as_bytes();
-    let escape = *bytes.get(1)?;
+    let escape = *s.as_bytes().get(1)?;
+    if !escape.is_ascii() {
+        // Not an escape Go knows (and `s[2..]` would split a character).
+        return None;
+    }
     let mut rest = &s[2..];
     let simple = match escape {
         b'a' => Some(0x07),
@@ -944,6 +947,9 @@ mod tests {
         let reparsed = parse(&t.to_string()).expect("reparse");
         assert_eq!(reparsed, t);
         assert!(unquote_extend(r#""\400""#).is_none());
+        // A backslash before a multi-byte character (found by proptest) is an error.
+        assert!(unquote_extend("\"\\ః\"").is_none());
+        assert!(parse("{\"\\ః\"}").is_err());
         assert!(unquote_extend(r#""\ud800""#).is_none());
         assert!(unquote_extend("\"").is_none());
         assert!(unquote_extend("'a\"").is_none());
