@@ -1,0 +1,341 @@
+//! The HTTP(S) listener and the [`TestServer`] handle.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use parking_lot::Mutex;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{ApiServer, Settings};
+use crate::faults::Faults;
+use crate::store::Store;
+use crate::tls::TlsMaterial;
+use crate::{Error, kubeconfig};
+
+/// Options for a [`TestServer`].
+#[derive(Debug, Clone)]
+pub struct TestServerBuilder {
+    listen: SocketAddr,
+    tls: bool,
+    token: Option<String>,
+    anonymous: bool,
+    history_limit: usize,
+    bookmark_interval: Duration,
+    watch_list: bool,
+}
+
+impl Default for TestServerBuilder {
+    fn default() -> Self {
+        TestServerBuilder {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: true,
+            token: None,
+            anonymous: false,
+            history_limit: 10_000,
+            bookmark_interval: Duration::from_secs(1),
+            watch_list: true,
+        }
+    }
+}
+
+impl TestServerBuilder {
+    /// The address to listen on (default `127.0.0.1:0`, a free port).
+    pub fn listen(mut self, address: SocketAddr) -> Self {
+        self.listen = address;
+        self
+    }
+
+    /// Serve plain HTTP instead of HTTPS.
+    pub fn plain_http(mut self) -> Self {
+        self.tls = false;
+        self
+    }
+
+    /// The bearer token clients must send (default: a random one, in the kubeconfig).
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Serve requests without credentials too (by default they get 403 Forbidden, as with
+    /// RBAC and anonymous auth on).
+    pub fn allow_anonymous(mut self, allow: bool) -> Self {
+        self.anonymous = allow;
+        self
+    }
+
+    /// How many changes per resource are kept for watch resumption and paging (default
+    /// 10,000); older resourceVersions get 410 Gone.
+    pub fn history_limit(mut self, events: usize) -> Self {
+        self.history_limit = events;
+        self
+    }
+
+    /// How often watches that allow bookmarks get one (default 1s; the real server: ~1 min).
+    pub fn bookmark_interval(mut self, interval: Duration) -> Self {
+        self.bookmark_interval = interval;
+        self
+    }
+
+    /// Serve watch-list (`sendInitialEvents=true`) as Kubernetes 1.27+ does (default on);
+    /// off, watches validate their options as v1.24 does.
+    pub fn watch_list(mut self, enabled: bool) -> Self {
+        self.watch_list = enabled;
+        self
+    }
+
+    /// Starts listening and serving.
+    pub async fn start(self) -> Result<TestServer, Error> {
+        let listener = TcpListener::bind(self.listen)
+            .await
+            .map_err(|source| Error::Bind {
+                address: self.listen,
+                source,
+            })?;
+        let address = listener.local_addr().map_err(Error::Io)?;
+        let tls = if self.tls {
+            Some(TlsMaterial::generate()?)
+        } else {
+            None
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{address}");
+        let token = self.token.unwrap_or_else(|| {
+            let random: String = (0..32).map(|_| fastrand::alphanumeric()).collect();
+            format!("kube-testserver-{random}")
+        });
+        let settings = Settings {
+            tokens: [(token.clone(), "kube-testserver-admin".to_string())]
+                .into_iter()
+                .collect(),
+            anonymous_allowed: self.anonymous,
+            bookmark_interval: self.bookmark_interval,
+            watch_list: self.watch_list,
+            server_address: address.to_string(),
+        };
+        let state = ApiServer::new(settings, self.history_limit);
+        let kubeconfig = kubeconfig::build(&url, tls.as_ref().map(|t| t.ca_pem.as_str()), &token);
+        let acceptor = match &tls {
+            Some(material) => Some(tokio_rustls::TlsAcceptor::from(material.server_config()?)),
+            None => None,
+        };
+        let server = TestServer {
+            state,
+            address,
+            url,
+            token,
+            tls,
+            kubeconfig,
+            acceptor,
+            listener: Mutex::new(None),
+        };
+        server.spawn_listener(listener);
+        tracing::info!(url = %server.url, "kube-testserver listening");
+        Ok(server)
+    }
+}
+
+/// A running in-memory API server. Dropping it stops it.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), kube_testserver::Error> {
+/// let server = kube_testserver::TestServer::builder().plain_http().start().await?;
+/// assert!(server.url().starts_with("http://127.0.0.1:"));
+/// assert!(server.kubeconfig_yaml().contains(server.token()));
+/// server.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub struct TestServer {
+    state: Arc<ApiServer>,
+    address: SocketAddr,
+    url: String,
+    token: String,
+    tls: Option<TlsMaterial>,
+    kubeconfig: Value,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    listener: Mutex<Option<(CancellationToken, JoinHandle<()>)>>,
+}
+
+impl std::fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServer")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestServer {
+    /// Options for a new server.
+    pub fn builder() -> TestServerBuilder {
+        TestServerBuilder::default()
+    }
+
+    /// The base URL (`https://127.0.0.1:PORT`).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The listening address.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The bearer token the server accepts.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The CA certificate (PEM) clients must trust, when serving TLS.
+    pub fn ca_certificate_pem(&self) -> Option<&str> {
+        self.tls.as_ref().map(|t| t.ca_pem.as_str())
+    }
+
+    /// A kubeconfig for this server, as a value.
+    pub fn kubeconfig(&self) -> &Value {
+        &self.kubeconfig
+    }
+
+    /// A kubeconfig for this server, as YAML.
+    pub fn kubeconfig_yaml(&self) -> String {
+        kubeconfig::to_yaml(&self.kubeconfig)
+    }
+
+    /// Writes the kubeconfig to `path`.
+    pub fn write_kubeconfig(&self, path: impl AsRef<Path>) -> Result<(), Error> {
+        std::fs::write(path, self.kubeconfig_yaml()).map_err(Error::Io)
+    }
+
+    /// The object store (for assertions and direct seeding).
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    /// Fault injection: failing requests and adding latency.
+    pub fn faults(&self) -> &Faults {
+        &self.state.faults
+    }
+
+    /// Ends every open watch stream.
+    pub fn close_all_watches(&self) {
+        self.state.close_all_watches();
+    }
+
+    /// Forgets the history: resuming a watch or a paged list from any earlier resourceVersion
+    /// now gets 410 Gone.
+    pub fn compact(&self) {
+        self.state.store.compact();
+    }
+
+    fn spawn_listener(&self, listener: TcpListener) {
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(accept_loop(
+            listener,
+            Arc::clone(&self.state),
+            self.acceptor.clone(),
+            cancel.clone(),
+        ));
+        *self.listener.lock() = Some((cancel, task));
+    }
+
+    /// Stops accepting connections and drops the open ones (clients see connection errors);
+    /// the data is kept. [`restart_listener`](TestServer::restart_listener) resumes.
+    pub async fn stop_listener(&self) {
+        let running = self.listener.lock().take();
+        if let Some((cancel, task)) = running {
+            cancel.cancel();
+            let _ = task.await;
+        }
+    }
+
+    /// Listens again on the same address after [`stop_listener`](TestServer::stop_listener).
+    pub async fn restart_listener(&self) -> Result<(), Error> {
+        self.stop_listener().await;
+        let listener = TcpListener::bind(self.address)
+            .await
+            .map_err(|source| Error::Bind {
+                address: self.address,
+                source,
+            })?;
+        self.spawn_listener(listener);
+        Ok(())
+    }
+
+    /// Stops the server: the listener, every connection and every watch.
+    pub async fn shutdown(self) {
+        self.state.shutdown.cancel();
+        self.stop_listener().await;
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.state.shutdown.cancel();
+        if let Some((cancel, _)) = self.listener.lock().take() {
+            cancel.cancel();
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<ApiServer>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = state.shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(connection) => connection,
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let state = Arc::clone(&state);
+        let acceptor = acceptor.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            let connection = async {
+                match acceptor {
+                    Some(acceptor) => match acceptor.accept(stream).await {
+                        Ok(tls) => serve_connection(TokioIo::new(tls), state).await,
+                        Err(error) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                    },
+                    None => serve_connection(TokioIo::new(stream), state).await,
+                }
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = connection => {}
+            }
+        });
+    }
+}
+
+async fn serve_connection<I>(io: I, state: Arc<ApiServer>)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request| {
+        let state = Arc::clone(&state);
+        async move { Ok::<_, Infallible>(state.handle(request).await) }
+    });
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    if let Err(error) = builder.serve_connection(io, service).await {
+        tracing::debug!(%error, "connection ended with an error");
+    }
+}

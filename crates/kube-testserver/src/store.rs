@@ -1,0 +1,522 @@
+//! Type-agnostic object storage with one global resourceVersion counter, per-resource event
+//! history (for watch resumption and consistent paging) and a broadcast of live events.
+//!
+//! Every mutation happens under one lock, which also assigns the resourceVersion and
+//! broadcasts the event, so the broadcast order is the resourceVersion order.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use crate::status::ApiError;
+
+/// Where a resource's objects are stored: (group, plural), shared by all versions.
+pub type StorageKey = (String, String);
+
+/// (namespace, name); the namespace is empty for cluster-scoped objects.
+pub type ObjectKey = (String, String);
+
+/// What happened to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// Created.
+    Added,
+    /// Updated.
+    Modified,
+    /// Deleted.
+    Deleted,
+}
+
+impl EventType {
+    /// The watch event type string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, as kept in the history and broadcast to watchers.
+#[derive(Debug)]
+pub struct StoredEvent {
+    /// What happened.
+    pub kind: EventType,
+    /// The resourceVersion of the change.
+    pub rv: u64,
+    /// Which collection.
+    pub storage: StorageKey,
+    /// Namespace and name.
+    pub key: ObjectKey,
+    /// The object after the change (for a delete: the last state, with the delete's RV).
+    pub object: Arc<Value>,
+    /// The object before the change (none for a create).
+    pub prev: Option<Arc<Value>>,
+}
+
+#[derive(Debug, Default)]
+struct Collection {
+    objects: BTreeMap<ObjectKey, Arc<Value>>,
+    history: VecDeque<Arc<StoredEvent>>,
+    /// Every event with an RV above this one is still in `history`.
+    complete_after: u64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    rv: u64,
+    collections: HashMap<StorageKey, Collection>,
+}
+
+/// The object store.
+#[derive(Debug)]
+pub struct Store {
+    state: Mutex<State>,
+    events: broadcast::Sender<Arc<StoredEvent>>,
+    history_limit: usize,
+}
+
+/// Where a watch starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchStart {
+    /// Synthetic ADDED events for the current objects, then changes (RV "" or "0").
+    Now,
+    /// Changes after this resourceVersion.
+    After(u64),
+}
+
+/// A watch's starting point: the events to send first and the live feed.
+pub struct WatchFeed {
+    /// Events to send before the live ones (synthetic ADDED or replayed history).
+    pub initial: Vec<Arc<StoredEvent>>,
+    /// The live events (all collections: filter by storage key).
+    pub live: broadcast::Receiver<Arc<StoredEvent>>,
+    /// The resourceVersion the feed starts at.
+    pub rv: u64,
+}
+
+/// What a list read returns.
+pub struct ListSnapshot {
+    /// The resourceVersion of the snapshot.
+    pub rv: u64,
+    /// Objects in key order.
+    pub objects: Vec<Arc<Value>>,
+}
+
+fn set_resource_version(object: &mut Value, rv: u64) {
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.insert("resourceVersion".into(), Value::String(rv.to_string()));
+    }
+}
+
+impl Store {
+    /// A store keeping up to `history_limit` events per resource for watch resumption.
+    pub fn new(history_limit: usize) -> Store {
+        let (events, _) = broadcast::channel(65_536);
+        Store {
+            state: Mutex::new(State::default()),
+            events,
+            history_limit: history_limit.max(1),
+        }
+    }
+
+    /// The current (latest) resourceVersion.
+    pub fn current_rv(&self) -> u64 {
+        self.state.lock().rv
+    }
+
+    /// How many live watch feeds are subscribed.
+    pub fn watcher_count(&self) -> usize {
+        self.events.receiver_count()
+    }
+
+    fn record(&self, state: &mut State, event: StoredEvent) {
+        let event = Arc::new(event);
+        let limit = self.history_limit;
+        let collection = state.collections.entry(event.storage.clone()).or_default();
+        collection.history.push_back(Arc::clone(&event));
+        while collection.history.len() > limit {
+            if let Some(evicted) = collection.history.pop_front() {
+                collection.complete_after = evicted.rv;
+            }
+        }
+        // No receivers is fine: nobody is watching.
+        let _ = self.events.send(event);
+    }
+
+    /// Drops all history up to now: watches and continue tokens from older versions get 410.
+    pub fn compact(&self) {
+        let mut state = self.state.lock();
+        let rv = state.rv;
+        for collection in state.collections.values_mut() {
+            collection.history.clear();
+            collection.complete_after = rv;
+        }
+    }
+
+    /// The object at `key`.
+    pub fn get(&self, storage: &StorageKey, key: &ObjectKey) -> Option<Arc<Value>> {
+        self.state
+            .lock()
+            .collections
+            .get(storage)
+            .and_then(|c| c.objects.get(key).cloned())
+    }
+
+    /// Stores a new object (`make` gets the new resourceVersion and returns the object, or an
+    /// error that aborts the create). Fails with `exists` if the key is taken.
+    pub fn create(
+        &self,
+        storage: &StorageKey,
+        key: ObjectKey,
+        exists: impl FnOnce() -> ApiError,
+        make: impl FnOnce(u64) -> Result<Value, ApiError>,
+    ) -> Result<Arc<Value>, ApiError> {
+        let mut state = self.state.lock();
+        if state
+            .collections
+            .get(storage)
+            .is_some_and(|c| c.objects.contains_key(&key))
+        {
+            return Err(exists());
+        }
+        let rv = state.rv + 1;
+        let mut object = make(rv)?;
+        set_resource_version(&mut object, rv);
+        state.rv = rv;
+        let object = Arc::new(object);
+        state
+            .collections
+            .entry(storage.clone())
+            .or_default()
+            .objects
+            .insert(key.clone(), Arc::clone(&object));
+        self.record(
+            &mut state,
+            StoredEvent {
+                kind: EventType::Added,
+                rv,
+                storage: storage.clone(),
+                key,
+                object: Arc::clone(&object),
+                prev: None,
+            },
+        );
+        Ok(object)
+    }
+
+    /// Replaces the object at `key` with what `change` makes of it. `change` returns
+    /// `Ok(None)` for "nothing changed" (no new resourceVersion, no event) and may ask for the
+    /// object to be deleted instead ([`Change::Delete`]).
+    pub fn update(
+        &self,
+        storage: &StorageKey,
+        key: &ObjectKey,
+        missing: impl FnOnce() -> ApiError,
+        change: impl FnOnce(&Value) -> Result<Change, ApiError>,
+    ) -> Result<Arc<Value>, ApiError> {
+        let mut state = self.state.lock();
+        let Some(current) = state
+            .collections
+            .get(storage)
+            .and_then(|c| c.objects.get(key).cloned())
+        else {
+            return Err(missing());
+        };
+        let rv = state.rv + 1;
+        match change(&current)? {
+            Change::Unchanged => Ok(current),
+            Change::Replace(mut object) => {
+                set_resource_version(&mut object, rv);
+                state.rv = rv;
+                let object = Arc::new(object);
+                if let Some(collection) = state.collections.get_mut(storage) {
+                    collection.objects.insert(key.clone(), Arc::clone(&object));
+                }
+                self.record(
+                    &mut state,
+                    StoredEvent {
+                        kind: EventType::Modified,
+                        rv,
+                        storage: storage.clone(),
+                        key: key.clone(),
+                        object: Arc::clone(&object),
+                        prev: Some(current),
+                    },
+                );
+                Ok(object)
+            }
+            Change::Delete(mut last) => {
+                set_resource_version(&mut last, rv);
+                state.rv = rv;
+                let last = Arc::new(last);
+                if let Some(collection) = state.collections.get_mut(storage) {
+                    collection.objects.remove(key);
+                }
+                self.record(
+                    &mut state,
+                    StoredEvent {
+                        kind: EventType::Deleted,
+                        rv,
+                        storage: storage.clone(),
+                        key: key.clone(),
+                        object: Arc::clone(&last),
+                        prev: Some(current),
+                    },
+                );
+                Ok(last)
+            }
+        }
+    }
+
+    /// The objects of a collection (of one namespace, if given) as of now, or as of `at_rv`
+    /// when the history still covers it.
+    pub fn list(
+        &self,
+        storage: &StorageKey,
+        namespace: Option<&str>,
+        at_rv: Option<u64>,
+    ) -> Result<ListSnapshot, ApiError> {
+        let state = self.state.lock();
+        let empty = Collection::default();
+        let collection = state.collections.get(storage).unwrap_or(&empty);
+        let in_namespace = |key: &ObjectKey| namespace.is_none_or(|ns| key.0 == ns);
+        match at_rv {
+            None => Ok(ListSnapshot {
+                rv: state.rv,
+                objects: collection
+                    .objects
+                    .iter()
+                    .filter(|(k, _)| in_namespace(k))
+                    .map(|(_, v)| Arc::clone(v))
+                    .collect(),
+            }),
+            Some(rv) if rv >= state.rv => Ok(ListSnapshot {
+                rv: state.rv,
+                objects: collection
+                    .objects
+                    .iter()
+                    .filter(|(k, _)| in_namespace(k))
+                    .map(|(_, v)| Arc::clone(v))
+                    .collect(),
+            }),
+            Some(rv) => {
+                if rv < collection.complete_after {
+                    return Err(ApiError::expired(format!(
+                        "too old resource version: {rv} ({})",
+                        collection.complete_after
+                    )));
+                }
+                // Undo, newest first, every change made after `rv`.
+                let mut objects = collection.objects.clone();
+                for event in collection.history.iter().rev() {
+                    if event.rv <= rv {
+                        break;
+                    }
+                    match &event.prev {
+                        Some(prev) => {
+                            objects.insert(event.key.clone(), Arc::clone(prev));
+                        }
+                        None => {
+                            objects.remove(&event.key);
+                        }
+                    }
+                }
+                Ok(ListSnapshot {
+                    rv,
+                    objects: objects
+                        .iter()
+                        .filter(|(k, _)| in_namespace(k))
+                        .map(|(_, v)| Arc::clone(v))
+                        .collect(),
+                })
+            }
+        }
+    }
+
+    /// Starts a watch on a collection: the first events and the live feed, taken atomically.
+    pub fn watch(&self, storage: &StorageKey, start: WatchStart) -> Result<WatchFeed, ApiError> {
+        let state = self.state.lock();
+        let live = self.events.subscribe();
+        let empty = Collection::default();
+        let collection = state.collections.get(storage).unwrap_or(&empty);
+        let initial = match start {
+            WatchStart::Now => collection
+                .objects
+                .iter()
+                .map(|(key, object)| {
+                    Arc::new(StoredEvent {
+                        kind: EventType::Added,
+                        rv: state.rv,
+                        storage: storage.clone(),
+                        key: key.clone(),
+                        object: Arc::clone(object),
+                        prev: None,
+                    })
+                })
+                .collect(),
+            WatchStart::After(rv) => {
+                if rv < collection.complete_after {
+                    return Err(ApiError::expired(format!(
+                        "too old resource version: {rv} ({})",
+                        collection.complete_after
+                    )));
+                }
+                collection
+                    .history
+                    .iter()
+                    .filter(|e| e.rv > rv)
+                    .cloned()
+                    .collect()
+            }
+        };
+        Ok(WatchFeed {
+            initial,
+            live,
+            rv: state.rv,
+        })
+    }
+
+    /// Every object key of every collection in `namespace` (for namespace cleanup).
+    pub fn keys_in_namespace(&self, namespace: &str) -> Vec<(StorageKey, ObjectKey)> {
+        let state = self.state.lock();
+        state
+            .collections
+            .iter()
+            .flat_map(|(storage, c)| {
+                c.objects
+                    .keys()
+                    .filter(|k| k.0 == namespace)
+                    .map(move |k| (storage.clone(), k.clone()))
+            })
+            .collect()
+    }
+
+    /// How many objects are stored in all.
+    pub fn object_count(&self) -> usize {
+        self.state
+            .lock()
+            .collections
+            .values()
+            .map(|c| c.objects.len())
+            .sum()
+    }
+}
+
+/// What an update does.
+#[derive(Debug)]
+pub enum Change {
+    /// Nothing: keep the object and its resourceVersion.
+    Unchanged,
+    /// Store this object.
+    Replace(Value),
+    /// Remove the object; this is its last state.
+    Delete(Value),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pods() -> StorageKey {
+        (String::new(), "pods".into())
+    }
+
+    fn key(name: &str) -> ObjectKey {
+        ("ns".into(), name.into())
+    }
+
+    fn create(store: &Store, name: &str) -> Arc<Value> {
+        store
+            .create(&pods(), key(name), ApiError::path_not_found, |_| {
+                Ok(json!({"metadata": {"name": name}}))
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn resource_versions_are_global_and_increasing() {
+        let store = Store::new(100);
+        assert_eq!(create(&store, "a")["metadata"]["resourceVersion"], "1");
+        assert_eq!(create(&store, "b")["metadata"]["resourceVersion"], "2");
+        let updated = store
+            .update(&pods(), &key("a"), ApiError::path_not_found, |v| {
+                let mut v = v.clone();
+                v["spec"] = json!({"x": 1});
+                Ok(Change::Replace(v))
+            })
+            .unwrap();
+        assert_eq!(updated["metadata"]["resourceVersion"], "3");
+        assert!(
+            store
+                .create(&pods(), key("a"), ApiError::path_not_found, |_| Ok(json!(
+                    {}
+                )))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn list_at_an_older_version_undoes_later_changes() {
+        let store = Store::new(100);
+        create(&store, "a");
+        create(&store, "b");
+        store
+            .update(&pods(), &key("a"), ApiError::path_not_found, |v| {
+                Ok(Change::Delete(v.clone()))
+            })
+            .unwrap();
+        create(&store, "c");
+        let names = |s: ListSnapshot| -> Vec<String> {
+            s.objects
+                .iter()
+                .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(
+            names(store.list(&pods(), None, Some(2)).unwrap()),
+            ["a", "b"]
+        );
+        assert_eq!(names(store.list(&pods(), None, None).unwrap()), ["b", "c"]);
+    }
+
+    #[test]
+    fn history_limit_makes_old_versions_expire() {
+        let store = Store::new(2);
+        for name in ["a", "b", "c", "d"] {
+            create(&store, name);
+        }
+        assert!(store.watch(&pods(), WatchStart::After(2)).is_ok());
+        let err = store.watch(&pods(), WatchStart::After(1)).err().unwrap();
+        assert_eq!(err.code, 410);
+        assert_eq!(err.message, "too old resource version: 1 (2)");
+        store.compact();
+        assert_eq!(
+            store
+                .watch(&pods(), WatchStart::After(3))
+                .err()
+                .unwrap()
+                .code,
+            410
+        );
+    }
+
+    #[test]
+    fn watch_now_starts_with_the_current_objects() {
+        let store = Store::new(10);
+        create(&store, "a");
+        create(&store, "b");
+        let mut feed = store.watch(&pods(), WatchStart::Now).unwrap();
+        assert_eq!(feed.initial.len(), 2);
+        assert_eq!(feed.rv, 2);
+        create(&store, "c");
+        let live = feed.live.try_recv().unwrap();
+        assert_eq!(live.rv, 3);
+        assert_eq!(live.kind, EventType::Added);
+    }
+}

@@ -1,0 +1,365 @@
+//! Watch: a chunked stream of JSON watch events, one per line.
+//!
+//! Semantics of kube-apiserver's watch cache: resourceVersion "" or "0" starts with synthetic
+//! ADDED events for the current objects; a specific version replays the changes after it (or
+//! sends one ERROR event with a 410 Expired Status when that history is gone); objects moving
+//! into a selector arrive as ADDED and out of it as DELETED (carrying their last matching
+//! state with the new resourceVersion); `allowWatchBookmarks` adds periodic BOOKMARK events;
+//! `sendInitialEvents=true` streams the current objects and ends them with a BOOKMARK annotated
+//! `k8s.io/initial-events-end`; `timeoutSeconds` ends the stream.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Response, StatusCode, header};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::api::{
+    ApiServer, Body, Query, ResourceRequest, flag, list_options_invalid, parse_resource_version,
+    too_large_resource_version,
+};
+use crate::object::meta_str;
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::status::{ApiError, Cause};
+use crate::store::{EventType, StoredEvent, WatchStart};
+use crate::views;
+
+/// Which objects a watch wants.
+struct Filter {
+    namespace: Option<String>,
+    name: Option<String>,
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+impl Filter {
+    fn matches(&self, object: &Value) -> bool {
+        self.namespace
+            .as_deref()
+            .is_none_or(|ns| meta_str(object, "namespace") == Some(ns))
+            && self
+                .name
+                .as_deref()
+                .is_none_or(|name| meta_str(object, "name") == Some(name))
+            && self
+                .labels
+                .matches(object.get("metadata").and_then(|m| m.get("labels")))
+            && self.fields.matches(object)
+    }
+}
+
+fn with_resource_version(object: &Value, rv: u64) -> Value {
+    let mut object = object.clone();
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.insert("resourceVersion".into(), json!(rv.to_string()));
+    }
+    object
+}
+
+/// What a watcher sees of a change: the event type and object after selector transitions.
+fn transform(event: &StoredEvent, filter: &Filter) -> Option<(&'static str, Value)> {
+    let now = filter.matches(&event.object);
+    let before = event
+        .prev
+        .as_deref()
+        .is_some_and(|prev| filter.matches(prev));
+    match event.kind {
+        EventType::Added => now.then(|| ("ADDED", (*event.object).clone())),
+        EventType::Modified => match (before, now) {
+            (false, true) => Some(("ADDED", (*event.object).clone())),
+            (true, true) => Some(("MODIFIED", (*event.object).clone())),
+            (true, false) => event
+                .prev
+                .as_deref()
+                .map(|prev| ("DELETED", with_resource_version(prev, event.rv))),
+            (false, false) => None,
+        },
+        EventType::Deleted => (before || now).then(|| ("DELETED", (*event.object).clone())),
+    }
+}
+
+fn line(kind: &str, object: &Value) -> Bytes {
+    let mut bytes =
+        serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+    bytes.push(b'\n');
+    Bytes::from(bytes)
+}
+
+fn bookmark(request: &ResourceRequest, rv: u64, initial_events_end: bool) -> Bytes {
+    let mut metadata = json!({"resourceVersion": rv.to_string(), "creationTimestamp": null});
+    if initial_events_end {
+        metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+    }
+    line(
+        "BOOKMARK",
+        &json!({
+            "kind": request.resource.kind,
+            "apiVersion": request.resource.api_version(),
+            "metadata": metadata,
+        }),
+    )
+}
+
+/// Checks the watch options the way the API server version being emulated does.
+fn validate_options(watch_list: bool, query: &Query, rv: Option<u64>) -> Result<(), ApiError> {
+    let rv_match = query
+        .get("resourceVersionMatch")
+        .map(String::as_str)
+        .unwrap_or("");
+    let send_initial = flag(query, "sendInitialEvents");
+    let mut causes = Vec::new();
+    if !watch_list {
+        if !rv_match.is_empty() {
+            causes.push(Cause::forbidden(
+                "resourceVersionMatch",
+                "resourceVersionMatch is forbidden for watch",
+            ));
+            if rv.is_none() {
+                causes.push(Cause::forbidden(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                ));
+            }
+        }
+    } else if send_initial {
+        if rv_match != "NotOlderThan" {
+            causes.push(Cause::forbidden(
+                "resourceVersionMatch",
+                "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+            ));
+        }
+        if !flag(query, "allowWatchBookmarks") {
+            causes.push(Cause::forbidden(
+                "allowWatchBookmarks",
+                "allowWatchBookmarks must be true if sendInitialEvents = true",
+            ));
+        }
+    } else if !rv_match.is_empty() {
+        causes.push(Cause::forbidden(
+            "resourceVersionMatch",
+            "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+        ));
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(list_options_invalid(causes))
+    }
+}
+
+/// Answers a watch request with a streaming body.
+pub fn serve(
+    server: Arc<ApiServer>,
+    request: ResourceRequest,
+    query: &Query,
+) -> Result<Response<Body>, ApiError> {
+    let (labels, fields) = ApiServer::selectors(&request.resource, query)?;
+    let rv = parse_resource_version(query.get("resourceVersion").map(String::as_str))?;
+    let settings = server.settings.read().clone();
+    validate_options(settings.watch_list, query, rv)?;
+    let send_initial = settings.watch_list && flag(query, "sendInitialEvents");
+    let bookmarks = flag(query, "allowWatchBookmarks");
+    let start = if send_initial {
+        if let Some(rv) = rv.filter(|rv| *rv > server.store.current_rv()) {
+            return Err(too_large_resource_version(rv, server.store.current_rv()));
+        }
+        WatchStart::Now
+    } else {
+        match rv {
+            None | Some(0) => WatchStart::Now,
+            Some(rv) if rv > server.store.current_rv() => {
+                return Err(too_large_resource_version(rv, server.store.current_rv()));
+            }
+            Some(rv) => WatchStart::After(rv),
+        }
+    };
+    let timeout = match query
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+    {
+        Some(seconds) if seconds > 0 => Duration::from_secs(seconds),
+        // The API server's default: a random time between 30 and 60 minutes.
+        _ => Duration::from_secs(1800 + fastrand::u64(..1800)),
+    };
+    let filter = Filter {
+        namespace: request.namespace.clone(),
+        name: request.name.clone(),
+        labels,
+        fields,
+    };
+    let (tx, mut rx) = mpsc::channel::<Bytes>(256);
+    match server.store.watch(&request.storage_key(), start) {
+        Ok(feed) => {
+            let stream = WatchStream {
+                server: Arc::clone(&server),
+                request,
+                filter,
+                tx,
+                timeout,
+                bookmarks,
+                bookmark_interval: settings.bookmark_interval,
+                send_initial,
+            };
+            tokio::spawn(stream.run(feed));
+        }
+        Err(error) => {
+            // Like the real server: 200, then one ERROR event carrying the Status.
+            let _ = tx.try_send(line("ERROR", &error.to_status()));
+        }
+    }
+    let body = StreamBody::new(futures_util::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx)
+            .map(|chunk| chunk.map(|bytes| Ok::<_, Infallible>(Frame::data(bytes))))
+    }));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::TRANSFER_ENCODING, "chunked")
+        .body(body.boxed_unsync())
+        .map_err(|e| ApiError::internal(format!("cannot build the watch response: {e}")))
+}
+
+struct WatchStream {
+    server: Arc<ApiServer>,
+    request: ResourceRequest,
+    filter: Filter,
+    tx: mpsc::Sender<Bytes>,
+    timeout: Duration,
+    bookmarks: bool,
+    bookmark_interval: Duration,
+    send_initial: bool,
+}
+
+impl WatchStream {
+    async fn send(&self, bytes: Bytes) -> bool {
+        self.tx.send(bytes).await.is_ok()
+    }
+
+    async fn run(self, feed: crate::store::WatchFeed) {
+        let storage = self.request.storage_key();
+        let mut last_rv = feed.rv;
+        for event in &feed.initial {
+            if let Some((kind, object)) = transform(event, &self.filter) {
+                let object = views::for_resource(&self.request.resource, &object);
+                if !self.send(line(kind, &object)).await {
+                    return;
+                }
+            }
+        }
+        if self.send_initial && !self.send(bookmark(&self.request, feed.rv, true)).await {
+            return;
+        }
+        let mut live = feed.live;
+        let reset = self.server.watch_reset.lock().clone();
+        let shutdown = self.server.shutdown.clone();
+        let deadline = tokio::time::sleep(self.timeout);
+        tokio::pin!(deadline);
+        let period = self.bookmark_interval.max(Duration::from_millis(10));
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = reset.cancelled() => return,
+                _ = &mut deadline => return,
+                _ = self.tx.closed() => return,
+                _ = ticker.tick(), if self.bookmarks => {
+                    if !self.send(bookmark(&self.request, last_rv, false)).await {
+                        return;
+                    }
+                }
+                received = live.recv() => match received {
+                    Ok(event) => {
+                        if event.storage != storage {
+                            continue;
+                        }
+                        last_rv = event.rv;
+                        if let Some((kind, object)) = transform(&event, &self.filter) {
+                            let object = views::for_resource(&self.request.resource, &object);
+                            if !self.send(line(kind, &object)).await {
+                                return;
+                            }
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "watcher fell behind; closing its stream so it re-watches");
+                        return;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: EventType, object: Value, prev: Option<Value>) -> StoredEvent {
+        StoredEvent {
+            kind,
+            rv: 9,
+            storage: (String::new(), "pods".into()),
+            key: ("ns".into(), "p".into()),
+            object: Arc::new(object),
+            prev: prev.map(Arc::new),
+        }
+    }
+
+    fn filter(selector: &str) -> Filter {
+        Filter {
+            namespace: Some("ns".into()),
+            name: None,
+            labels: LabelSelector::parse(selector).unwrap(),
+            fields: FieldSelector::default(),
+        }
+    }
+
+    fn pod(app: &str) -> Value {
+        json!({"metadata": {"name": "p", "namespace": "ns", "labels": {"app": app}, "resourceVersion": "8"}})
+    }
+
+    #[test]
+    fn selector_transitions() {
+        let f = filter("app=demo");
+        let leaving = event(EventType::Modified, pod("moved"), Some(pod("demo")));
+        let (kind, object) = transform(&leaving, &f).unwrap();
+        assert_eq!(kind, "DELETED");
+        assert_eq!(object["metadata"]["labels"]["app"], "demo");
+        assert_eq!(object["metadata"]["resourceVersion"], "9");
+        let entering = event(EventType::Modified, pod("demo"), Some(pod("moved")));
+        assert_eq!(transform(&entering, &f).unwrap().0, "ADDED");
+        let elsewhere = event(EventType::Modified, pod("x"), Some(pod("y")));
+        assert!(transform(&elsewhere, &f).is_none());
+        let deleted = event(EventType::Deleted, pod("demo"), Some(pod("demo")));
+        assert_eq!(transform(&deleted, &f).unwrap().0, "DELETED");
+    }
+
+    #[test]
+    fn option_validation_follows_the_emulated_version() {
+        let query: Query = [
+            ("sendInitialEvents".to_string(), "true".to_string()),
+            (
+                "resourceVersionMatch".to_string(),
+                "NotOlderThan".to_string(),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let old = validate_options(false, &query, None).unwrap_err();
+        assert_eq!(
+            old.message,
+            "ListOptions.meta.k8s.io \"\" is invalid: [resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch, resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided]"
+        );
+        // Watch-list needs bookmarks too.
+        assert!(validate_options(true, &query, None).is_err());
+        let mut with_bookmarks = query.clone();
+        with_bookmarks.insert("allowWatchBookmarks".into(), "true".into());
+        assert!(validate_options(true, &with_bookmarks, None).is_ok());
+    }
+}
