@@ -104,7 +104,8 @@ impl<K: Hash + Eq> PerKeyBackoff<K> {
         if self.max_jitter_factor <= 0.0 {
             return Duration::ZERO;
         }
-        Duration::from_secs_f64(fastrand::f64() * self.max_jitter_factor * delay.as_secs_f64())
+        Duration::try_from_secs_f64(fastrand::f64() * self.max_jitter_factor * delay.as_secs_f64())
+            .unwrap_or(Duration::MAX)
     }
 
     /// The current delay of `key` (zero if it has none).

@@ -437,12 +437,12 @@ impl FakeSleep {
             }
             return Poll::Ready(());
         }
-        if let Some(id) = self.registration {
-            if let Some(waker) = state.waiters.get_mut(&(self.deadline, id)) {
-                waker.clone_from(cx.waker());
-                return Poll::Pending;
-            }
-            // Time went back after our registration fired: register again below.
+        // If time went back after our registration fired, there is no entry: register again.
+        if let Some(id) = self.registration
+            && let Some(waker) = state.waiters.get_mut(&(self.deadline, id))
+        {
+            waker.clone_from(cx.waker());
+            return Poll::Pending;
         }
         let id = state.next_id;
         state.next_id += 1;

@@ -196,7 +196,9 @@ impl Limiter {
             state: CachePadded(Mutex::new(BucketState {
                 limit,
                 burst,
-                tokens: 0.0,
+                // Full from the start (current x/time/rate does the same; the older version
+                // reached it through a saturated elapsed time, short of full for tiny limits).
+                tokens: burst as f64,
                 last: i64::MIN,
                 last_event: i64::MIN,
             })),
@@ -303,11 +305,12 @@ impl Limiter {
     fn reserve_inner(&self, now: i64, n: usize, max_wait: i64) -> RawReservation {
         let mut state = self.state.lock();
         if state.limit.is_inf() {
+            // Go leaves the reservation's limit at zero here.
             return RawReservation {
                 ok: true,
                 tokens: n,
                 time_to_act: now,
-                limit: state.limit,
+                limit: Limit(0.0),
             };
         }
         if state.limit.as_f64() == 0.0 {

@@ -105,6 +105,12 @@ where
         let delay = backoff.step();
         tracing::debug!(attempt, ?delay, error = ?error, "retriable error, backing off");
         clock.sleep(delay).await;
+        if backoff.steps == 0 {
+            // Reaching the cap used up the steps: like Go, give up after this last sleep.
+            EXHAUSTED_TOTAL.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(attempts = attempt, error = ?error, "retries exhausted (backoff cap reached)");
+            return Err(error);
+        }
     }
 }
 

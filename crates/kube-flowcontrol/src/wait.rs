@@ -85,13 +85,14 @@ pub struct Backoff {
 }
 
 impl Default for Backoff {
-    /// One step of 1s without growth or jitter.
+    /// Go's zero value: no delay, no growth, no jitter, no steps (so
+    /// [`exponential_backoff`] does not check its condition at all).
     fn default() -> Self {
         Backoff {
-            duration: Duration::from_secs(1),
+            duration: Duration::ZERO,
             factor: 0.0,
             jitter: 0.0,
-            steps: 1,
+            steps: 0,
             cap: Duration::ZERO,
         }
     }
@@ -293,6 +294,10 @@ pub async fn backoff_until<F, Fut>(
             Some(deadline) => deadline,
             None => instant_after(clock.now(), manager.backoff()),
         };
+        if deadline <= clock.now() {
+            // A zero period must not starve the runtime (a due sleep completes without yielding).
+            tokio::task::yield_now().await;
+        }
         tokio::select! {
             biased;
             _ = cancel.cancelled() => return,
@@ -364,7 +369,8 @@ where
 }
 
 /// Checks `condition` every `interval` (first after one interval) until it is done or `timeout`
-/// has passed; after the timeout it is checked one last time, as Go's `wait.Poll` does.
+/// has passed; after the timeout it is checked one last time, as Go's `wait.Poll` does. A zero
+/// `timeout` means none.
 pub async fn poll<E, F, Fut>(
     clock: &dyn Clock,
     interval: Duration,
@@ -375,7 +381,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<bool, E>>,
 {
-    poll_core(clock, interval, Some(timeout), false, None, condition).await
+    poll_core(clock, interval, non_zero(timeout), false, None, condition).await
 }
 
 /// [`poll`] that checks `condition` once before the first interval (Go's
@@ -390,7 +396,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<bool, E>>,
 {
-    poll_core(clock, interval, Some(timeout), true, None, condition).await
+    poll_core(clock, interval, non_zero(timeout), true, None, condition).await
 }
 
 /// Checks `condition` every `interval` until it is done or `cancel` fires, which ends the wait
@@ -449,6 +455,11 @@ where
     Fut: Future<Output = Result<bool, E>>,
 {
     poll_core(clock, interval, None, true, None, condition).await
+}
+
+/// Go's poller: a zero timeout means no timeout.
+fn non_zero(timeout: Duration) -> Option<Duration> {
+    (!timeout.is_zero()).then_some(timeout)
 }
 
 async fn poll_core<E, F, Fut>(
@@ -610,7 +621,11 @@ mod tests {
     #[tokio::test]
     async fn exponential_backoff_returns_condition_error_as_is() {
         let clock = FakeClock::new();
-        let result = exponential_backoff(&clock, Backoff::default(), || {
+        let backoff = Backoff {
+            steps: 1,
+            ..Backoff::default()
+        };
+        let result = exponential_backoff(&clock, backoff, || {
             std::future::ready(Err::<bool, _>("boom"))
         })
         .await;
@@ -631,6 +646,7 @@ mod tests {
             async move {
                 let backoff = Backoff {
                     steps: 10,
+                    duration: MS,
                     ..Backoff::default()
                 };
                 exponential_backoff_with_cancel(&clock, backoff, &cancel, || {

@@ -365,16 +365,16 @@ impl ApiServer {
     ) -> Result<ResourceRequest, ApiError> {
         let lookup = |plural: &str| self.registry.get(group, version, plural);
         // namespaces/{ns}/{resource}[/{name}[/{subresource}]]
-        if let ["namespaces", namespace, plural, tail @ ..] = rest {
-            if let Some(resource) = lookup(plural).filter(|r| r.namespaced) {
-                let (name, subresource) = match tail {
-                    [] => (None, None),
-                    [name] => (Some(*name), None),
-                    [name, sub] => (Some(*name), Some(*sub)),
-                    _ => return Err(ApiError::path_not_found()),
-                };
-                return self.finish_resource_request(resource, Some(namespace), name, subresource);
-            }
+        if let ["namespaces", namespace, plural, tail @ ..] = rest
+            && let Some(resource) = lookup(plural).filter(|r| r.namespaced)
+        {
+            let (name, subresource) = match tail {
+                [] => (None, None),
+                [name] => (Some(*name), None),
+                [name, sub] => (Some(*name), Some(*sub)),
+                _ => return Err(ApiError::path_not_found()),
+            };
+            return self.finish_resource_request(resource, Some(namespace), name, subresource);
         }
         let (plural, name, subresource) = match rest {
             [plural] => (*plural, None, None),
@@ -397,10 +397,10 @@ impl ApiServer {
         name: Option<&str>,
         subresource: Option<&str>,
     ) -> Result<ResourceRequest, ApiError> {
-        if let Some(sub) = subresource {
-            if !(sub == "status" && resource.status_subresource) {
-                return Err(ApiError::path_not_found());
-            }
+        if let Some(sub) = subresource
+            && !(sub == "status" && resource.status_subresource)
+        {
+            return Err(ApiError::path_not_found());
         }
         Ok(ResourceRequest {
             resource,
@@ -573,18 +573,19 @@ impl ApiServer {
     ) -> Result<Arc<Value>, ApiError> {
         let resource = &request.resource;
         let storage_kind = views::storage_resource(&self.registry, resource);
-        if let Some(namespace) = meta_str(&object, "namespace") {
-            if resource.namespaced && Some(namespace) != request.namespace.as_deref() {
-                return Err(ApiError::bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request",
-                ));
-            }
+        if let Some(namespace) = meta_str(&object, "namespace")
+            && resource.namespaced
+            && Some(namespace) != request.namespace.as_deref()
+        {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
         }
         let mut name = meta_str(&object, "name").unwrap_or("").to_string();
-        if name.is_empty() {
-            if let Some(prefix) = meta_str(&object, "generateName").filter(|p| !p.is_empty()) {
-                name = object::generate_name(prefix);
-            }
+        if name.is_empty()
+            && let Some(prefix) = meta_str(&object, "generateName").filter(|p| !p.is_empty())
+        {
+            name = object::generate_name(prefix);
         }
         if let Some(cause) = object::validate_name(&storage_kind, &name) {
             return Err(ApiError::invalid(
@@ -692,21 +693,22 @@ impl ApiServer {
                 "the name of the object ({body_name}) does not match the name on the URL ({name})"
             )));
         }
-        if let Some(namespace) = meta_str(&object, "namespace") {
-            if resource.namespaced && Some(namespace) != request.namespace.as_deref() {
-                return Err(ApiError::bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request",
-                ));
-            }
+        if let Some(namespace) = meta_str(&object, "namespace")
+            && resource.namespaced
+            && Some(namespace) != request.namespace.as_deref()
+        {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
         }
         let expected_rv = meta_str(&object, "resourceVersion")
             .filter(|rv| !rv.is_empty())
             .map(str::to_string);
         let updated = self.write(request, &name, |current| {
-            if let Some(expected) = &expected_rv {
-                if meta_str(current, "resourceVersion") != Some(expected.as_str()) {
-                    return Err(ApiError::conflict(resource, &name));
-                }
+            if let Some(expected) = &expected_rv
+                && meta_str(current, "resourceVersion") != Some(expected.as_str())
+            {
+                return Err(ApiError::conflict(resource, &name));
             }
             Ok(object.clone())
         })?;
@@ -868,10 +870,10 @@ impl ApiServer {
         let updated = self.write(request, &name, |current| {
             let current_view = views::for_resource(resource, current);
             let patched = patch::apply_patch(&current_view, patch_type, body)?;
-            if let Some(rv) = meta_str(&patched, "resourceVersion") {
-                if Some(rv) != meta_str(current, "resourceVersion") {
-                    return Err(ApiError::conflict(resource, &name));
-                }
+            if let Some(rv) = meta_str(&patched, "resourceVersion")
+                && Some(rv) != meta_str(current, "resourceVersion")
+            {
+                return Err(ApiError::conflict(resource, &name));
             }
             Ok(views::to_storage(resource, patched))
         })?;

@@ -188,13 +188,11 @@ pub fn apply_defaults(resource: &ResourceType, object: &mut Value, creating: boo
             {"effect": "NoExecute", "key": "node.kubernetes.io/unreachable", "operator": "Exists", "tolerationSeconds": 300}
         ]),
     );
-    if creating {
-        if let Some(map) = object.as_object_mut() {
-            let status = map.entry("status").or_insert_with(|| json!({}));
-            if let Some(status) = status.as_object_mut() {
-                default_field(status, "phase", json!("Pending"));
-                default_field(status, "qosClass", json!("BestEffort"));
-            }
+    if creating && let Some(map) = object.as_object_mut() {
+        let status = map.entry("status").or_insert_with(|| json!({}));
+        if let Some(status) = status.as_object_mut() {
+            default_field(status, "phase", json!("Pending"));
+            default_field(status, "qosClass", json!("BestEffort"));
         }
     }
 }

@@ -189,9 +189,7 @@ impl Parser {
         if matches!(operator, Operator::GreaterThan | Operator::LessThan)
             && values[0].parse::<i64>().is_err()
         {
-            return Err(format!(
-                "for 'Gt', 'Lt' operators, the value must be an integer"
-            ));
+            return Err("for 'Gt', 'Lt' operators, the value must be an integer".to_string());
         }
         Ok(Requirement {
             key,

@@ -57,11 +57,11 @@ pub fn for_resource(resource: &ResourceType, stored: &Value) -> Value {
 /// The object as a list item of `resource`: built-in kinds drop `apiVersion` and `kind`.
 pub fn list_item(resource: &ResourceType, stored: &Value) -> Value {
     let mut item = for_resource(resource, stored);
-    if !resource.custom {
-        if let Some(map) = item.as_object_mut() {
-            map.remove("apiVersion");
-            map.remove("kind");
-        }
+    if !resource.custom
+        && let Some(map) = item.as_object_mut()
+    {
+        map.remove("apiVersion");
+        map.remove("kind");
     }
     item
 }
