@@ -150,7 +150,8 @@ fn bench_execute(c: &mut Criterion) {
         group.bench_function(format!("{name}/serde_json_value"), |b| {
             b.iter(|| {
                 out.clear();
-                jp.execute_into(&mut out, black_box(&list)).expect("execute");
+                jp.execute_into(&mut out, black_box(&list))
+                    .expect("execute");
                 black_box(out.len())
             })
         });

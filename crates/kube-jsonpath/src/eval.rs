@@ -456,7 +456,13 @@ fn eval_subscript<'a, V: Sealed>(
             continue;
         }
         if a >= len || a < 0 {
-            return fail(out, ExecError::OutOfBounds { index: a, length: elements.len() });
+            return fail(
+                out,
+                ExecError::OutOfBounds {
+                    index: a,
+                    length: elements.len(),
+                },
+            );
         }
         if b > len || b < 0 {
             return fail(
@@ -605,7 +611,11 @@ fn less(a: &Basic<'_>, b: &Basic<'_>) -> Result<bool, ExecError> {
 }
 
 /// client-go's filter comparison (Go template `eq`, `lt`, ... semantics and errors).
-fn compare<V: Sealed>(op: &FilterOp, left: Item<'_, V>, right: Item<'_, V>) -> Result<bool, ExecError> {
+fn compare<V: Sealed>(
+    op: &FilterOp,
+    left: Item<'_, V>,
+    right: Item<'_, V>,
+) -> Result<bool, ExecError> {
     if let FilterOp::Other(op) = op {
         return Err(ExecError::UnknownOperator(op.clone()));
     }

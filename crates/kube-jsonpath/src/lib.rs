@@ -180,7 +180,10 @@ impl JsonPath {
     }
 
     /// [`render`](Self::render) for any serializable value.
-    pub fn render_serialize<T: serde::Serialize + ?Sized>(&self, data: &T) -> Result<String, Error> {
+    pub fn render_serialize<T: serde::Serialize + ?Sized>(
+        &self,
+        data: &T,
+    ) -> Result<String, Error> {
         let document = Document::from_serialize(data)?;
         self.render(&document)
     }

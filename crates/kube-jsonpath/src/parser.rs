@@ -152,9 +152,7 @@ impl<'s> Parser<'s> {
                         ..
                     })
                 ) {
-                    return Err(
-                        self.error_at(ParseErrorKind::MultipleRecursiveDescent, self.pos)
-                    );
+                    return Err(self.error_at(ParseErrorKind::MultipleRecursiveDescent, self.pos));
                 }
                 let begin = self.pos;
                 self.pos += 2;
@@ -278,10 +276,16 @@ impl<'s> Parser<'s> {
         // Only ASCII digits, signs and dots reach this point (or non-ASCII digits, which both
         // parsers reject), so Rust's float grammar agrees with Go's ParseFloat here.
         match value.parse::<f64>() {
-            Ok(f) if value.bytes().all(|b| b.is_ascii_digit() || b".+-".contains(&b)) => Ok(Step {
-                kind: StepKind::Literal(Literal::Float(f)),
-                span,
-            }),
+            Ok(f)
+                if value
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b".+-".contains(&b)) =>
+            {
+                Ok(Step {
+                    kind: StepKind::Literal(Literal::Float(f)),
+                    span,
+                })
+            }
             _ => Err(self.error_at(ParseErrorKind::CannotParseNumber(value.to_string()), begin)),
         }
     }
@@ -513,10 +517,7 @@ impl<'s> Parser<'s> {
 /// `-?\d*` at the start of `s` (ASCII digits, like RE2's `\d`).
 fn take_index(s: &str) -> (&str, &str) {
     let sign = usize::from(s.starts_with('-'));
-    let digits = s[sign..]
-        .bytes()
-        .take_while(|b| b.is_ascii_digit())
-        .count();
+    let digits = s[sign..].bytes().take_while(|b| b.is_ascii_digit()).count();
     s.split_at(sign + digits)
 }
 
@@ -706,7 +707,10 @@ mod tests {
         );
         check(
             "{.bicycle.*}",
-            vec![action(vec![field("bicycle"), Step::new(StepKind::Wildcard)])],
+            vec![action(vec![
+                field("bicycle"),
+                Step::new(StepKind::Wildcard),
+            ])],
         );
         check(
             "{[?(@.price<3)]}",
@@ -784,7 +788,10 @@ mod tests {
             "{[-1]}",
             vec![action(vec![sub(Subscript::Index(Some(-1)))])],
         );
-        check("{[1:-1]}", vec![action(vec![slice(Some(1), Some(-1), None)])]);
+        check(
+            "{[1:-1]}",
+            vec![action(vec![slice(Some(1), Some(-1), None)])],
+        );
     }
 
     // client-go parser_test.go, TestFailParser.
@@ -822,7 +829,10 @@ mod tests {
             ("{\t}", "unrecognized character in action: U+0009"),
             ("{..*}", "unrecognized character in action: U+002A '*'"),
             ("{-}", "cannot parse number -"),
-            ("{[?(@.a==)]}", "unrecognized character in action: U+003D '='"),
+            (
+                "{[?(@.a==)]}",
+                "unrecognized character in action: U+003D '='",
+            ),
             ("{[1,a]}", "invalid array index a"),
         ];
         for (template, message) in cases {
@@ -866,11 +876,11 @@ mod tests {
         check("{[]}", vec![action(vec![sub(Subscript::Index(None))])]);
         // `[*]` and `[:]` are the same full slice; `[a:b:]` has no step.
         check("{[:]}", vec![action(vec![slice(None, None, None)])]);
-        check("{[1:2:]}", vec![action(vec![slice(Some(1), Some(2), None)])]);
         check(
-            "{[::2]}",
-            vec![action(vec![slice(None, None, Some(2))])],
+            "{[1:2:]}",
+            vec![action(vec![slice(Some(1), Some(2), None)])],
         );
+        check("{[::2]}", vec![action(vec![slice(None, None, Some(2))])]);
         // Escaped terminators in field names.
         check(
             r"{.metadata.labels.kubernetes\.io/hostname}",
@@ -881,10 +891,7 @@ mod tests {
             ])],
         );
         // A space inside a quoted key splits it, as in client-go.
-        check(
-            "{['a b']}",
-            vec![action(vec![field("a"), ident("b")])],
-        );
+        check("{['a b']}", vec![action(vec![field("a"), ident("b")])]);
         // Numbers: integers, floats, overflow to float.
         check(
             "{1 -2 +3 1.5 99999999999999999999}",
@@ -918,10 +925,7 @@ mod tests {
             )])],
         );
         // Text after a stray `}` in a re-parsed fragment is dropped, like client-go.
-        check(
-            "{['a}b']}",
-            vec![action(vec![field("a")])],
-        );
+        check("{['a}b']}", vec![action(vec![field("a")])]);
         // An empty template has no segments; `}` outside an action is text.
         check("", vec![]);
         check("a}b", vec![text("a}b")]);

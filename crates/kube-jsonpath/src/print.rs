@@ -120,8 +120,9 @@ pub(crate) fn json_string(out: &mut Vec<u8>, bytes: &[u8]) {
             };
             let hex_escape = b < 0x20 || b == b'<' || b == b'>' || b == b'&';
             // U+2028 and U+2029 are E2 80 A8 / E2 80 A9.
-            let line_sep =
-                b == 0xe2 && valid.get(i + 1) == Some(&0x80) && matches!(valid.get(i + 2), Some(0xa8 | 0xa9));
+            let line_sep = b == 0xe2
+                && valid.get(i + 1) == Some(&0x80)
+                && matches!(valid.get(i + 2), Some(0xa8 | 0xa9));
             if escape.is_none() && !hex_escape && !line_sep {
                 i += 1;
                 continue;

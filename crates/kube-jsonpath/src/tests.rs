@@ -5,7 +5,11 @@ use super::*;
 use serde_json::{Value, json};
 
 /// Runs `template` on `data` and returns the output or the error message.
-fn run_with<V: JsonValue>(template: &str, data: &V, allow_missing_keys: bool) -> Result<String, String> {
+fn run_with<V: JsonValue>(
+    template: &str,
+    data: &V,
+    allow_missing_keys: bool,
+) -> Result<String, String> {
     let jp = JsonPath::parse(template)
         .map_err(|e| format!("parse: {e}"))?
         .allow_missing_keys(allow_missing_keys);
@@ -195,7 +199,10 @@ fn struct_input() {
         ("{$.Employees.dan}", "clerk"),
         ("{.Labels.k8s-app}", "20"),
         ("{.Bicycle[*].Color}", "red green"),
-        ("{.Book[*].Author}", "Nigel Rees Evelyn Waugh Herman Melville"),
+        (
+            "{.Book[*].Author}",
+            "Nigel Rees Evelyn Waugh Herman Melville",
+        ),
         (
             r#"{range .Bicycle[*]}{ "{" }{ @.* }{ "} " }{end}"#,
             "{red 19.95 true} {green 20.01 false} ",
@@ -247,12 +254,15 @@ fn struct_input() {
     let failures = [
         ("{hello}", "unrecognized identifier hello"),
         ("{.hello}", "hello is not found"),
-        ("{.Labels[0]}", "map[string]interface {} is not array or slice"),
         (
-            "{.Book[?(@.Price<>10)]}",
-            "unrecognized filter operator <>",
+            "{.Labels[0]}",
+            "map[string]interface {} is not array or slice",
         ),
-        ("{range .Labels.*}{@}{end}{end}", "not in range, nothing to end"),
+        ("{.Book[?(@.Price<>10)]}", "unrecognized filter operator <>"),
+        (
+            "{range .Labels.*}{@}{end}{end}",
+            "not in range, nothing to end",
+        ),
     ];
     for (template, message) in failures {
         assert_eq!(
@@ -472,7 +482,10 @@ fn negative_index() {
         ("{.spec.containers[-2:].name}", Some("fake2 fake3")),
         ("{.spec.containers[-3].name}", Some("fake1")),
         ("{.spec.containers[-4].name}", Some("fake0")),
-        ("{.spec.containers[-4:].name}", Some("fake0 fake1 fake2 fake3")),
+        (
+            "{.spec.containers[-4:].name}",
+            Some("fake0 fake1 fake2 fake3"),
+        ),
         ("{.spec.containers[-5].name}", None),
         ("{.spec.containers[5:5].name}", Some("")),
         ("{.spec.containers[-5:-5].name}", Some("")),
@@ -523,9 +536,18 @@ fn running_pods() {
 fn step() {
     let data = containers(6);
     let cases = [
-        ("{.spec.containers[0:].name}", Some("fake0 fake1 fake2 fake3 fake4 fake5")),
-        ("{.spec.containers[0:6:].name}", Some("fake0 fake1 fake2 fake3 fake4 fake5")),
-        ("{.spec.containers[0:6:1].name}", Some("fake0 fake1 fake2 fake3 fake4 fake5")),
+        (
+            "{.spec.containers[0:].name}",
+            Some("fake0 fake1 fake2 fake3 fake4 fake5"),
+        ),
+        (
+            "{.spec.containers[0:6:].name}",
+            Some("fake0 fake1 fake2 fake3 fake4 fake5"),
+        ),
+        (
+            "{.spec.containers[0:6:1].name}",
+            Some("fake0 fake1 fake2 fake3 fake4 fake5"),
+        ),
         ("{.spec.containers[0:6:0].name}", None),
         ("{.spec.containers[0:6:-1].name}", None),
         ("{.spec.containers[1:4:2].name}", Some("fake1 fake3")),
@@ -552,7 +574,11 @@ fn empty_array_does_not_stop_following_inputs() {
         (json!([["first"], [], ["third"]]), "{[*][*]}", "first third"),
         (json!([["first"], []]), "{[*][:]}", "first"),
         (json!([[], []]), "{[*][*]}", ""),
-        (json!([["first"], ["second", "third"]]), "{[*][0:-1]}", "second"),
+        (
+            json!([["first"], ["second", "third"]]),
+            "{[*][0:-1]}",
+            "second",
+        ),
         (json!([["first"], ["second"]]), "{[*][*]}", "first second"),
     ];
     for (data, template, expected) in cases {
@@ -612,7 +638,11 @@ fn nulls() {
     ok("{.n[*]}", &data, "null 1 null");
     ok("{.nul}", &data, "null");
     // Ranging over a null gives Go's invalid value.
-    ok("{range .n[*]}[{@}]{end}", &data, "[<no value>][1][<no value>]");
+    ok(
+        "{range .n[*]}[{@}]{end}",
+        &data,
+        "[<no value>][1][<no value>]",
+    );
     fails_with("{.nul.x}", &data, "x is not found");
     ok("{.nul[0]}", &data, "");
     fails_with(
@@ -643,7 +673,11 @@ fn filters_compare_like_go_templates() {
     );
     ok("{.pts[?(@.x)].id}", &pts, "i1 i2 i3 i4");
     ok("{.pts[?(@.z)].id}", &pts, "i2");
-    ok("{.pts[?(@.q==3)].id}", &json!({"pts": [{"q": 1}, {"q": 2}]}), "");
+    ok(
+        "{.pts[?(@.q==3)].id}",
+        &json!({"pts": [{"q": 1}, {"q": 2}]}),
+        "",
+    );
     fails_with("{.pts[?(@.q==1)].id}", &pts, "q is not found");
     let bools = json!([true, false]);
     ok("{[?(@==true)]}", &bools, "true");
@@ -657,7 +691,11 @@ fn filters_compare_like_go_templates() {
     // Existence filters look at what the operand returned, even on error (client-go quirk).
     let containers = json!({"c": [{"name": "a", "ports": [{"p": 80}]}, {"name": "b"}]});
     ok("{.c[?(@.ports[5])].name}", &containers, "a");
-    ok("{.c[?(@.ports[0].p==80)].name}", &json!({"c": [{"ports": [{"p": 80}], "name": "a"}]}), "a");
+    ok(
+        "{.c[?(@.ports[0].p==80)].name}",
+        &json!({"c": [{"ports": [{"p": 80}], "name": "a"}]}),
+        "a",
+    );
     // Two operands that yield several values.
     fails_with(
         "{.c[?(@.ports[*].p==80)].name}",
@@ -683,11 +721,7 @@ fn wildcards_recursion_and_strings() {
     ok("{.str.*}", &data, "97 98");
     ok("{range .str.*}{@} {end}", &data, "97 98 ");
     ok("{.nested..z}", &data, "1 2");
-    ok(
-        "{.nested..y[0]}",
-        &data,
-        r#"{"z":1}"#,
-    );
+    ok("{.nested..y[0]}", &data, r#"{"z":1}"#);
     fails_with(
         "{.nested..[0]}",
         &data,
@@ -701,9 +735,17 @@ fn wildcards_recursion_and_strings() {
 #[test]
 fn literals_identifiers_and_unions() {
     let data = json!({"kind": "Pod", "pts": [{"id": "a", "x": 1}, {"id": "b", "x": 2}]});
-    ok(r#"{1} {2.5} {true} {"x"} {.kind 5}"#, &data, "1 2.5 true x 5");
+    ok(
+        r#"{1} {2.5} {true} {"x"} {.kind 5}"#,
+        &data,
+        "1 2.5 true x 5",
+    );
     fails_with(r#"{.kind "x" .y}"#, &data, "y is not found");
-    ok("{true}{false}{1.50}{-0}{007}{1.}{+.5}", &data, "truefalse1.50710.5");
+    ok(
+        "{true}{false}{1.50}{-0}{007}{1.}{+.5}",
+        &data,
+        "truefalse1.50710.5",
+    );
     ok("{.pts[*]['id','x']}", &data, "a b 1 2");
     ok(r#"{.pts[1, ?(@.id=="a")].id}"#, &data, "b a");
     // A filter first in the brackets is parsed as a filter, so a union cannot start with one.
@@ -734,7 +776,11 @@ fn range_quirks_match_client_go() {
     ok("{range .kind}{@}{end}", &data, "Pod");
     ok("{range 1}{@}{end}", &data, "1");
     ok_missing("{range .e[*]}{.x}{end}done", &json!({"e": []}), "done");
-    fails_with("{range .e[*]}{.x}{end}done", &json!({"e": []}), "x is not found");
+    fails_with(
+        "{range .e[*]}{.x}{end}done",
+        &json!({"e": []}),
+        "x is not found",
+    );
     ok_missing(
         "{range .c[*]}{range .c[*]}{.name}{end}{end}",
         &json!({"c": [{"name": "a", "c": [{"name": "x"}]}, {"name": "b", "c": []}]}),

@@ -362,7 +362,8 @@ mod tests {
 
     #[test]
     fn from_serde_json_value_and_serialize() {
-        let value = serde_json::json!({"x": [1, 2.5, "s", null, true], "big": 18446744073709551615u64});
+        let value =
+            serde_json::json!({"x": [1, 2.5, "s", null, true], "big": 18446744073709551615u64});
         let doc = Document::from(value.clone());
         let Document::Object(map) = &doc else {
             panic!("object expected")

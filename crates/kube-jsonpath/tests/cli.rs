@@ -38,14 +38,38 @@ const SEED_EXAMPLES: &[(&str, &str)] = &[
     ("{.kind}", "Pod"),
     ("{.metadata.name}", "test-jsonpath"),
     ("{['metadata.name']}", "test-jsonpath"),
-    ("names : [{..name}] ", "names : [test-jsonpath nginx kube-api-access-w9kjk kube-api-access-w9kjk kube-root-ca.crt nginx] "),
-    ("{.spec.tolerations}", "[{\"effect\":\"NoExecute\",\"key\":\"node.kubernetes.io/not-ready\",\"operator\":\"Exists\",\"tolerationSeconds\":300},{\"effect\":\"NoExecute\",\"key\":\"node.kubernetes.io/unreachable\",\"operator\":\"Exists\",\"tolerationSeconds\":300}]"),
-    ("{.spec.tolerations[*]}", "{\"effect\":\"NoExecute\",\"key\":\"node.kubernetes.io/not-ready\",\"operator\":\"Exists\",\"tolerationSeconds\":300} {\"effect\":\"NoExecute\",\"key\":\"node.kubernetes.io/unreachable\",\"operator\":\"Exists\",\"tolerationSeconds\":300}"),
-    ("{.spec.tolerations[0]}", "{\"effect\":\"NoExecute\",\"key\":\"node.kubernetes.io/not-ready\",\"operator\":\"Exists\",\"tolerationSeconds\":300}"),
-    ("{.spec.tolerations[0:2]}", "{\"effect\":\"NoExecute\",\"key\":\"node.kubernetes.io/not-ready\",\"operator\":\"Exists\",\"tolerationSeconds\":300} {\"effect\":\"NoExecute\",\"key\":\"node.kubernetes.io/unreachable\",\"operator\":\"Exists\",\"tolerationSeconds\":300}"),
-    ("{.spec.tolerations[?(@.effect==\"NoExecute\")]}", "{\"effect\":\"NoExecute\",\"key\":\"node.kubernetes.io/not-ready\",\"operator\":\"Exists\",\"tolerationSeconds\":300} {\"effect\":\"NoExecute\",\"key\":\"node.kubernetes.io/unreachable\",\"operator\":\"Exists\",\"tolerationSeconds\":300}"),
-    ("{range .spec.tolerations[*]} effect:{.effect} , key:{.key} | {end}", " effect:NoExecute , key:node.kubernetes.io/not-ready |  effect:NoExecute , key:node.kubernetes.io/unreachable | "),
-    ("{range .spec.tolerations[*]}effect:{.effect}{'\\t'}key:{.key}{'\\n'}{end}", "effect:NoExecute\tkey:node.kubernetes.io/not-ready\neffect:NoExecute\tkey:node.kubernetes.io/unreachable\n"),
+    (
+        "names : [{..name}] ",
+        "names : [test-jsonpath nginx kube-api-access-w9kjk kube-api-access-w9kjk kube-root-ca.crt nginx] ",
+    ),
+    (
+        "{.spec.tolerations}",
+        "[{\"effect\":\"NoExecute\",\"key\":\"node.kubernetes.io/not-ready\",\"operator\":\"Exists\",\"tolerationSeconds\":300},{\"effect\":\"NoExecute\",\"key\":\"node.kubernetes.io/unreachable\",\"operator\":\"Exists\",\"tolerationSeconds\":300}]",
+    ),
+    (
+        "{.spec.tolerations[*]}",
+        "{\"effect\":\"NoExecute\",\"key\":\"node.kubernetes.io/not-ready\",\"operator\":\"Exists\",\"tolerationSeconds\":300} {\"effect\":\"NoExecute\",\"key\":\"node.kubernetes.io/unreachable\",\"operator\":\"Exists\",\"tolerationSeconds\":300}",
+    ),
+    (
+        "{.spec.tolerations[0]}",
+        "{\"effect\":\"NoExecute\",\"key\":\"node.kubernetes.io/not-ready\",\"operator\":\"Exists\",\"tolerationSeconds\":300}",
+    ),
+    (
+        "{.spec.tolerations[0:2]}",
+        "{\"effect\":\"NoExecute\",\"key\":\"node.kubernetes.io/not-ready\",\"operator\":\"Exists\",\"tolerationSeconds\":300} {\"effect\":\"NoExecute\",\"key\":\"node.kubernetes.io/unreachable\",\"operator\":\"Exists\",\"tolerationSeconds\":300}",
+    ),
+    (
+        "{.spec.tolerations[?(@.effect==\"NoExecute\")]}",
+        "{\"effect\":\"NoExecute\",\"key\":\"node.kubernetes.io/not-ready\",\"operator\":\"Exists\",\"tolerationSeconds\":300} {\"effect\":\"NoExecute\",\"key\":\"node.kubernetes.io/unreachable\",\"operator\":\"Exists\",\"tolerationSeconds\":300}",
+    ),
+    (
+        "{range .spec.tolerations[*]} effect:{.effect} , key:{.key} | {end}",
+        " effect:NoExecute , key:node.kubernetes.io/not-ready |  effect:NoExecute , key:node.kubernetes.io/unreachable | ",
+    ),
+    (
+        "{range .spec.tolerations[*]}effect:{.effect}{'\\t'}key:{.key}{'\\n'}{end}",
+        "effect:NoExecute\tkey:node.kubernetes.io/not-ready\neffect:NoExecute\tkey:node.kubernetes.io/unreachable\n",
+    ),
     ("{.spec.containers[*].ports[*].containerPort}", "80"),
     ("{.status.conditions[?(@.type==\"Ready\")].status}", "True"),
 ];
@@ -135,7 +159,11 @@ fn bad_input_exits_1() {
 
 #[test]
 fn usage_errors_exit_2() {
-    for args in [&[][..], &["--bogus", "{.a}"][..], &["{.a}", "f", "extra"][..]] {
+    for args in [
+        &[][..],
+        &["--bogus", "{.a}"][..],
+        &["{.a}", "f", "extra"][..],
+    ] {
         let output = cli(args, None);
         assert_eq!(output.status.code(), Some(2), "args {args:?}");
         assert!(stderr(&output).contains("usage: kube-jsonpath"));
@@ -144,5 +172,8 @@ fn usage_errors_exit_2() {
     assert_eq!(output.status.code(), Some(0));
     assert!(stdout(&output).starts_with("usage: kube-jsonpath"));
     let output = cli(&["--version"], None);
-    assert_eq!(stdout(&output), format!("kube-jsonpath {}\n", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        stdout(&output),
+        format!("kube-jsonpath {}\n", env!("CARGO_PKG_VERSION"))
+    );
 }

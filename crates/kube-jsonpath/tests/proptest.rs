@@ -11,8 +11,8 @@ use proptest::prelude::*;
 fn template_like() -> impl Strategy<Value = String> {
     let pieces = prop::sample::select(vec![
         "{", "}", "[", "]", "(", ")", "?(", "[?(", "@", "$", ".", "..", "*", ",", ":", "'", "\"",
-        "\\", "-", "+", "1", "0", "5", " ", "\t", "\n", "=", "==", "!=", "<", ">=", "range",
-        "end", "true", "a", "name", "items", "é", "\\.", "x",
+        "\\", "-", "+", "1", "0", "5", " ", "\t", "\n", "=", "==", "!=", "<", ">=", "range", "end",
+        "true", "a", "name", "items", "é", "\\.", "x",
     ]);
     prop::collection::vec(pieces, 0..40).prop_map(|p| p.concat())
 }
@@ -230,7 +230,10 @@ fn union_member(first: bool) -> BoxedStrategy<Vec<Step>> {
 }
 
 fn union() -> BoxedStrategy<StepKind> {
-    (union_member(true), prop::collection::vec(union_member(false), 1..3))
+    (
+        union_member(true),
+        prop::collection::vec(union_member(false), 1..3),
+    )
         .prop_map(|(first, mut rest)| {
             rest.insert(0, first);
             StepKind::Union(rest)
