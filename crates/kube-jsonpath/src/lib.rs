@@ -206,3 +206,8 @@ impl fmt::Display for JsonPath {
 
 #[cfg(test)]
 mod tests;
+
+/// Compiles the README's Rust example as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
