@@ -645,6 +645,7 @@ impl ApiServer {
             object["spec"] = json!({"finalizers": ["kubernetes"]});
             object["status"] = json!({"phase": "Active"});
         }
+        object::apply_labels(&storage_kind, &mut object);
         if storage_kind.plural == "customresourcedefinitions" {
             object["status"] = crate::crd::accepted_status(&object);
         }
@@ -811,6 +812,7 @@ impl ApiServer {
                         .insert("generation".into(), json!(generation + 1));
                 }
                 object::apply_defaults(&storage_kind, &mut next, false);
+                object::apply_labels(&storage_kind, &mut next);
                 if !object::differs_ignoring_version(current, &next) {
                     return Ok(Change::Unchanged);
                 }

@@ -197,6 +197,22 @@ pub fn apply_defaults(resource: &ResourceType, object: &mut Value, creating: boo
     }
 }
 
+/// Labels the server maintains itself: `kubernetes.io/metadata.name` on namespaces.
+pub fn apply_labels(resource: &ResourceType, object: &mut Value) {
+    if !(resource.group.is_empty() && resource.plural == "namespaces") {
+        return;
+    }
+    let name = meta_str(object, "name").unwrap_or("").to_string();
+    let metadata = metadata_mut(object);
+    let labels = metadata.entry("labels").or_insert_with(|| json!({}));
+    if !labels.is_object() {
+        *labels = json!({});
+    }
+    if let Some(labels) = labels.as_object_mut() {
+        labels.insert("kubernetes.io/metadata.name".into(), json!(name));
+    }
+}
+
 /// Whether two objects differ in anything but `metadata.resourceVersion` and
 /// `metadata.managedFields`.
 pub fn differs_ignoring_version(a: &Value, b: &Value) -> bool {

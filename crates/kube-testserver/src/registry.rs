@@ -346,6 +346,12 @@ impl Registry {
             }
             registry.register(resource);
         }
+        if let Some(namespaces) = registry.get("", "v1", "namespaces") {
+            // The real server serves no deletecollection on namespaces.
+            let mut namespaces = (*namespaces).clone();
+            namespaces.verbs.retain(|v| v != "deletecollection");
+            registry.register(namespaces);
+        }
         registry
     }
 
