@@ -201,10 +201,10 @@ impl Mapping {
     }
 
     fn map_body(&self, body: &mut Value) {
-        if let Some(rv) = body["metadata"]["resourceVersion"].as_str() {
-            if let Some(ours) = self.rvs.get(rv) {
-                body["metadata"]["resourceVersion"] = json!(ours);
-            }
+        if let Some(rv) = body["metadata"]["resourceVersion"].as_str()
+            && let Some(ours) = self.rvs.get(rv)
+        {
+            body["metadata"]["resourceVersion"] = json!(ours);
         }
         if let Some(metadata) = body.get_mut("metadata").and_then(Value::as_object_mut) {
             metadata.remove("managedFields");
