@@ -5,8 +5,9 @@
 //! [`Step`]s evaluated left to right. Every node carries the [`Span`] of the template text it
 //! was parsed from.
 //!
-//! Equality (`==`) compares the structure only and ignores spans, so that a template printed
-//! with [`Display`](fmt::Display) and parsed again compares equal to the original:
+//! Equality (`==`) compares the structure only and ignores spans, so that any tree the parser
+//! produces, printed with [`Display`](fmt::Display) and parsed again, compares equal to the
+//! original:
 //!
 //! ```
 //! use kube_jsonpath::Template;
