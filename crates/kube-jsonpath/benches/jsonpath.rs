@@ -15,7 +15,11 @@ use serde_json::{Value, json};
 /// A pod as `kubectl get pods -o json` returns it: labels, two containers, status with
 /// conditions and container statuses.
 fn pod(i: usize) -> Value {
-    let phase = if i % 5 == 0 { "Pending" } else { "Running" };
+    let phase = if i.is_multiple_of(5) {
+        "Pending"
+    } else {
+        "Running"
+    };
     json!({
         "apiVersion": "v1",
         "kind": "Pod",
@@ -28,7 +32,7 @@ fn pod(i: usize) -> Value {
             "labels": {
                 "app": "web",
                 "pod-template-hash": "5d8f7c9b6d",
-                "tier": if i % 2 == 0 { "frontend" } else { "backend" },
+                "tier": if i.is_multiple_of(2) { "frontend" } else { "backend" },
             },
             "annotations": {"kubernetes.io/psp": "restricted"},
             "ownerReferences": [{

@@ -147,7 +147,7 @@ impl Document {
     /// conversion.
     #[cfg(feature = "yaml")]
     pub fn from_yaml_str(text: &str) -> Result<Self, Error> {
-        serde_norway::from_str(text).map_err(|e| Error::Input(format!("invalid YAML: {e}")))
+        serde_yaml_ng::from_str(text).map_err(|e| Error::Input(format!("invalid YAML: {e}")))
     }
 
     /// Converts any serializable value (a `k8s-openapi` object, your own struct) by going
