@@ -258,6 +258,20 @@ impl ApiServer {
             }
             _ => {}
         }
+        if let ["openapi", "v3", rest @ ..] = segments.as_slice() {
+            self.authorize_path(user, path)?;
+            let document = match rest {
+                [] => Some(crate::openapi::root(&self.registry)),
+                ["api", version] => crate::openapi::group_version(&self.registry, "", version),
+                ["apis", group, version] => {
+                    crate::openapi::group_version(&self.registry, group, version)
+                }
+                _ => None,
+            };
+            return document
+                .map(|d| json_response(StatusCode::OK, &d))
+                .ok_or_else(ApiError::path_not_found);
+        }
         let (group, version, rest) = match segments.as_slice() {
             ["api", rest @ ..] => match rest {
                 [] => {
@@ -672,6 +686,16 @@ impl ApiServer {
             .store
             .get(&key, &(String::new(), namespace.to_string()))
         {
+            Some(ns) if meta_str(&ns, "deletionTimestamp").is_some() => Err(ApiError {
+                code: 403,
+                reason: "Forbidden",
+                message: format!(
+                    "unable to create new content in namespace {namespace} because it is being terminated"
+                ),
+                details: Some(
+                    json!({"causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {namespace} is being terminated"), "field": "metadata.namespace"}]}),
+                ),
+            }),
             Some(_) => Ok(()),
             None => {
                 let namespaces = self
@@ -1000,14 +1024,14 @@ impl ApiServer {
         }
         let ns_storage = (String::new(), "namespaces".to_string());
         let ns_key = (String::new(), namespace.to_string());
+        // Objects held by finalizers keep the namespace terminating until they are gone.
+        if !self.store.keys_in_namespace(namespace).is_empty() {
+            return;
+        }
         let result = self
             .store
             .update(&ns_storage, &ns_key, ApiError::path_not_found, |current| {
-                if self.store.keys_in_namespace(namespace).is_empty() {
-                    Ok(Change::Delete(current.clone()))
-                } else {
-                    Ok(Change::Unchanged)
-                }
+                Ok(Change::Delete(current.clone()))
             });
         if let Err(error) = result {
             tracing::debug!(?error, "namespace finalization");

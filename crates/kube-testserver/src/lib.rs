@@ -50,6 +50,7 @@ pub mod faults;
 mod gojson;
 pub mod kubeconfig;
 pub mod object;
+pub mod openapi;
 pub mod patch;
 pub mod registry;
 pub mod selector;
