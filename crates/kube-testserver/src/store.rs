@@ -56,6 +56,9 @@ pub struct StoredEvent {
     pub object: Arc<Value>,
     /// The object before the change (none for a create).
     pub prev: Option<Arc<Value>>,
+    /// The watch-event line for watchers that see this change as it is, encoded once and
+    /// shared by all of them.
+    pub encoded: std::sync::OnceLock<bytes::Bytes>,
 }
 
 #[derive(Debug, Default)]
@@ -204,6 +207,7 @@ impl Store {
                 key,
                 object: Arc::clone(&object),
                 prev: None,
+                encoded: std::sync::OnceLock::new(),
             },
         );
         Ok(object)
@@ -246,6 +250,7 @@ impl Store {
                         key: key.clone(),
                         object: Arc::clone(&object),
                         prev: Some(current),
+                        encoded: std::sync::OnceLock::new(),
                     },
                 );
                 Ok(object)
@@ -266,6 +271,7 @@ impl Store {
                         key: key.clone(),
                         object: Arc::clone(&last),
                         prev: Some(current),
+                        encoded: std::sync::OnceLock::new(),
                     },
                 );
                 Ok(last)
@@ -356,6 +362,7 @@ impl Store {
                         key: key.clone(),
                         object: Arc::clone(object),
                         prev: None,
+                        encoded: std::sync::OnceLock::new(),
                     })
                 })
                 .collect(),

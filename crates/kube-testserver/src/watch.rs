@@ -61,25 +61,26 @@ fn with_resource_version(object: &Value, rv: u64) -> Value {
     object
 }
 
-/// What a watcher sees of a change: the event type and object after selector transitions.
-fn transform(event: &StoredEvent, filter: &Filter) -> Option<(&'static str, Value)> {
+/// What a watcher sees of a change: the event type, and the object when it is not the
+/// event's own (a DELETED for an object leaving the selector carries its previous state).
+fn transform(event: &StoredEvent, filter: &Filter) -> Option<(&'static str, Option<Value>)> {
     let now = filter.matches(&event.object);
     let before = event
         .prev
         .as_deref()
         .is_some_and(|prev| filter.matches(prev));
     match event.kind {
-        EventType::Added => now.then(|| ("ADDED", (*event.object).clone())),
+        EventType::Added => now.then_some(("ADDED", None)),
         EventType::Modified => match (before, now) {
-            (false, true) => Some(("ADDED", (*event.object).clone())),
-            (true, true) => Some(("MODIFIED", (*event.object).clone())),
+            (false, true) => Some(("ADDED", None)),
+            (true, true) => Some(("MODIFIED", None)),
             (true, false) => event
                 .prev
                 .as_deref()
-                .map(|prev| ("DELETED", with_resource_version(prev, event.rv))),
+                .map(|prev| ("DELETED", Some(with_resource_version(prev, event.rv)))),
             (false, false) => None,
         },
-        EventType::Deleted => (before || now).then(|| ("DELETED", (*event.object).clone())),
+        EventType::Deleted => (before || now).then_some(("DELETED", None)),
     }
 }
 
@@ -224,6 +225,9 @@ pub fn serve(
         .map_err(|e| ApiError::internal(format!("cannot build the watch response: {e}")))
 }
 
+/// The most events sent in one chunk.
+const MAX_BATCH: usize = 256;
+
 struct WatchStream {
     server: Arc<ApiServer>,
     request: ResourceRequest,
@@ -240,15 +244,35 @@ impl WatchStream {
         self.tx.send(bytes).await.is_ok()
     }
 
+    /// Sends what this watcher sees of `event`, if anything; false once the client is gone.
+    async fn send_event(&self, event: &StoredEvent) -> bool {
+        match self.encode(event) {
+            Some(bytes) => self.send(bytes).await,
+            None => true,
+        }
+    }
+
+    /// The line this watcher sees for `event`, if it sees it at all.
+    fn encode(&self, event: &StoredEvent) -> Option<Bytes> {
+        let (kind, replacement) = transform(event, &self.filter)?;
+        let resource = &self.request.resource;
+        Some(match replacement {
+            // The common case: shared by every watcher that sees the change as it is.
+            None if kind == event.kind.as_str() && resource.storage.is_none() => event
+                .encoded
+                .get_or_init(|| line(kind, &event.object))
+                .clone(),
+            None => line(kind, &views::for_resource(resource, &event.object)),
+            Some(object) => line(kind, &views::for_resource(resource, &object)),
+        })
+    }
+
     async fn run(self, feed: crate::store::WatchFeed) {
         let storage = self.request.storage_key();
         let mut last_rv = feed.rv;
         for event in &feed.initial {
-            if let Some((kind, object)) = transform(event, &self.filter) {
-                let object = views::for_resource(&self.request.resource, &object);
-                if !self.send(line(kind, &object)).await {
-                    return;
-                }
+            if !self.send_event(event).await {
+                return;
             }
         }
         if self.send_initial && !self.send(bookmark(&self.request, feed.rv, true)).await {
@@ -274,15 +298,32 @@ impl WatchStream {
                 }
                 received = live.recv() => match received {
                     Ok(event) => {
-                        if event.storage != storage {
-                            continue;
-                        }
-                        last_rv = event.rv;
-                        if let Some((kind, object)) = transform(&event, &self.filter) {
-                            let object = views::for_resource(&self.request.resource, &object);
-                            if !self.send(line(kind, &object)).await {
-                                return;
+                        // Whatever else is already queued goes out in the same chunk: one
+                        // write for a burst of events instead of one per event.
+                        let mut batch = bytes::BytesMut::new();
+                        let mut next = Some(event);
+                        let mut taken = 0;
+                        while let Some(event) = next.take() {
+                            if event.storage == storage {
+                                last_rv = event.rv;
+                                if let Some(line) = self.encode(&event) {
+                                    batch.extend_from_slice(&line);
+                                }
                             }
+                            taken += 1;
+                            if taken < MAX_BATCH {
+                                match live.try_recv() {
+                                    Ok(more) => next = Some(more),
+                                    Err(broadcast::error::TryRecvError::Lagged(missed)) => {
+                                        tracing::warn!(missed, "watcher fell behind; closing its stream so it re-watches");
+                                        return;
+                                    }
+                                    Err(_) => {}
+                                }
+                            }
+                        }
+                        if !batch.is_empty() && !self.send(batch.freeze()).await {
+                            return;
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
@@ -308,6 +349,7 @@ mod tests {
             key: ("ns".into(), "p".into()),
             object: Arc::new(object),
             prev: prev.map(Arc::new),
+            encoded: std::sync::OnceLock::new(),
         }
     }
 
@@ -329,6 +371,7 @@ mod tests {
         let f = filter("app=demo");
         let leaving = event(EventType::Modified, pod("moved"), Some(pod("demo")));
         let (kind, object) = transform(&leaving, &f).unwrap();
+        let object = object.unwrap();
         assert_eq!(kind, "DELETED");
         assert_eq!(object["metadata"]["labels"]["app"], "demo");
         assert_eq!(object["metadata"]["resourceVersion"], "9");
