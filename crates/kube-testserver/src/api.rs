@@ -95,6 +95,16 @@ impl ResourceRequest {
     }
 }
 
+/// What routing needs of a request besides its body.
+struct Head {
+    method: Method,
+    path: String,
+    query: Query,
+    user: User,
+    content_type: String,
+    accept: String,
+}
+
 /// Query parameters.
 pub type Query = HashMap<String, String>;
 
@@ -118,6 +128,15 @@ pub fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
         .header(header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(body)).boxed_unsync())
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed_unsync()))
+}
+
+fn aggregated_response(document: &Value) -> Response<Body> {
+    let mut response = json_response(StatusCode::OK, document);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static(discovery::AGGREGATED_CONTENT_TYPE),
+    );
+    response
 }
 
 /// A `Status` error response.
@@ -217,6 +236,12 @@ impl ApiServer {
             Ok(user) => user,
             Err(error) => return error_response(&error),
         };
+        let accept = request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
         let content_type = request
             .headers()
             .get(header::CONTENT_TYPE)
@@ -232,7 +257,17 @@ impl ApiServer {
             }
         };
         let response = self
-            .route(&method, &path, &query, &user, &content_type, body)
+            .route(
+                &Head {
+                    method,
+                    path,
+                    query,
+                    user,
+                    content_type,
+                    accept,
+                },
+                body,
+            )
             .await;
         match response {
             Ok(response) => response,
@@ -240,15 +275,17 @@ impl ApiServer {
         }
     }
 
-    async fn route(
-        self: &Arc<Self>,
-        method: &Method,
-        path: &str,
-        query: &Query,
-        user: &User,
-        content_type: &str,
-        body: Bytes,
-    ) -> Result<Response<Body>, ApiError> {
+    async fn route(self: &Arc<Self>, head: &Head, body: Bytes) -> Result<Response<Body>, ApiError> {
+        let Head {
+            method,
+            path,
+            query,
+            user,
+            content_type,
+            accept,
+        } = head;
+        let (path, query, content_type, accept) =
+            (path.as_str(), query, content_type.as_str(), accept.as_str());
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         // Public endpoints, open to anonymous users as with RBAC's public-info-viewer role.
         match segments.as_slice() {
@@ -276,6 +313,12 @@ impl ApiServer {
             ["api", rest @ ..] => match rest {
                 [] => {
                     self.authorize_path(user, path)?;
+                    if discovery::wants_aggregated(accept) {
+                        return Ok(aggregated_response(&discovery::aggregated(
+                            &self.registry,
+                            true,
+                        )));
+                    }
                     let address = self.settings.read().server_address.clone();
                     return Ok(json_response(
                         StatusCode::OK,
@@ -287,6 +330,12 @@ impl ApiServer {
             ["apis", rest @ ..] => match rest {
                 [] => {
                     self.authorize_path(user, path)?;
+                    if discovery::wants_aggregated(accept) {
+                        return Ok(aggregated_response(&discovery::aggregated(
+                            &self.registry,
+                            false,
+                        )));
+                    }
                     return Ok(json_response(
                         StatusCode::OK,
                         &discovery::api_group_list(&self.registry),

@@ -112,6 +112,79 @@ pub fn api_resource_list(registry: &Registry, group: &str, version: &str) -> Val
     })
 }
 
+/// The media type of aggregated discovery (`apidiscovery.k8s.io/v2`).
+pub const AGGREGATED_CONTENT_TYPE: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Whether an `Accept` header asks for aggregated discovery.
+pub fn wants_aggregated(accept: &str) -> bool {
+    accept.split(',').any(|media| {
+        let params: Vec<&str> = media.split(';').map(str::trim).collect();
+        params.contains(&"g=apidiscovery.k8s.io")
+            && params.contains(&"v=v2")
+            && params.contains(&"as=APIGroupDiscoveryList")
+    })
+}
+
+/// The aggregated discovery document of the core group (`/api`, `core == true`) or of every
+/// other group (`/apis`).
+pub fn aggregated(registry: &Registry, core: bool) -> Value {
+    let mut groups: Vec<(String, Vec<String>)> = if core {
+        vec![(String::new(), vec!["v1".to_string()])]
+    } else {
+        registry.groups()
+    };
+    groups.retain(|(group, _)| core == group.is_empty());
+    let all = registry.all();
+    let items: Vec<Value> = groups
+        .iter()
+        .map(|(group, versions)| {
+            let versions: Vec<Value> = versions
+                .iter()
+                .map(|version| {
+                    let resources: Vec<Value> = all
+                        .iter()
+                        .filter(|r| &r.group == group && &r.version == version)
+                        .map(|r| {
+                            let kind =
+                                json!({"group": r.group, "version": r.version, "kind": r.kind});
+                            let mut entry = json!({
+                                "resource": r.plural,
+                                "responseKind": kind,
+                                "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+                                "singularResource": r.singular,
+                                "verbs": r.verbs,
+                            });
+                            if !r.short_names.is_empty() {
+                                entry["shortNames"] = json!(r.short_names);
+                            }
+                            if !r.categories.is_empty() {
+                                entry["categories"] = json!(r.categories);
+                            }
+                            if r.status_subresource {
+                                entry["subresources"] = json!([{
+                                    "subresource": "status",
+                                    "responseKind": kind,
+                                    "verbs": ["get", "patch", "update"],
+                                }]);
+                            }
+                            entry
+                        })
+                        .collect();
+                    json!({"version": version, "resources": resources, "freshness": "Current"})
+                })
+                .collect();
+            json!({"metadata": {"name": group, "creationTimestamp": null}, "versions": versions})
+        })
+        .collect();
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +213,33 @@ mod tests {
             "v1"
         );
         assert!(api_group(&registry, "nope").is_none());
+    }
+
+    #[test]
+    fn aggregated_documents() {
+        let registry = Registry::with_builtins();
+        assert!(wants_aggregated(
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+        ));
+        assert!(!wants_aggregated("application/json"));
+        let core = aggregated(&registry, true);
+        assert_eq!(core["items"].as_array().unwrap().len(), 1);
+        let pods = core["items"][0]["versions"][0]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == "pods")
+            .unwrap()
+            .clone();
+        assert_eq!(pods["scope"], "Namespaced");
+        assert_eq!(pods["subresources"][0]["subresource"], "status");
+        let groups = aggregated(&registry, false);
+        assert!(
+            groups["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|g| g["metadata"]["name"] != "")
+        );
     }
 }
