@@ -211,10 +211,16 @@ impl ApiServer {
                     None => Err(ApiError::unauthorized()),
                 }
             }
-            None => Ok(User {
-                name: "system:anonymous".to_string(),
-                authenticated: settings.anonymous_allowed,
-            }),
+            None => match request.extensions().get::<crate::server::ClientIdentity>() {
+                Some(identity) => Ok(User {
+                    name: identity.0.clone(),
+                    authenticated: true,
+                }),
+                None => Ok(User {
+                    name: "system:anonymous".to_string(),
+                    authenticated: settings.anonymous_allowed,
+                }),
+            },
         }
     }
 

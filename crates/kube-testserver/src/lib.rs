@@ -63,7 +63,7 @@ mod watch;
 
 use std::net::SocketAddr;
 
-pub use server::{TestServer, TestServerBuilder};
+pub use server::{CLIENT_CERT_USER, TestServer, TestServerBuilder};
 
 /// Why a server could not start or a file could not be written.
 #[derive(Debug, thiserror::Error)]

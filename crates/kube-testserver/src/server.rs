@@ -30,7 +30,16 @@ pub struct TestServerBuilder {
     history_limit: usize,
     bookmark_interval: Duration,
     watch_list: bool,
+    client_cert_auth: bool,
 }
+
+/// The user a verified client certificate authenticated, attached to each request of its
+/// connection.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientIdentity(pub(crate) String);
+
+/// The user name the generated client certificate carries.
+pub const CLIENT_CERT_USER: &str = "kube-testserver-admin";
 
 impl Default for TestServerBuilder {
     fn default() -> Self {
@@ -42,6 +51,7 @@ impl Default for TestServerBuilder {
             history_limit: 10_000,
             bookmark_interval: Duration::from_secs(1),
             watch_list: true,
+            client_cert_auth: false,
         }
     }
 }
@@ -92,6 +102,14 @@ impl TestServerBuilder {
         self
     }
 
+    /// Also authenticate clients by certificate: the server generates a client certificate
+    /// (`CN=kube-testserver-admin, O=system:masters`, signed by its CA) and the kubeconfig uses
+    /// it instead of the token. Tokens are still accepted. Needs TLS.
+    pub fn client_cert_auth(mut self, enabled: bool) -> Self {
+        self.client_cert_auth = enabled;
+        self
+    }
+
     /// Starts listening and serving.
     pub async fn start(self) -> Result<TestServer, Error> {
         let listener = TcpListener::bind(self.listen)
@@ -101,8 +119,15 @@ impl TestServerBuilder {
                 source,
             })?;
         let address = listener.local_addr().map_err(Error::Io)?;
+        if self.client_cert_auth && !self.tls {
+            return Err(Error::Tls(
+                "client certificate authentication needs TLS (not plain_http)".into(),
+            ));
+        }
         let tls = if self.tls {
-            Some(TlsMaterial::generate()?)
+            Some(TlsMaterial::generate(
+                self.client_cert_auth.then_some(CLIENT_CERT_USER),
+            )?)
         } else {
             None
         };
@@ -122,7 +147,15 @@ impl TestServerBuilder {
             server_address: address.to_string(),
         };
         let state = ApiServer::new(settings, self.history_limit);
-        let kubeconfig = kubeconfig::build(&url, tls.as_ref().map(|t| t.ca_pem.as_str()), &token);
+        let credentials = match tls.as_ref().and_then(|t| t.client.as_ref()) {
+            Some(client) => kubeconfig::Credentials::ClientCertificate {
+                cert_pem: &client.cert_pem,
+                key_pem: &client.key_pem,
+            },
+            None => kubeconfig::Credentials::Token(&token),
+        };
+        let kubeconfig =
+            kubeconfig::build(&url, tls.as_ref().map(|t| t.ca_pem.as_str()), credentials);
         let acceptor = match &tls {
             Some(material) => Some(tokio_rustls::TlsAcceptor::from(material.server_config()?)),
             None => None,
@@ -191,6 +224,12 @@ impl TestServer {
     /// The bearer token the server accepts.
     pub fn token(&self) -> &str {
         &self.token
+    }
+
+    /// The client certificate clients may authenticate with, when
+    /// [`client_cert_auth`](TestServerBuilder::client_cert_auth) is on.
+    pub fn client_certificate(&self) -> Option<&crate::tls::ClientCertificate> {
+        self.tls.as_ref().and_then(|t| t.client.as_ref())
     }
 
     /// The CA certificate (PEM) clients must trust, when serving TLS.
@@ -312,10 +351,19 @@ async fn accept_loop(
             let connection = async {
                 match acceptor {
                     Some(acceptor) => match acceptor.accept(stream).await {
-                        Ok(tls) => serve_connection(TokioIo::new(tls), state).await,
+                        Ok(tls) => {
+                            let identity = tls
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|certs| certs.first())
+                                .and_then(|cert| crate::tls::certificate_user(cert))
+                                .map(ClientIdentity);
+                            serve_connection(TokioIo::new(tls), state, identity).await
+                        }
                         Err(error) => tracing::debug!(%peer, %error, "TLS handshake failed"),
                     },
-                    None => serve_connection(TokioIo::new(stream), state).await,
+                    None => serve_connection(TokioIo::new(stream), state, None).await,
                 }
             };
             tokio::select! {
@@ -326,11 +374,14 @@ async fn accept_loop(
     }
 }
 
-async fn serve_connection<I>(io: I, state: Arc<ApiServer>)
+async fn serve_connection<I>(io: I, state: Arc<ApiServer>, identity: Option<ClientIdentity>)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let service = service_fn(move |request| {
+    let service = service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+        if let Some(identity) = &identity {
+            request.extensions_mut().insert(identity.clone());
+        }
         let state = Arc::clone(&state);
         async move { Ok::<_, Infallible>(state.handle(request).await) }
     });

@@ -519,3 +519,84 @@ async fn kubeconfig_points_at_the_server() {
         yaml
     );
 }
+
+async fn tls_get(
+    server: &TestServer,
+    client_cert: Option<&kube_testserver::tls::ClientCertificate>,
+    path: &str,
+) -> StatusCode {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut server.ca_certificate_pem().expect("ca").as_bytes()) {
+        roots.add(cert.expect("pem")).expect("root");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots);
+    let config = match client_cert {
+        Some(client) => {
+            let certs: Vec<_> = rustls_pemfile::certs(&mut client.cert_pem.as_bytes())
+                .map(|c| c.expect("cert"))
+                .collect();
+            let key = rustls_pemfile::private_key(&mut client.key_pem.as_bytes())
+                .expect("key pem")
+                .expect("key");
+            builder
+                .with_client_auth_cert(certs, key)
+                .expect("client auth")
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(server.address())
+        .await
+        .expect("tcp");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let tls = connector.connect(name, tcp).await.expect("handshake");
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .expect("http1");
+    tokio::spawn(connection);
+    let request = http::Request::get(format!("{}{path}", server.url()))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    sender
+        .send_request(request)
+        .await
+        .expect("response")
+        .status()
+}
+
+#[tokio::test]
+async fn client_certificates_authenticate() {
+    let server = TestServer::builder()
+        .client_cert_auth(true)
+        .start()
+        .await
+        .expect("server");
+    let client = server
+        .client_certificate()
+        .expect("client certificate")
+        .clone();
+    assert_eq!(
+        tls_get(&server, Some(&client), "/api/v1/namespaces").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        tls_get(&server, None, "/api/v1/namespaces").await,
+        StatusCode::FORBIDDEN
+    );
+    let kubeconfig = server.kubeconfig();
+    assert!(kubeconfig["users"][0]["user"]["client-certificate-data"].is_string());
+    assert!(
+        TestServer::builder()
+            .plain_http()
+            .client_cert_auth(true)
+            .start()
+            .await
+            .is_err(),
+        "client certificates need TLS"
+    );
+}

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use kube_testserver::TestServer;
 
-const USAGE: &str = "usage: kube-testserver [--listen ADDR:PORT] [--kubeconfig-out PATH] [--plain-http] [--token TOKEN] [--allow-anonymous]";
+const USAGE: &str = "usage: kube-testserver [--listen ADDR:PORT] [--kubeconfig-out PATH] [--plain-http] [--token TOKEN] [--allow-anonymous] [--client-cert-auth]";
 
 struct Options {
     listen: SocketAddr,
@@ -14,6 +14,7 @@ struct Options {
     plain_http: bool,
     token: Option<String>,
     anonymous: bool,
+    client_cert_auth: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -23,6 +24,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         plain_http: false,
         token: None,
         anonymous: false,
+        client_cert_auth: false,
     };
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
@@ -40,6 +42,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--token" => options.token = Some(value("--token")?),
             "--plain-http" => options.plain_http = true,
             "--allow-anonymous" => options.anonymous = true,
+            "--client-cert-auth" => options.client_cert_auth = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -62,7 +65,8 @@ async fn main() -> ExitCode {
     };
     let mut builder = TestServer::builder()
         .listen(options.listen)
-        .allow_anonymous(options.anonymous);
+        .allow_anonymous(options.anonymous)
+        .client_cert_auth(options.client_cert_auth);
     if options.plain_http {
         builder = builder.plain_http();
     }
