@@ -205,7 +205,6 @@ impl<T: Hash + Eq + Clone> Waiting<T> {
         }
         None
     }
-
 }
 
 impl<T> Waiting<T> {

@@ -98,7 +98,7 @@ where
         for index in 1..plan.workers {
             let spawned = std::thread::Builder::new()
                 .name(format!("parallelize-{index}"))
-                .spawn_scoped(scope, &worker);
+                .spawn_scoped(scope, worker);
             if let Err(error) = spawned {
                 tracing::warn!(%error, "kube-workqueue: parallelize runs with fewer threads");
                 break;
@@ -166,8 +166,8 @@ mod tests {
         (1000, 10, 10),
         (1000, 10, 100),
         (999, 10, 13),
-        (5, 100, 1),  // more workers than chunks
-        (10, 0, 0),   // zero workers and zero chunk size are treated as 1
+        (5, 100, 1), // more workers than chunks
+        (10, 0, 0),  // zero workers and zero chunk size are treated as 1
     ];
 
     #[test]
@@ -183,7 +183,10 @@ mod tests {
                 },
                 &CancellationToken::new(),
             );
-            assert_eq!(ran, pieces, "pieces {pieces} workers {workers} chunk {chunk_size}");
+            assert_eq!(
+                ran, pieces,
+                "pieces {pieces} workers {workers} chunk {chunk_size}"
+            );
             assert!(seen.iter().all(|count| count.load(Ordering::Relaxed) == 1));
         }
     }

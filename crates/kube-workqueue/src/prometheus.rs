@@ -171,7 +171,9 @@ impl MetricsProvider for PrometheusMetricsProvider {
         Arc::new(PromCounter(self.adds.get_or_create_owned(&labels(name))))
     }
     fn new_latency_metric(&self, name: &str) -> Arc<dyn HistogramMetric> {
-        Arc::new(PromHistogram(self.latency.get_or_create_owned(&labels(name))))
+        Arc::new(PromHistogram(
+            self.latency.get_or_create_owned(&labels(name)),
+        ))
     }
     fn new_work_duration_metric(&self, name: &str) -> Arc<dyn HistogramMetric> {
         Arc::new(PromHistogram(

@@ -1,5 +1,6 @@
 //! The deduplicating work queue (client-go's `workqueue.Type`).
 
+use std::borrow::Borrow;
 use std::collections::VecDeque;
 use std::collections::hash_map::Entry as MapEntry;
 use std::fmt;
@@ -57,38 +58,68 @@ enum Pop<T> {
     ShutDown,
 }
 
+impl ItemState {
+    /// A new dirty item.
+    #[inline]
+    fn new_dirty(metrics: Option<&QueueMetrics>) -> ItemState {
+        let added_at = metrics.map(|metrics| {
+            metrics.add();
+            metrics.now()
+        });
+        ItemState {
+            flags: DIRTY,
+            added_at,
+            started_at: None,
+        }
+    }
+
+    /// An add for an item the queue already tracks. It never goes into the FIFO here: either it
+    /// is already waiting (deduplicated) or it is being processed (`done` will queue it again).
+    #[inline]
+    fn mark_dirty(&mut self, metrics: Option<&QueueMetrics>) {
+        if self.flags & DIRTY != 0 {
+            return;
+        }
+        self.flags |= DIRTY;
+        if let Some(metrics) = metrics {
+            metrics.add();
+            self.added_at.get_or_insert_with(|| metrics.now());
+        }
+    }
+}
+
 impl<T: Hash + Eq + Clone> State<T> {
     /// Marks `item` dirty; returns whether it went into the FIFO.
     #[inline]
     fn insert(&mut self, item: T, metrics: Option<&QueueMetrics>) -> bool {
         match self.items.entry(item) {
             MapEntry::Occupied(mut occupied) => {
-                let state = occupied.get_mut();
-                if state.flags & DIRTY != 0 {
-                    return false; // already waiting: deduplicated
-                }
-                // Being processed: `done` will put it back in the FIFO.
-                state.flags |= DIRTY;
-                if let Some(metrics) = metrics {
-                    metrics.add();
-                    state.added_at.get_or_insert_with(|| metrics.now());
-                }
+                occupied.get_mut().mark_dirty(metrics);
                 false
             }
             MapEntry::Vacant(vacant) => {
-                let added_at = metrics.map(|metrics| {
-                    metrics.add();
-                    metrics.now()
-                });
                 self.fifo.push_back(vacant.key().clone());
-                vacant.insert(ItemState {
-                    flags: DIRTY,
-                    added_at,
-                    started_at: None,
-                });
+                vacant.insert(ItemState::new_dirty(metrics));
                 true
             }
         }
+    }
+
+    /// [`insert`](State::insert) from a borrowed item: copies it only if it is new.
+    #[inline]
+    fn insert_ref<Q>(&mut self, item: &Q, metrics: Option<&QueueMetrics>) -> bool
+    where
+        T: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = T> + ?Sized,
+    {
+        if let Some(state) = self.items.get_mut(item) {
+            state.mark_dirty(metrics);
+            return false;
+        }
+        let owned = item.to_owned();
+        self.fifo.push_back(owned.clone());
+        self.items.insert(owned, ItemState::new_dirty(metrics));
+        true
     }
 
     #[inline]
@@ -316,6 +347,29 @@ where
         }
     }
 
+    /// [`add`](WorkQueue::add) from a borrowed item (say `&str` for a `String` queue): the item
+    /// is copied only if the queue does not track it yet, so adding a key that is already
+    /// waiting allocates nothing.
+    #[inline]
+    pub fn add_ref<Q>(&self, item: &Q)
+    where
+        T: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = T> + ?Sized,
+    {
+        let mut state = self.shared.state.lock();
+        if state.shutting_down {
+            drop(state);
+            self.shared.record_dropped(1, "added after shutdown");
+            return;
+        }
+        let queued = state.insert_ref(item, self.shared.metrics.as_ref());
+        let wake = queued && state.idle_getters > 0;
+        drop(state);
+        if wake {
+            self.shared.not_empty.notify_one();
+        }
+    }
+
     /// Adds several items under one lock acquisition (same rules as [`add`](WorkQueue::add)).
     pub fn add_all<I: IntoIterator<Item = T>>(&self, items: I) {
         let mut state = self.shared.state.lock();
@@ -387,10 +441,7 @@ where
 
     #[inline]
     fn try_pop(&self) -> Pop<T> {
-        self.shared
-            .state
-            .lock()
-            .pop(self.shared.metrics.as_ref())
+        self.shared.state.lock().pop(self.shared.metrics.as_ref())
     }
 
     async fn get_slow(&self) -> Option<T> {
@@ -517,7 +568,6 @@ where
     pub fn clock(&self) -> &SharedClock {
         &self.shared.clock
     }
-
 }
 
 impl<T> WorkQueue<T> {
@@ -612,6 +662,16 @@ macro_rules! forward_queue_methods {
         #[inline]
         pub fn add(&self, item: T) {
             self.queue().add(item)
+        }
+
+        /// Adds a borrowed item, copying it only if new: see [`WorkQueue::add_ref`].
+        #[inline]
+        pub fn add_ref<Q>(&self, item: &Q)
+        where
+            T: std::borrow::Borrow<Q>,
+            Q: std::hash::Hash + Eq + ToOwned<Owned = T> + ?Sized,
+        {
+            self.queue().add_ref(item)
         }
 
         /// Adds several items under one lock: see [`WorkQueue::add_all`].

@@ -452,8 +452,13 @@ mod tests {
     fn fast_slow() {
         // client-go's TestItemFastSlowRateLimiter.
         let limiter = ItemFastSlowRateLimiter::new(5 * MS, Duration::from_secs(10), 3);
-        for expected in [5 * MS, 5 * MS, 5 * MS, Duration::from_secs(10), Duration::from_secs(10)]
-        {
+        for expected in [
+            5 * MS,
+            5 * MS,
+            5 * MS,
+            Duration::from_secs(10),
+            Duration::from_secs(10),
+        ] {
             assert_eq!(limiter.when(&"one"), expected);
         }
         assert_eq!(limiter.num_requeues(&"one"), 5);
@@ -469,7 +474,11 @@ mod tests {
     fn max_of() {
         // client-go's TestMaxOfRateLimiter.
         let limiter: MaxOfRateLimiter<&str> = MaxOfRateLimiter::new(vec![
-            Box::new(ItemFastSlowRateLimiter::new(5 * MS, Duration::from_secs(3), 3)),
+            Box::new(ItemFastSlowRateLimiter::new(
+                5 * MS,
+                Duration::from_secs(3),
+                3,
+            )),
             Box::new(ItemExponentialFailureRateLimiter::new(
                 MS,
                 Duration::from_secs(1),

@@ -41,25 +41,23 @@ impl Spawner {
                 drop(handle.spawn(future));
                 Ok(())
             }
-            Spawner::Thread => {
-                std::thread::Builder::new()
-                    .name(format!("kube-workqueue-{what}"))
-                    .spawn(move || {
-                        match tokio::runtime::Builder::new_current_thread()
-                            .enable_time()
-                            .build()
-                        {
-                            Ok(runtime) => runtime.block_on(future),
-                            Err(error) => tracing::error!(
-                                %error,
-                                what,
-                                "kube-workqueue: cannot build a runtime for background work"
-                            ),
-                        }
-                    })
-                    .map(drop)
-                    .map_err(|source| Error::Spawn { what, source })
-            }
+            Spawner::Thread => std::thread::Builder::new()
+                .name(format!("kube-workqueue-{what}"))
+                .spawn(move || {
+                    match tokio::runtime::Builder::new_current_thread()
+                        .enable_time()
+                        .build()
+                    {
+                        Ok(runtime) => runtime.block_on(future),
+                        Err(error) => tracing::error!(
+                            %error,
+                            what,
+                            "kube-workqueue: cannot build a runtime for background work"
+                        ),
+                    }
+                })
+                .map(drop)
+                .map_err(|source| Error::Spawn { what, source }),
         }
     }
 }
