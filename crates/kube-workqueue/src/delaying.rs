@@ -3,19 +3,20 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::fmt;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use kube_flowcontrol::SharedClock;
 use kube_flowcontrol::clock::instant_after;
+use hashbrown::HashTable;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::builder::{Delaying, QueueBuilder, QueueConfig};
 use crate::metrics::CounterMetric;
-use crate::queue::{HashMap, WorkQueue};
+use crate::queue::WorkQueue;
 use crate::runtime::Spawner;
 
 /// A [`WorkQueue`] that can also add an item once a delay has passed, on the queue's clock.
@@ -62,7 +63,7 @@ impl<T> fmt::Debug for DelayingQueue<T> {
         let waiting = self.shared.waiting.lock();
         f.debug_struct("DelayingQueue")
             .field("queue", &self.shared.queue)
-            .field("waiting", &waiting.entries.len())
+            .field("waiting", &waiting.len())
             .finish_non_exhaustive()
     }
 }
@@ -113,107 +114,199 @@ enum LoopState {
     Stopped,
 }
 
-/// One scheduled add. Ordered by ready time, then by insertion (so equal times stay FIFO).
-struct Pending<T> {
-    ready_at: Instant,
+/// A heap entry: the item in `slot` is due at `at` (nanoseconds after the queue's epoch).
+/// Ordered by time, then by insertion, so that equal times stay FIFO.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Due {
+    at: u64,
     seq: u64,
-    item: T,
+    slot: usize,
 }
 
-impl<T> PartialEq for Pending<T> {
-    fn eq(&self, other: &Self) -> bool {
-        self.seq == other.seq
-    }
-}
-
-impl<T> Eq for Pending<T> {}
-
-impl<T> PartialOrd for Pending<T> {
+impl PartialOrd for Due {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl<T> Ord for Pending<T> {
+impl Ord for Due {
     fn cmp(&self, other: &Self) -> Ordering {
-        // Reversed: BinaryHeap is a max-heap and the earliest ready time must come first.
-        (other.ready_at, other.seq).cmp(&(self.ready_at, self.seq))
+        // Reversed: BinaryHeap is a max-heap and the earliest time must come first.
+        (other.at, other.seq).cmp(&(self.at, self.seq))
     }
 }
 
-/// The min-heap of delayed items with client-go's "keep the earlier ready time" rule.
+/// A waiting item and its current ready time; `seq` identifies its live heap entry.
+struct Live<T> {
+    item: T,
+    ready_at: Instant,
+    seq: u64,
+}
+
+/// How many ready items the loop moves per lock acquisition, so `add_after` never waits long.
+const BATCH: usize = 512;
+
+/// The delayed items: a min-heap of small [`Due`] entries over a slab of items, and a hash index
+/// for client-go's "keep the earlier ready time" rule.
 ///
-/// Moving an item earlier pushes a new heap entry and leaves the old one behind as stale:
-/// `entries` records the sequence number of each item's live entry, and stale ones are skipped
-/// when they reach the top. That avoids tracking heap positions on every swap.
+/// Each item is stored once (in the slab), never cloned. Moving an item earlier pushes a new
+/// heap entry and leaves the old one behind as stale: an entry is live only while its `seq`
+/// matches its slot's, and stale entries are skipped when they reach the top.
 struct Waiting<T> {
-    heap: BinaryHeap<Pending<T>>,
-    entries: HashMap<T, (Instant, u64)>,
+    slots: Vec<Option<Live<T>>>,
+    free: Vec<usize>,
+    index: HashTable<usize>,
+    hasher: foldhash::fast::RandomState,
+    heap: BinaryHeap<Due>,
+    epoch: Instant,
     next_seq: u64,
     state: LoopState,
 }
 
-impl<T: Hash + Eq + Clone> Waiting<T> {
-    /// Schedules `item` at `ready_at` unless it is already scheduled no later.
-    fn insert(&mut self, item: T, ready_at: Instant) -> bool {
-        let seq = self.next_seq;
-        match self.entries.get_mut(&item) {
-            Some(live) if live.0 <= ready_at => return false,
-            Some(live) => *live = (ready_at, seq),
-            None => {
-                self.entries.insert(item.clone(), (ready_at, seq));
-            }
+impl<T> Waiting<T> {
+    fn new(epoch: Instant) -> Self {
+        Waiting {
+            slots: Vec::new(),
+            free: Vec::new(),
+            index: HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
+            heap: BinaryHeap::new(),
+            epoch,
+            next_seq: 0,
+            state: LoopState::NotStarted,
         }
+    }
+
+    /// How many items wait.
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// `instant` as nanoseconds after the epoch (an instant before it counts as the epoch).
+    fn nanos(&self, instant: Instant) -> u64 {
+        u64::try_from(instant.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn is_live(&self, due: &Due) -> bool {
+        self.slots
+            .get(due.slot)
+            .and_then(Option::as_ref)
+            .is_some_and(|live| live.seq == due.seq)
+    }
+
+    /// Forgets every waiting item; returns how many there were.
+    fn discard(&mut self) -> u64 {
+        let count = self.len() as u64;
+        self.slots.clear();
+        self.free.clear();
+        self.index.clear();
+        self.heap.clear();
+        count
+    }
+}
+
+impl<T: Hash + Eq> Waiting<T> {
+    /// Schedules `item` at `ready_at` unless it is already scheduled no later; returns whether
+    /// the item's ready time changed.
+    fn insert(&mut self, item: T, ready_at: Instant) -> bool {
+        let at = self.nanos(ready_at);
+        let seq = self.next_seq;
+        let hash = self.hasher.hash_one(&item);
+        let Waiting {
+            slots,
+            free,
+            index,
+            hasher,
+            heap,
+            ..
+        } = self;
+        let found = index
+            .find(hash, |&slot| {
+                slots[slot].as_ref().is_some_and(|live| live.item == item)
+            })
+            .copied();
+        let slot = match found {
+            Some(slot) => {
+                let Some(live) = slots[slot].as_mut() else {
+                    return false; // ok: the index only refers to live slots
+                };
+                if live.ready_at <= ready_at {
+                    return false;
+                }
+                live.ready_at = ready_at;
+                live.seq = seq;
+                slot
+            }
+            None => {
+                let live = Live {
+                    item,
+                    ready_at,
+                    seq,
+                };
+                let slot = match free.pop() {
+                    Some(slot) => {
+                        slots[slot] = Some(live);
+                        slot
+                    }
+                    None => {
+                        slots.push(Some(live));
+                        slots.len() - 1
+                    }
+                };
+                index.insert_unique(hash, slot, |&slot| {
+                    slots[slot]
+                        .as_ref()
+                        .map_or(0, |live| hasher.hash_one(&live.item))
+                });
+                slot
+            }
+        };
         self.next_seq += 1;
-        self.heap.push(Pending {
-            ready_at,
-            seq,
-            item,
-        });
+        heap.push(Due { at, seq, slot });
         true
     }
 
-    fn is_live(&self, pending: &Pending<T>) -> bool {
-        self.entries
-            .get(&pending.item)
-            .is_some_and(|&(_, seq)| seq == pending.seq)
-    }
-
-    /// Moves every item ready at `now` into `ready`, in ready-time order.
-    fn pop_ready(&mut self, now: Instant, ready: &mut Vec<T>) {
+    /// Moves up to `max` items ready at `now` into `ready`, in ready-time order; returns whether
+    /// more ready items remain.
+    fn pop_ready(&mut self, now: Instant, ready: &mut Vec<T>, max: usize) -> bool {
+        let now = self.nanos(now);
+        let mut moved = 0;
         while let Some(top) = self.heap.peek() {
-            if top.ready_at > now {
-                break;
+            if top.at > now {
+                return false;
             }
-            let Some(pending) = self.heap.pop() else {
-                break;
+            if moved == max {
+                return true;
+            }
+            let Some(due) = self.heap.pop() else {
+                return false;
             };
-            if self.is_live(&pending) {
-                self.entries.remove(&pending.item);
-                ready.push(pending.item);
+            if !self.is_live(&due) {
+                continue; // stale: the item moved earlier and was handled then
             }
+            let Some(live) = self.slots[due.slot].take() else {
+                continue; // ok: is_live checked the slot is occupied
+            };
+            let hash = self.hasher.hash_one(&live.item);
+            if let Ok(entry) = self.index.find_entry(hash, |&slot| slot == due.slot) {
+                entry.remove();
+            }
+            self.free.push(due.slot);
+            ready.push(live.item);
+            moved += 1;
         }
+        false
     }
 
-    /// The earliest ready time of a live entry, dropping stale entries on top.
+    /// The earliest ready time of a waiting item, dropping stale entries on top.
     fn next_ready_at(&mut self) -> Option<Instant> {
         while let Some(top) = self.heap.peek() {
-            if self.is_live(top) {
-                return Some(top.ready_at);
+            if let Some(live) = self.slots[top.slot].as_ref().filter(|live| live.seq == top.seq) {
+                return Some(live.ready_at);
             }
             self.heap.pop();
         }
         None
-    }
-}
-
-impl<T> Waiting<T> {
-    /// Forgets every waiting item; returns how many there were.
-    fn discard(&mut self) -> u64 {
-        let count = self.entries.len() as u64;
-        self.entries.clear();
-        self.heap.clear();
-        count
     }
 }
 
@@ -241,12 +334,7 @@ where
             shared: Arc::new(DelayShared {
                 queue,
                 clock: Arc::clone(&config.clock),
-                waiting: Mutex::new(Waiting {
-                    heap: BinaryHeap::new(),
-                    entries: HashMap::default(),
-                    next_seq: 0,
-                    state: LoopState::NotStarted,
-                }),
+                waiting: Mutex::new(Waiting::new(config.clock.now())),
                 signal: Arc::new(LoopSignal {
                     wake: Notify::new(),
                     stop: CancellationToken::new(),
@@ -326,7 +414,7 @@ where
             let mut ready = Vec::new();
             {
                 let mut waiting = shared.waiting.lock();
-                waiting.pop_ready(far_future(), &mut ready);
+                while waiting.pop_ready(far_future(), &mut ready, usize::MAX) {}
                 waiting.state = LoopState::NotStarted;
             }
             shared.queue.add_all(ready);
@@ -335,7 +423,7 @@ where
 
     /// How many items are waiting for their delay to pass.
     pub fn waiting_len(&self) -> usize {
-        self.shared.waiting.lock().entries.len()
+        self.shared.waiting.lock().len()
     }
 
     /// The underlying queue (shares its state with this one).
@@ -389,19 +477,29 @@ async fn waiting_loop<T>(
                 return;
             }
             let now = shared.clock.now();
-            let next = {
-                let mut waiting = shared.waiting.lock();
-                waiting.pop_ready(now, &mut ready);
-                let next = waiting.next_ready_at();
-                waiting.state = match next {
-                    Some(deadline) => LoopState::Until(deadline),
-                    None => LoopState::Idle,
+            let next = loop {
+                let (more, next) = {
+                    let mut waiting = shared.waiting.lock();
+                    let more = waiting.pop_ready(now, &mut ready, BATCH);
+                    let next = if more {
+                        None
+                    } else {
+                        let next = waiting.next_ready_at();
+                        waiting.state = match next {
+                            Some(deadline) => LoopState::Until(deadline),
+                            None => LoopState::Idle,
+                        };
+                        next
+                    };
+                    (more, next)
                 };
-                next
+                if !ready.is_empty() {
+                    shared.queue.add_all(ready.drain(..));
+                }
+                if !more {
+                    break next;
+                }
             };
-            if !ready.is_empty() {
-                shared.queue.add_all(ready.drain(..));
-            }
             next.map(|deadline| {
                 let heartbeat = instant_after(now, shared.heartbeat);
                 shared.clock.sleep_until(deadline.min(heartbeat))
