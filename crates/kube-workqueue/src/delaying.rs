@@ -7,9 +7,9 @@ use std::hash::{BuildHasher, Hash};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use hashbrown::HashTable;
 use kube_flowcontrol::SharedClock;
 use kube_flowcontrol::clock::instant_after;
-use hashbrown::HashTable;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -301,7 +301,10 @@ impl<T: Hash + Eq> Waiting<T> {
     /// The earliest ready time of a waiting item, dropping stale entries on top.
     fn next_ready_at(&mut self) -> Option<Instant> {
         while let Some(top) = self.heap.peek() {
-            if let Some(live) = self.slots[top.slot].as_ref().filter(|live| live.seq == top.seq) {
+            if let Some(live) = self.slots[top.slot]
+                .as_ref()
+                .filter(|live| live.seq == top.seq)
+            {
                 return Some(live.ready_at);
             }
             self.heap.pop();
@@ -451,6 +454,56 @@ fn far_future() -> Instant {
 /// Adds ready items to the queue and sleeps until the next ready time, the heartbeat, a wake-up
 /// from `add_after`, or the end of the queue.
 async fn waiting_loop<T>(
+    shared: Weak<DelayShared<T>>,
+    signal: Arc<LoopSignal>,
+    queue_shutdown: CancellationToken,
+) where
+    T: Hash + Eq + Clone + Send + Sync + 'static,
+{
+    let mut exit = LoopExit {
+        shared: shared.clone(),
+        finished: false,
+    };
+    run_waiting_loop(shared, signal, queue_shutdown).await;
+    exit.finished = true;
+}
+
+/// Notices a waiting loop that was dropped before it finished (its runtime shut down): from then
+/// on nothing would ever add the waiting items, so they are dropped, logged and counted, and so
+/// are later delayed adds.
+struct LoopExit<T> {
+    shared: Weak<DelayShared<T>>,
+    finished: bool,
+}
+
+impl<T> Drop for LoopExit<T> {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let abandoned = {
+            let mut waiting = shared.waiting.lock();
+            waiting.state = LoopState::Stopped;
+            waiting.discard()
+        };
+        tracing::error!(
+            queue = %shared.queue.name(),
+            abandoned,
+            "kube-workqueue: the waiting loop was cancelled (its runtime shut down); \
+             delayed adds are dropped from now on"
+        );
+        if abandoned > 0 {
+            shared
+                .queue
+                .record_dropped(abandoned, "waiting loop cancelled with items waiting");
+        }
+    }
+}
+
+async fn run_waiting_loop<T>(
     shared: Weak<DelayShared<T>>,
     signal: Arc<LoopSignal>,
     queue_shutdown: CancellationToken,

@@ -546,7 +546,9 @@ where
         }
         self.shared.shutdown.cancel();
     }
+}
 
+impl<T> WorkQueue<T> {
     /// Whether the queue is shutting down (it no longer accepts items).
     #[inline]
     pub fn shutting_down(&self) -> bool {
@@ -568,9 +570,7 @@ where
     pub fn clock(&self) -> &SharedClock {
         &self.shared.clock
     }
-}
 
-impl<T> WorkQueue<T> {
     /// Cancelled once the queue is shutting down (or its last handle is gone).
     pub(crate) fn shutdown_token(&self) -> CancellationToken {
         self.shared.shutdown.clone()

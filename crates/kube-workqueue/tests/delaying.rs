@@ -301,6 +301,29 @@ fn delaying_queue_without_a_runtime() {
     assert_eq!(queue.get_blocking(), None);
 }
 
+/// A queue that outlives the runtime its waiting loop ran on drops (and counts) what waited,
+/// and every later delayed add, instead of keeping them forever.
+#[test]
+fn waiting_loop_cancelled_with_its_runtime() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let queue = runtime.block_on(async {
+        let queue = DelayingQueue::new();
+        queue.add_after("waiting", Duration::from_secs(3600));
+        tokio::task::yield_now().await; // the loop starts and sleeps
+        queue
+    });
+    drop(runtime);
+    assert_eq!(queue.waiting_len(), 0);
+    assert_eq!(queue.dropped(), 1);
+    queue.add_after("later", Duration::from_secs(1));
+    assert_eq!(queue.dropped(), 2);
+    queue.add("now"); // the plain queue still works
+    assert_eq!(queue.try_get(), Some("now"));
+}
+
 /// On the real clock inside a runtime.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_clock_delays() {
