@@ -100,8 +100,13 @@ async fn producers_and_workers(key_sets: Vec<Vec<String>>, workers: usize) -> Du
         .map(|keys| {
             let queue = queue.clone();
             tokio::spawn(async move {
-                for key in keys {
+                for (i, key) in keys.into_iter().enumerate() {
                     queue.add(key);
+                    if i % 256 == 255 {
+                        // Like an informer's event loop, a producer is a task that yields now
+                        // and then (a woken worker may wait in this thread's LIFO slot).
+                        tokio::task::yield_now().await;
+                    }
                 }
             })
         })

@@ -157,7 +157,7 @@ impl<T, K> QueueBuilder<T, K> {
     }
 
     /// Where the queue's metrics go (default: the provider given to
-    /// [`metrics::set_provider`](crate::metrics::set_provider), else none).
+    /// [`metrics::set_provider`], else none).
     #[must_use]
     pub fn metrics(mut self, provider: Arc<dyn MetricsProvider>) -> Self {
         self.config.metrics = Some(provider);

@@ -22,7 +22,7 @@
 //! # A controller loop
 //!
 //! ```
-//! use std::time::Duration;
+//! use kube_flowcontrol::FakeClock;
 //! use kube_workqueue::RateLimitingQueue;
 //!
 //! async fn reconcile(key: &str) -> Result<(), String> {
@@ -30,7 +30,11 @@
 //! }
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
-//! let queue = RateLimitingQueue::<String>::builder().name("pods").build();
+//! let clock = FakeClock::new(); // the real clock unless told otherwise
+//! let queue = RateLimitingQueue::<String>::builder()
+//!     .name("pods")
+//!     .clock(clock.shared())
+//!     .build();
 //! for key in ["default/web", "default/db", "default/broken"] {
 //!     queue.add(key.to_string());
 //! }
@@ -54,8 +58,15 @@
 //!     }
 //! });
 //!
-//! // Five retries of 5, 10, 20, 40 and 80 ms, then the broken key is dropped.
-//! tokio::time::sleep(Duration::from_millis(300)).await;
+//! // The broken key is retried after 5, 10, 20, 40 and 80 ms (of the fake clock)...
+//! for _ in 0..5 {
+//!     clock.wait_for_waiters(1).await; // the retry waits on the clock
+//!     clock.step_to_next_deadline();
+//! }
+//! while queue.waiting_len() > 0 {
+//!     tokio::task::yield_now().await;
+//! }
+//! // ...then dropped by the worker. Shut down once every key handed out is done.
 //! queue.shut_down_with_drain().await;
 //! assert_eq!(worker.await.unwrap(), vec!["default/broken".to_string()]);
 //! # }
@@ -89,20 +100,27 @@
 //!
 //! * `get` is async and returns `Option<T>` (`None` = shut down and empty) instead of
 //!   `(item, shutdown)`; [`WorkQueue::get_blocking`] serves non-async callers and
-//!   [`WorkQueue::try_get`] never waits.
-//! * [`WorkQueue::shut_down_with_drain`] is async (with a `_blocking` twin).
-//! * Items added after shutdown are dropped as in Go, but logged through `tracing` and counted
-//!   ([`WorkQueue::dropped`]); so are delayed items still waiting when the queue shuts down.
+//!   [`WorkQueue::try_get`] never waits. [`WorkQueue::shut_down_with_drain`] is async (with a
+//!   `_blocking` twin).
+//! * Nothing is lost silently: items added after shutdown are dropped as in Go, but logged
+//!   through `tracing` and counted ([`WorkQueue::dropped`]); so are delayed items still waiting
+//!   when the queue shuts down, when its last handle is dropped, or when the runtime running its
+//!   waiting loop shuts down.
 //! * `done` for an item that is not being processed is ignored with a warning; client-go would
-//!   queue the item a second time, breaking deduplication.
+//!   queue a dirty item a second time, breaking deduplication.
 //! * `add_after` never blocks: client-go's 1000-slot channel to the waiting loop is replaced by
 //!   a shared min-heap, and the loop is woken only when a new item is due before its deadline.
+//! * [`WorkQueue::add_ref`] adds a borrowed key (say `&str` into a `String` queue), copying it
+//!   only if the queue does not track it yet; [`WorkQueue::add_all`] adds a batch under one lock.
 //! * Background work (waiting loop, metrics updater) runs on tokio tasks that end when the queue
 //!   shuts down or its last handle is dropped, rather than goroutines that live until shutdown.
-//! * [`parallelize::parallelize_until`] treats zero workers as one (Go does no work at all) and
-//!   returns the number of pieces that ran; [`parallelize::parallelize_until_async`] is new.
+//!   A queue built outside any runtime runs it on a thread of its own. With the real clock, the
+//!   runtime needs its time driver (as any tokio timer does).
 //! * The default controller rate limiter's token bucket runs on the queue's clock, so it can be
 //!   faked too.
+//! * [`parallelize::parallelize_until`] treats zero workers as one (Go does no work at all) and
+//!   returns the number of pieces that ran; [`parallelize::parallelize_until_async`] is new.
+//! * [`metrics::set_provider`] reports a second call as an error (Go ignores it silently).
 
 pub mod builder;
 mod delaying;

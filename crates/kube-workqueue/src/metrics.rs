@@ -19,8 +19,8 @@
 //! code runs at all: the queue does not even read the clock. A provider is given per queue with
 //! [`QueueBuilder::metrics`](crate::QueueBuilder::metrics), or once for every queue built
 //! afterwards with [`set_provider`] (client-go's `workqueue.SetProvider`). With the `prometheus`
-//! feature, [`PrometheusMetricsProvider`](crate::prometheus::PrometheusMetricsProvider) registers
-//! client-go's metric names in a `prometheus-client` registry.
+//! feature, `prometheus::PrometheusMetricsProvider` registers client-go's metric names in a
+//! `prometheus-client` registry.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
