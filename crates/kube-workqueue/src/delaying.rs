@@ -222,13 +222,16 @@ impl<T: Hash + Eq> Waiting<T> {
         } = self;
         let found = index
             .find(hash, |&slot| {
-                slots[slot].as_ref().is_some_and(|live| live.item == item)
+                slots
+                    .get(slot)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|live| live.item == item)
             })
             .copied();
         let slot = match found {
             Some(slot) => {
-                let Some(live) = slots[slot].as_mut() else {
-                    return false; // ok: the index only refers to live slots
+                let Some(live) = slots.get_mut(slot).and_then(Option::as_mut) else {
+                    return false; // the index only refers to live slots
                 };
                 if live.ready_at <= ready_at {
                     return false;
@@ -243,9 +246,9 @@ impl<T: Hash + Eq> Waiting<T> {
                     ready_at,
                     seq,
                 };
-                let slot = match free.pop() {
+                let slot = match free.pop().filter(|&slot| slot < slots.len()) {
                     Some(slot) => {
-                        slots[slot] = Some(live);
+                        slots[slot] = Some(live); // in bounds: checked just above
                         slot
                     }
                     None => {
@@ -254,8 +257,9 @@ impl<T: Hash + Eq> Waiting<T> {
                     }
                 };
                 index.insert_unique(hash, slot, |&slot| {
-                    slots[slot]
-                        .as_ref()
+                    slots
+                        .get(slot)
+                        .and_then(Option::as_ref)
                         .map_or(0, |live| hasher.hash_one(&live.item))
                 });
                 slot
@@ -284,8 +288,8 @@ impl<T: Hash + Eq> Waiting<T> {
             if !self.is_live(&due) {
                 continue; // stale: the item moved earlier and was handled then
             }
-            let Some(live) = self.slots[due.slot].take() else {
-                continue; // ok: is_live checked the slot is occupied
+            let Some(live) = self.slots.get_mut(due.slot).and_then(Option::take) else {
+                continue; // is_live checked that the slot is occupied
             };
             let hash = self.hasher.hash_one(&live.item);
             if let Ok(entry) = self.index.find_entry(hash, |&slot| slot == due.slot) {
@@ -301,10 +305,8 @@ impl<T: Hash + Eq> Waiting<T> {
     /// The earliest ready time of a waiting item, dropping stale entries on top.
     fn next_ready_at(&mut self) -> Option<Instant> {
         while let Some(top) = self.heap.peek() {
-            if let Some(live) = self.slots[top.slot]
-                .as_ref()
-                .filter(|live| live.seq == top.seq)
-            {
+            let live = self.slots.get(top.slot).and_then(Option::as_ref);
+            if let Some(live) = live.filter(|live| live.seq == top.seq) {
                 return Some(live.ready_at);
             }
             self.heap.pop();
