@@ -172,6 +172,9 @@ impl<T, K> QueueBuilder<T, K> {
     }
 
     /// How often the unfinished-work metrics are refreshed (default 500 ms, at least 1 ms).
+    ///
+    /// The refresh runs on the queue's clock: on a [`FakeClock`](kube_flowcontrol::FakeClock) a
+    /// queue with metrics keeps one sleeper registered, which tests counting sleepers see.
     #[must_use]
     pub fn unfinished_work_update_period(mut self, period: Duration) -> Self {
         self.config.unfinished_work_update_period = period.max(MIN_PERIOD);

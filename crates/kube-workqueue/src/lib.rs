@@ -110,6 +110,9 @@
 //!   queue a dirty item a second time, breaking deduplication.
 //! * `add_after` never blocks: client-go's 1000-slot channel to the waiting loop is replaced by
 //!   a shared min-heap, and the loop is woken only when a new item is due before its deadline.
+//! * [`WorkQueue::get_guarded`] hands out the item in a guard that calls `done` when dropped,
+//!   so a worker task that panics or is cancelled never leaves its key processing forever (in
+//!   Go a panic ends the process; in tokio it ends only the task).
 //! * [`WorkQueue::add_ref`] adds a borrowed key (say `&str` into a `String` queue), copying it
 //!   only if the queue does not track it yet; [`WorkQueue::add_all`] adds a batch under one lock.
 //! * Background work (waiting loop, metrics updater) runs on tokio tasks that end when the queue
@@ -137,6 +140,6 @@ mod runtime;
 pub use builder::QueueBuilder;
 pub use delaying::DelayingQueue;
 pub use error::Error;
-pub use queue::WorkQueue;
+pub use queue::{Processing, WorkQueue};
 pub use rate_limiter::{RateLimiter, default_controller_rate_limiter};
 pub use rate_limiting::RateLimitingQueue;

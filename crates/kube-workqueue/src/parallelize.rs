@@ -50,8 +50,9 @@ impl Plan {
 
     /// The pieces of chunk number `chunk`.
     fn chunk(&self, chunk: usize) -> std::ops::Range<usize> {
-        let start = chunk * self.chunk_size;
-        start..(start + self.chunk_size).min(self.pieces)
+        // chunk < chunks, so start < pieces: only the end needs guarding against overflow.
+        let start = chunk.saturating_mul(self.chunk_size);
+        start..start.saturating_add(self.chunk_size).min(self.pieces)
     }
 }
 
@@ -189,6 +190,23 @@ mod tests {
             );
             assert!(seen.iter().all(|count| count.load(Ordering::Relaxed) == 1));
         }
+    }
+
+    #[test]
+    fn huge_chunks_do_not_overflow() {
+        let cancel = CancellationToken::new();
+        let ran = parallelize_until(
+            2,
+            3,
+            usize::MAX,
+            |piece| {
+                if piece == 2 {
+                    cancel.cancel();
+                }
+            },
+            &cancel,
+        );
+        assert_eq!(ran, 3);
     }
 
     #[test]

@@ -420,6 +420,30 @@ where
         }
     }
 
+    /// [`get`](WorkQueue::get), with the item wrapped in a guard that marks it done when dropped
+    /// — also when the worker panics or its future is cancelled, so that a failed worker never
+    /// leaves its item marked as processing forever.
+    ///
+    /// ```
+    /// use kube_workqueue::WorkQueue;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let queue = WorkQueue::new();
+    /// queue.add("default/web");
+    /// if let Some(key) = queue.get_guarded().await {
+    ///     assert_eq!(*key, "default/web");
+    ///     assert_eq!(queue.processing(), 1);
+    /// } // done here
+    /// assert_eq!(queue.processing(), 0);
+    /// # }
+    /// ```
+    pub async fn get_guarded(&self) -> Option<Processing<'_, T>> {
+        self.get().await.map(|item| Processing {
+            queue: self,
+            item: Some(item),
+        })
+    }
+
     /// [`get`](WorkQueue::get) for non-async callers: blocks the current thread.
     ///
     /// Never call it from an async task; use `get().await` there.
@@ -606,6 +630,70 @@ where
     }
 }
 
+/// An item being processed, handed out by [`WorkQueue::get_guarded`]: dereferences to the item
+/// and calls [`done`](WorkQueue::done) for it when dropped.
+pub struct Processing<'a, T>
+where
+    T: Hash + Eq + Clone + Send + Sync + 'static,
+{
+    queue: &'a WorkQueue<T>,
+    item: Option<T>,
+}
+
+impl<T> Processing<'_, T>
+where
+    T: Hash + Eq + Clone + Send + Sync + 'static,
+{
+    /// The item.
+    pub fn item(&self) -> &T {
+        self
+    }
+
+    /// Marks the item done now and returns it.
+    pub fn done(mut self) -> Option<T> {
+        let item = self.item.take();
+        if let Some(item) = &item {
+            self.queue.done(item);
+        }
+        item
+    }
+}
+
+impl<T> std::ops::Deref for Processing<'_, T>
+where
+    T: Hash + Eq + Clone + Send + Sync + 'static,
+{
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        match &self.item {
+            Some(item) => item,
+            // ok: `item` is only taken by `done(self)` and `drop`, after which `self` is gone.
+            None => unreachable!("a Processing guard always holds its item"),
+        }
+    }
+}
+
+impl<T> Drop for Processing<'_, T>
+where
+    T: Hash + Eq + Clone + Send + Sync + 'static,
+{
+    fn drop(&mut self) {
+        if let Some(item) = self.item.take() {
+            self.queue.done(&item);
+        }
+    }
+}
+
+impl<T> fmt::Debug for Processing<'_, T>
+where
+    T: Hash + Eq + Clone + Send + Sync + 'static + fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Processing").field(&self.item).finish()
+    }
+}
+
 /// Takes a cancelled getter off the idle count.
 struct IdleGetter<'a, T> {
     shared: &'a Shared<T>,
@@ -697,6 +785,12 @@ macro_rules! forward_queue_methods {
         /// Waits for the next item; `None` once shut down and empty: see [`WorkQueue::get`].
         pub async fn get(&self) -> Option<T> {
             self.queue().get().await
+        }
+
+        /// Waits for the next item, marked done when the guard drops: see
+        /// [`WorkQueue::get_guarded`].
+        pub async fn get_guarded(&self) -> Option<$crate::queue::Processing<'_, T>> {
+            self.queue().get_guarded().await
         }
 
         /// Blocking [`get`](Self::get) for non-async callers: see [`WorkQueue::get_blocking`].

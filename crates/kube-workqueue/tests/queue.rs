@@ -317,6 +317,42 @@ fn done_items_are_released() {
     assert_eq!(Arc::strong_count(&item), 1);
 }
 
+/// A worker that panics with a guarded item does not leave it processing forever.
+#[tokio::test]
+async fn guarded_items_are_done_even_when_the_worker_panics() {
+    let queue = WorkQueue::<String>::new();
+    queue.add("default/web".to_string());
+    let worker = tokio::spawn({
+        let queue = queue.clone();
+        async move {
+            let item = queue.get_guarded().await.unwrap();
+            queue.add(item.clone()); // dirty while processing
+            panic!("reconcile of {} blew up", *item);
+        }
+    });
+    assert!(worker.await.unwrap_err().is_panic());
+    assert_eq!(queue.processing(), 0);
+    // The add made while it was processed is honoured.
+    let item = queue.get_guarded().await.unwrap();
+    assert_eq!(item.item(), "default/web");
+    assert_eq!(format!("{item:?}"), "Processing(Some(\"default/web\"))");
+    assert_eq!(item.done().as_deref(), Some("default/web"));
+    assert_eq!(queue.processing(), 0);
+    // Cancelled while holding the item: done as well.
+    queue.add("default/db".to_string());
+    {
+        let mut work = Box::pin(async {
+            let _item = queue.get_guarded().await;
+            std::future::pending::<()>().await;
+        });
+        assert!((&mut work).now_or_never().is_none());
+        assert_eq!(queue.processing(), 1);
+    }
+    assert_eq!(queue.processing(), 0);
+    queue.shut_down();
+    assert!(queue.get_guarded().await.is_none());
+}
+
 #[test]
 fn distinct_items_come_out_in_fifo_order() {
     let queue = WorkQueue::new();
