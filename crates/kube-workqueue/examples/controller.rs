@@ -81,13 +81,14 @@ impl Controller {
 
     /// One key from the queue; `false` once the queue is shut down.
     async fn process_next_item(&self) -> bool {
-        let Some(key) = self.queue.get().await else {
+        let Some(key) = self.queue.get_guarded().await else {
             return false;
         };
+        // Dropping `key` tells the queue we are done with it, like the seed's
+        // `defer c.queue.Done(key)` (even if the sync panics). This unblocks the key for other
+        // workers: two workers never process the same key at once.
         let result = self.sync_to_stdout(&key);
         self.handle_err(result, &key);
-        // Unblocks the key for other workers: two workers never process the same key at once.
-        self.queue.done(&key);
         true
     }
 
