@@ -148,6 +148,12 @@ pub fn run(root: &Path) -> Result<(), String> {
             "IfNotPresent",
         ),
         step(
+            "server-side columns",
+            &["get", "pods"],
+            true,
+            "READY   STATUS    RESTARTS",
+        ),
+        step(
             "label",
             &["label", "pod", "web", "tier=frontend"],
             true,

@@ -374,10 +374,19 @@ impl ApiServer {
         let request = self.parse_resource_path(group, version, rest)?;
         let verb = verb_of(method, &request, query)?;
         self.authorize(user, verb, &request)?;
+        if matches!(verb, "create" | "update") && !is_json_media_type(content_type) {
+            // Protobuf and CBOR bodies are not understood: clients fall back to JSON on 415.
+            return Err(ApiError::unsupported_media_type());
+        }
         match verb {
-            "get" => self.get(&request),
-            "list" => self.list(&request, query),
-            "watch" => watch::serve(Arc::clone(self), request, query),
+            "get" => self.get(&request, accept),
+            "list" => self.list(&request, query, accept),
+            "watch" => watch::serve(
+                Arc::clone(self),
+                request,
+                query,
+                crate::table::wants_table(accept),
+            ),
             "create" => self.create(&request, query, &body),
             "update" => self.update(&request, &body),
             "patch" => self.patch(&request, query, content_type, &body),
@@ -479,16 +488,23 @@ impl ApiServer {
         })
     }
 
-    fn get(&self, request: &ResourceRequest) -> Result<Response<Body>, ApiError> {
+    fn get(&self, request: &ResourceRequest, accept: &str) -> Result<Response<Body>, ApiError> {
         let name = request.name.as_deref().unwrap_or("");
         let object = self
             .store
             .get(&request.storage(), &request.key(name))
             .ok_or_else(|| ApiError::not_found(&request.resource, name))?;
-        Ok(json_response(
-            StatusCode::OK,
-            &views::for_resource(&request.resource, &object),
-        ))
+        let object = views::for_resource(&request.resource, &object);
+        if crate::table::wants_table(accept) {
+            let rv = meta_str(&object, "resourceVersion")
+                .unwrap_or("")
+                .to_string();
+            return Ok(json_response(
+                StatusCode::OK,
+                &crate::table::table(&request.resource, &[&object], &rv, None, true),
+            ));
+        }
+        Ok(json_response(StatusCode::OK, &object))
     }
 
     /// Parses `labelSelector` and `fieldSelector` into a filter for `resource`.
@@ -510,7 +526,12 @@ impl ApiServer {
         Ok((labels, fields))
     }
 
-    fn list(&self, request: &ResourceRequest, query: &Query) -> Result<Response<Body>, ApiError> {
+    fn list(
+        &self,
+        request: &ResourceRequest,
+        query: &Query,
+        accept: &str,
+    ) -> Result<Response<Body>, ApiError> {
         let resource = &request.resource;
         let (labels, fields) = Self::selectors(resource, query)?;
         let rv = parse_resource_version(query.get("resourceVersion").map(String::as_str))?;
@@ -572,7 +593,7 @@ impl ApiServer {
                 continue;
             }
             last_key = key;
-            items.push(views::list_item(resource, object));
+            items.push(views::for_resource(resource, object));
         }
         let mut metadata = Map::new();
         metadata.insert("resourceVersion".into(), json!(snapshot.rv.to_string()));
@@ -585,6 +606,18 @@ impl ApiServer {
                 metadata.insert("remainingItemCount".into(), json!(remaining));
             }
         }
+        if crate::table::wants_table(accept) {
+            let rows: Vec<&Value> = items.iter().collect();
+            let token = metadata.get("continue").and_then(Value::as_str);
+            return Ok(json_response(
+                StatusCode::OK,
+                &crate::table::table(resource, &rows, &snapshot.rv.to_string(), token, true),
+            ));
+        }
+        let items: Vec<Value> = items
+            .into_iter()
+            .map(|item| views::strip_list_item(resource, item))
+            .collect();
         Ok(json_response(
             StatusCode::OK,
             &json!({
@@ -1134,6 +1167,12 @@ impl ApiServer {
             }),
         ))
     }
+}
+
+/// Whether a request body's media type is JSON (or unspecified, which the server reads as JSON).
+fn is_json_media_type(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    essence.is_empty() || essence == "application/json" || essence.ends_with("+json")
 }
 
 fn go_type_name(value: &Value) -> &'static str {

@@ -57,6 +57,7 @@ pub mod selector;
 mod server;
 pub mod status;
 pub mod store;
+pub mod table;
 pub mod tls;
 mod views;
 mod watch;

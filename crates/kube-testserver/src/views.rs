@@ -56,7 +56,11 @@ pub fn for_resource(resource: &ResourceType, stored: &Value) -> Value {
 
 /// The object as a list item of `resource`: built-in kinds drop `apiVersion` and `kind`.
 pub fn list_item(resource: &ResourceType, stored: &Value) -> Value {
-    let mut item = for_resource(resource, stored);
+    strip_list_item(resource, for_resource(resource, stored))
+}
+
+/// An object already in `resource`'s form, as a list item.
+pub fn strip_list_item(resource: &ResourceType, mut item: Value) -> Value {
     if !resource.custom
         && let Some(map) = item.as_object_mut()
     {

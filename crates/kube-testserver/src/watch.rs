@@ -158,6 +158,7 @@ pub fn serve(
     server: Arc<ApiServer>,
     request: ResourceRequest,
     query: &Query,
+    as_table: bool,
 ) -> Result<Response<Body>, ApiError> {
     let (labels, fields) = ApiServer::selectors(&request.resource, query)?;
     let rv = parse_resource_version(query.get("resourceVersion").map(String::as_str))?;
@@ -205,6 +206,8 @@ pub fn serve(
                 bookmarks,
                 bookmark_interval: settings.bookmark_interval,
                 send_initial,
+                as_table,
+                columns_sent: std::sync::atomic::AtomicBool::new(false),
             };
             tokio::spawn(stream.run(feed));
         }
@@ -237,6 +240,10 @@ struct WatchStream {
     bookmarks: bool,
     bookmark_interval: Duration,
     send_initial: bool,
+    /// Events carry one-row Tables (what `kubectl get --watch` asks for).
+    as_table: bool,
+    /// Whether the column definitions went out with an earlier event.
+    columns_sent: std::sync::atomic::AtomicBool,
 }
 
 impl WatchStream {
@@ -256,6 +263,18 @@ impl WatchStream {
     fn encode(&self, event: &StoredEvent) -> Option<Bytes> {
         let (kind, replacement) = transform(event, &self.filter)?;
         let resource = &self.request.resource;
+        if self.as_table {
+            let object =
+                views::for_resource(resource, replacement.as_ref().unwrap_or(&event.object));
+            let first = !self
+                .columns_sent
+                .swap(true, std::sync::atomic::Ordering::Relaxed);
+            let rv = event.rv.to_string();
+            return Some(line(
+                kind,
+                &crate::table::table(resource, &[&object], &rv, None, first),
+            ));
+        }
         Some(match replacement {
             // The common case: shared by every watcher that sees the change as it is.
             None if kind == event.kind.as_str() && resource.storage.is_none() => event
