@@ -675,14 +675,7 @@ impl ApiServer {
     ) -> Result<Arc<Value>, ApiError> {
         let resource = &request.resource;
         let storage_kind = views::storage_resource(&self.registry, resource);
-        if let Some(namespace) = meta_str(&object, "namespace")
-            && resource.namespaced
-            && Some(namespace) != request.namespace.as_deref()
-        {
-            return Err(ApiError::bad_request(
-                "the namespace of the provided object does not match the namespace sent on the request",
-            ));
-        }
+        check_namespace(request, &object)?;
         let mut name = meta_str(&object, "name").unwrap_or("").to_string();
         if name.is_empty()
             && let Some(prefix) = meta_str(&object, "generateName").filter(|p| !p.is_empty())
@@ -806,14 +799,7 @@ impl ApiServer {
                 "the name of the object ({body_name}) does not match the name on the URL ({name})"
             )));
         }
-        if let Some(namespace) = meta_str(&object, "namespace")
-            && resource.namespaced
-            && Some(namespace) != request.namespace.as_deref()
-        {
-            return Err(ApiError::bad_request(
-                "the namespace of the provided object does not match the namespace sent on the request",
-            ));
-        }
+        check_namespace(request, &object)?;
         let expected_rv = meta_str(&object, "resourceVersion")
             .filter(|rv| !rv.is_empty())
             .map(str::to_string);
@@ -850,27 +836,15 @@ impl ApiServer {
             |current| {
                 let proposed = make(current)?;
                 let mut next = if status_only {
+                    // /status changes the status only.
                     let mut next = current.clone();
-                    match proposed.get("status") {
-                        Some(status) => next["status"] = status.clone(),
-                        None => {
-                            if let Some(map) = next.as_object_mut() {
-                                map.remove("status");
-                            }
-                        }
-                    }
+                    copy_status(&proposed, &mut next);
                     next
                 } else {
+                    // The main resource keeps the status it has, where /status exists.
                     let mut next = proposed;
                     if storage_kind.status_subresource {
-                        match current.get("status") {
-                            Some(status) => next["status"] = status.clone(),
-                            None => {
-                                if let Some(map) = next.as_object_mut() {
-                                    map.remove("status");
-                                }
-                            }
-                        }
+                        copy_status(current, &mut next);
                     }
                     next
                 };
@@ -1166,6 +1140,33 @@ impl ApiServer {
                 "items": items,
             }),
         ))
+    }
+}
+
+/// 400 when the body names another namespace than the URL.
+fn check_namespace(request: &ResourceRequest, object: &Value) -> Result<(), ApiError> {
+    match meta_str(object, "namespace") {
+        Some(namespace)
+            if request.resource.namespaced && Some(namespace) != request.namespace.as_deref() =>
+        {
+            Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Makes `to`'s `.status` what `from`'s is (absent included).
+fn copy_status(from: &Value, to: &mut Value) {
+    match (from.get("status"), to.as_object_mut()) {
+        (Some(status), Some(map)) => {
+            map.insert("status".into(), status.clone());
+        }
+        (None, Some(map)) => {
+            map.remove("status");
+        }
+        _ => {}
     }
 }
 

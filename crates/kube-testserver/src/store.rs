@@ -291,17 +291,9 @@ impl Store {
         let empty = Collection::default();
         let collection = state.collections.get(storage).unwrap_or(&empty);
         let in_namespace = |key: &ObjectKey| namespace.is_none_or(|ns| key.0 == ns);
-        match at_rv {
+        // A version not older than now reads the current state.
+        match at_rv.filter(|rv| *rv < state.rv) {
             None => Ok(ListSnapshot {
-                rv: state.rv,
-                objects: collection
-                    .objects
-                    .iter()
-                    .filter(|(k, _)| in_namespace(k))
-                    .map(|(_, v)| Arc::clone(v))
-                    .collect(),
-            }),
-            Some(rv) if rv >= state.rv => Ok(ListSnapshot {
                 rv: state.rv,
                 objects: collection
                     .objects
