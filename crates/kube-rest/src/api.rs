@@ -1,0 +1,360 @@
+//! The typed API: `Api<K>` for any k8s-openapi resource.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use futures_core::Stream;
+use http::Method;
+use http_body_util::BodyExt as _;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::{ClusterResourceScope, Metadata, NamespaceResourceScope, Resource};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::client::{Client, RequestBuilder};
+use crate::error::Error;
+use crate::params::{DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchParams};
+use crate::watch::{WatchEvent, decode_events};
+
+/// What a typed [`Api`] needs of its object type (implemented by every k8s-openapi resource
+/// with `ObjectMeta` metadata).
+pub trait ApiResource:
+    Resource + Metadata<Ty = ObjectMeta> + DeserializeOwned + Serialize + Clone + Send + 'static
+{
+}
+
+impl<K> ApiResource for K where
+    K: Resource + Metadata<Ty = ObjectMeta> + DeserializeOwned + Serialize + Clone + Send + 'static
+{
+}
+
+/// A page of a list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(bound = "K: DeserializeOwned")]
+pub struct ObjectList<K> {
+    /// The list's metadata (resourceVersion and continue token).
+    #[serde(default)]
+    pub metadata: ListMeta,
+    /// The objects.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub items: Vec<K>,
+}
+
+fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// The metadata of a list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListMeta {
+    /// The resourceVersion the list was served at.
+    #[serde(default)]
+    pub resource_version: Option<String>,
+    /// The token of the next page, when there is one.
+    #[serde(default, rename = "continue")]
+    pub continue_token: Option<String>,
+    /// How many items remain after this page (an estimate).
+    #[serde(default)]
+    pub remaining_item_count: Option<i64>,
+}
+
+/// Typed access to one kind, in one namespace, in all namespaces, or cluster-wide.
+pub struct Api<K> {
+    client: Client,
+    namespace: Option<String>,
+    _kind: PhantomData<fn() -> K>,
+}
+
+impl<K> Clone for Api<K> {
+    fn clone(&self) -> Self {
+        Api {
+            client: self.client.clone(),
+            namespace: self.namespace.clone(),
+            _kind: PhantomData,
+        }
+    }
+}
+
+impl<K: Resource> fmt::Debug for Api<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Api")
+            .field("kind", &K::KIND)
+            .field("api_version", &K::API_VERSION)
+            .field("namespace", &self.namespace)
+            .finish()
+    }
+}
+
+impl<K: ApiResource + Resource<Scope = NamespaceResourceScope>> Api<K> {
+    /// Objects in `namespace`.
+    pub fn namespaced(client: Client, namespace: &str) -> Api<K> {
+        Api {
+            client,
+            namespace: Some(namespace.to_string()),
+            _kind: PhantomData,
+        }
+    }
+
+    /// Objects in the namespace of the client's context.
+    pub fn default_namespaced(client: Client) -> Api<K> {
+        let namespace = client.default_namespace().to_string();
+        Api {
+            client,
+            namespace: Some(namespace),
+            _kind: PhantomData,
+        }
+    }
+
+    /// Objects in every namespace (list and watch; single-object calls need a namespace).
+    pub fn all_namespaces(client: Client) -> Api<K> {
+        Api {
+            client,
+            namespace: None,
+            _kind: PhantomData,
+        }
+    }
+}
+
+impl<K: ApiResource + Resource<Scope = ClusterResourceScope>> Api<K> {
+    /// Cluster-scoped objects.
+    pub fn cluster(client: Client) -> Api<K> {
+        Api {
+            client,
+            namespace: None,
+            _kind: PhantomData,
+        }
+    }
+}
+
+impl<K: ApiResource> Api<K> {
+    /// The namespace this API is bound to (`None`: all namespaces or cluster-scoped).
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+
+    fn request(&self, verb: Method) -> RequestBuilder<'_> {
+        self.client
+            .request(verb)
+            .group_version(K::GROUP, K::VERSION)
+            .namespace(self.namespace.as_deref())
+            .resource(K::URL_PATH_SEGMENT)
+    }
+
+    fn object_request(&self, verb: Method, name: &str) -> RequestBuilder<'_> {
+        self.request(verb).name(name)
+    }
+
+    /// Gets an object by name.
+    pub async fn get(&self, name: &str) -> Result<K, Error> {
+        self.object_request(Method::GET, name).json().await
+    }
+
+    /// Gets an object by name, `None` when it does not exist.
+    pub async fn get_opt(&self, name: &str) -> Result<Option<K>, Error> {
+        match self.get(name).await {
+            Ok(object) => Ok(Some(object)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Lists one page of objects.
+    pub async fn list(&self, params: &ListParams) -> Result<ObjectList<K>, Error> {
+        self.request(Method::GET)
+            .params(params.query())
+            .json()
+            .await
+    }
+
+    /// Lists every object, following continue tokens page by page (`params.limit` is the
+    /// page size; 500 when unset, as kubectl). A continue token that expired mid-way
+    /// surfaces as an error with [`Error::is_gone`].
+    pub async fn list_all(&self, params: &ListParams) -> Result<Vec<K>, Error> {
+        let mut params = params.clone();
+        if params.limit.is_none_or(|l| l == 0) {
+            params.limit = Some(500);
+        }
+        let mut items = Vec::new();
+        loop {
+            let page = self.list(&params).await?;
+            items.extend(page.items);
+            match page.metadata.continue_token.filter(|t| !t.is_empty()) {
+                Some(token) => {
+                    params.continue_token = Some(token);
+                    // The continue token carries the resourceVersion of the first page.
+                    params.resource_version = None;
+                    params.resource_version_match = None;
+                }
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// Creates an object.
+    pub async fn create(&self, params: &PostParams, object: &K) -> Result<K, Error> {
+        self.request(Method::POST)
+            .params(params.query())
+            .json_body(object)
+            .json()
+            .await
+    }
+
+    /// Replaces an object (a `PUT`, with optimistic concurrency on its resourceVersion).
+    pub async fn replace(&self, name: &str, params: &PostParams, object: &K) -> Result<K, Error> {
+        self.object_request(Method::PUT, name)
+            .params(params.query())
+            .json_body(object)
+            .json()
+            .await
+    }
+
+    /// Patches an object.
+    pub async fn patch<P: Serialize>(
+        &self,
+        name: &str,
+        params: &PatchParams,
+        patch: &Patch<P>,
+    ) -> Result<K, Error> {
+        self.patch_request(self.object_request(Method::PATCH, name), params, patch)?
+            .json()
+            .await
+    }
+
+    fn patch_request<'a, P: Serialize>(
+        &self,
+        request: RequestBuilder<'a>,
+        params: &PatchParams,
+        patch: &Patch<P>,
+    ) -> Result<RequestBuilder<'a>, Error> {
+        if matches!(patch, Patch::Apply(_))
+            && params.field_manager.as_deref().is_none_or(str::is_empty)
+        {
+            return Err(Error::Request(
+                "an apply patch needs a field manager (PatchParams::apply)".into(),
+            ));
+        }
+        if params.force && !matches!(patch, Patch::Apply(_)) {
+            return Err(Error::Request(
+                "force is only allowed with an apply patch".into(),
+            ));
+        }
+        let body = patch
+            .body()
+            .map_err(|e| Error::Request(format!("serializing the patch: {e}")))?;
+        Ok(request
+            .params(params.query())
+            .body(body, patch.content_type()))
+    }
+
+    /// Deletes an object. Returns the object when the deletion is pending (finalizers or a
+    /// grace period), `None` when it is gone.
+    pub async fn delete(&self, name: &str, params: &DeleteParams) -> Result<Option<K>, Error> {
+        let body = self
+            .object_request(Method::DELETE, name)
+            .json_body(&params.body())
+            .send()
+            .await?;
+        decode_object_or_status(&body)
+    }
+
+    /// Deletes every object matching `list` (selectors).
+    pub async fn delete_collection(
+        &self,
+        params: &DeleteParams,
+        list: &ListParams,
+    ) -> Result<(), Error> {
+        self.request(Method::DELETE)
+            .params(list.query())
+            .json_body(&params.body())
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Gets the status subresource.
+    pub async fn get_status(&self, name: &str) -> Result<K, Error> {
+        self.object_request(Method::GET, name)
+            .subresource("status")
+            .json()
+            .await
+    }
+
+    /// Replaces the status subresource.
+    pub async fn replace_status(
+        &self,
+        name: &str,
+        params: &PostParams,
+        object: &K,
+    ) -> Result<K, Error> {
+        self.object_request(Method::PUT, name)
+            .subresource("status")
+            .params(params.query())
+            .json_body(object)
+            .json()
+            .await
+    }
+
+    /// Patches the status subresource.
+    pub async fn patch_status<P: Serialize>(
+        &self,
+        name: &str,
+        params: &PatchParams,
+        patch: &Patch<P>,
+    ) -> Result<K, Error> {
+        let request = self
+            .object_request(Method::PATCH, name)
+            .subresource("status");
+        self.patch_request(request, params, patch)?.json().await
+    }
+
+    /// Watches objects from `resource_version` (`""`: the current objects as `ADDED` first;
+    /// `"0"`: from any cached state). The stream ends when the server closes the watch; an
+    /// expired version arrives as a [`WatchEvent::Error`] with code 410.
+    pub async fn watch(
+        &self,
+        params: &WatchParams,
+        resource_version: &str,
+    ) -> Result<impl Stream<Item = Result<WatchEvent<K>, Error>> + Send + use<K>, Error> {
+        let response = self
+            .request(Method::GET)
+            .params(params.query(resource_version))
+            .send_streaming()
+            .await?;
+        let body = response.into_body().into_data_stream().map_err_into();
+        Ok(decode_events::<K, _>(body))
+    }
+}
+
+trait MapErrInto: Sized {
+    fn map_err_into(self) -> futures_util::stream::MapErr<Self, fn(hyper::Error) -> Error>;
+}
+
+impl<S> MapErrInto for S
+where
+    S: futures_util::TryStream<Error = hyper::Error>,
+{
+    fn map_err_into(self) -> futures_util::stream::MapErr<Self, fn(hyper::Error) -> Error> {
+        use futures_util::TryStreamExt as _;
+        self.map_err(|e| Error::Transport(format!("reading the watch stream: {e}")))
+    }
+}
+
+fn decode_object_or_status<K: DeserializeOwned>(body: &[u8]) -> Result<Option<K>, Error> {
+    #[derive(Deserialize)]
+    struct Kind {
+        #[serde(default)]
+        kind: String,
+    }
+    let kind: Kind = serde_json::from_slice(body).map_err(|e| Error::Decode(e.to_string()))?;
+    if kind.kind == "Status" {
+        return Ok(None);
+    }
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|e| Error::Decode(e.to_string()))
+}

@@ -1,0 +1,580 @@
+//! The REST client: request building, authentication, throttling, retries and error decoding.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use http::{HeaderValue, Method, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use kube_flowcontrol::clock::{RealClock, SharedClock};
+use kube_flowcontrol::throttle::{RateLimiter, TokenBucketRateLimiter};
+use rustls::pki_types::ServerName;
+use serde::de::DeserializeOwned;
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::error::{Error, Status};
+
+/// `application/json`.
+pub const JSON: &str = "application/json";
+
+/// A client for one API server, cheap to clone (connections are pooled and shared).
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    path_prefix: String,
+    auth: Authenticator,
+    limiter: Option<Arc<dyn RateLimiter>>,
+    clock: SharedClock,
+    timeout: Option<Duration>,
+    user_agent: HeaderValue,
+    max_retries: u32,
+    max_retry_after: Duration,
+    default_namespace: String,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field(
+                "server",
+                &format_args!(
+                    "{}://{}{}",
+                    self.inner.scheme, self.inner.authority, self.inner.path_prefix
+                ),
+            )
+            .field("default_namespace", &self.inner.default_namespace)
+            .field("throttled", &self.inner.limiter.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Client`] from a [`Config`], with an optional clock and throttle.
+pub struct ClientBuilder {
+    config: Config,
+    clock: Option<SharedClock>,
+    limiter: Option<Arc<dyn RateLimiter>>,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// Uses this clock for throttling and `Retry-After` waits (a fake one in tests).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Uses this throttle instead of a token bucket built from the config's `qps` and `burst`.
+    pub fn rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    /// Builds the client (loading TLS material now, so that a bad file is reported here).
+    pub fn build(self) -> Result<Client, Error> {
+        let config = self.config;
+        let clock = self.clock.unwrap_or_else(RealClock::shared);
+        let limiter = match (self.limiter, config.throttle) {
+            (_, false) => None,
+            (Some(limiter), true) => Some(limiter),
+            (None, true) => {
+                if config.qps.is_nan() || config.qps <= 0.0 || config.burst == 0 {
+                    return Err(Error::Config(crate::error::ConfigError::Invalid(format!(
+                        "throttle needs qps > 0 and burst > 0 (got qps {} and burst {}); turn it off instead",
+                        config.qps, config.burst
+                    ))));
+                }
+                Some(Arc::new(TokenBucketRateLimiter::with_clock(
+                    config.qps,
+                    config.burst,
+                    clock.clone(),
+                )) as Arc<dyn RateLimiter>)
+            }
+        };
+        let uri = &config.cluster_url;
+        let scheme = uri.scheme().cloned().unwrap_or(http::uri::Scheme::HTTPS);
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| Error::Request(format!("server URL {uri} has no host")))?;
+        let path_prefix = uri.path().trim_end_matches('/').to_string();
+
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(config.connect_timeout));
+        http.set_nodelay(true);
+        let tls = crate::tls::client_config(&config)?;
+        let mut builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http();
+        if let Some(name) = &config.tls_server_name {
+            let name = ServerName::try_from(name.clone())
+                .map_err(|e| Error::Tls(format!("tls-server-name {name:?}: {e}")))?;
+            builder = builder.with_server_name_resolver(FixedServerNameResolver::new(name));
+        }
+        let connector = builder.enable_all_versions().wrap_connector(http);
+        let http = HyperClient::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(connector);
+        let user_agent = HeaderValue::try_from(config.user_agent.as_str()).map_err(|_| {
+            Error::Request(format!(
+                "user agent {:?} is not a valid header",
+                config.user_agent
+            ))
+        })?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                scheme,
+                authority,
+                path_prefix,
+                auth: Authenticator::new(&config.credentials)?,
+                limiter,
+                clock,
+                timeout: config.timeout,
+                user_agent,
+                max_retries: config.max_retries,
+                max_retry_after: config.max_retry_after,
+                default_namespace: config.default_namespace,
+            }),
+        })
+    }
+}
+
+impl Client {
+    /// A client for `config` on the real clock.
+    pub fn try_from_config(config: Config) -> Result<Client, Error> {
+        Client::builder(config).build()
+    }
+
+    /// A builder, to set a clock or a custom throttle.
+    pub fn builder(config: Config) -> ClientBuilder {
+        ClientBuilder {
+            config,
+            clock: None,
+            limiter: None,
+        }
+    }
+
+    /// Loads the configuration ([`Config::infer`]) and builds a client.
+    pub fn try_default() -> Result<Client, Error> {
+        Client::try_from_config(Config::infer()?)
+    }
+
+    /// The namespace of the configuration's context.
+    pub fn default_namespace(&self) -> &str {
+        &self.inner.default_namespace
+    }
+
+    /// Starts a request with this verb.
+    pub fn request(&self, verb: Method) -> RequestBuilder<'_> {
+        RequestBuilder {
+            client: self,
+            verb,
+            group: String::new(),
+            version: "v1".into(),
+            namespace: None,
+            resource: None,
+            name: None,
+            subresource: None,
+            abs_path: None,
+            query: Vec::new(),
+            body: None,
+            content_type: None,
+            timeout: None,
+            error: None,
+        }
+    }
+
+    /// The URL prefix (scheme, host and path prefix) of the server.
+    pub fn base_url(&self) -> String {
+        format!(
+            "{}://{}{}",
+            self.inner.scheme, self.inner.authority, self.inner.path_prefix
+        )
+    }
+}
+
+/// The parts of one request, built step by step (client-go's `rest.Request`).
+#[derive(Debug)]
+#[must_use = "a request does nothing until it is sent"]
+pub struct RequestBuilder<'a> {
+    client: &'a Client,
+    verb: Method,
+    group: String,
+    version: String,
+    namespace: Option<String>,
+    resource: Option<String>,
+    name: Option<String>,
+    subresource: Option<String>,
+    abs_path: Option<String>,
+    query: Vec<(String, String)>,
+    body: Option<Bytes>,
+    content_type: Option<String>,
+    timeout: Option<Duration>,
+    error: Option<Error>,
+}
+
+fn check_segment(what: &str, value: &str) -> Result<(), Error> {
+    if value.is_empty() {
+        return Err(Error::Request(format!("{what} may not be empty")));
+    }
+    if value == "." || value == ".." {
+        return Err(Error::Request(format!("{what} may not be {value:?}")));
+    }
+    if let Some(c) = value
+        .chars()
+        .find(|c| matches!(c, '/' | '%' | '?' | '#') || c.is_control() || c.is_whitespace())
+    {
+        return Err(Error::Request(format!(
+            "{what} {value:?} may not contain {c:?}"
+        )));
+    }
+    Ok(())
+}
+
+impl<'a> RequestBuilder<'a> {
+    fn segment(&mut self, what: &str, value: &str) -> Option<String> {
+        match check_segment(what, value) {
+            Ok(()) => Some(value.to_string()),
+            Err(e) => {
+                self.error.get_or_insert(e);
+                None
+            }
+        }
+    }
+
+    /// Sets the API group and version (`""` for the core group: `/api/v1`, otherwise
+    /// `/apis/{group}/{version}`).
+    pub fn group_version(mut self, group: &str, version: &str) -> Self {
+        if !group.is_empty() {
+            self.group = self.segment("group", group).unwrap_or_default();
+        } else {
+            self.group.clear();
+        }
+        self.version = self.segment("version", version).unwrap_or_default();
+        self
+    }
+
+    /// Sets the namespace (`None` or `""` for cluster-scoped or all-namespaces requests).
+    pub fn namespace(mut self, namespace: Option<&str>) -> Self {
+        self.namespace = match namespace {
+            Some(ns) if !ns.is_empty() => self.segment("namespace", ns),
+            _ => None,
+        };
+        self
+    }
+
+    /// Sets the resource (plural, lower case: `pods`).
+    pub fn resource(mut self, resource: &str) -> Self {
+        self.resource = self.segment("resource", resource);
+        self
+    }
+
+    /// Sets the object name.
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = self.segment("resource name", name);
+        self
+    }
+
+    /// Sets the subresource (`status`, `scale`...).
+    pub fn subresource(mut self, subresource: &str) -> Self {
+        self.subresource = self.segment("subresource", subresource);
+        self
+    }
+
+    /// Requests this absolute path (`/version`, `/apis`) instead of a resource path.
+    pub fn abs_path(mut self, path: &str) -> Self {
+        if !path.starts_with('/') || path.contains(['?', '#']) || path.split('/').any(|s| s == "..")
+        {
+            self.error.get_or_insert(Error::Request(format!(
+                "absolute path {path:?} must start with / and have no query"
+            )));
+        } else {
+            self.abs_path = Some(path.to_string());
+        }
+        self
+    }
+
+    /// Adds a query parameter.
+    pub fn param(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.query.push((key.to_string(), value.into()));
+        self
+    }
+
+    /// Adds query parameters.
+    pub fn params<I, K, V>(mut self, params: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.query
+            .extend(params.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self
+    }
+
+    /// Sets the body and its content type.
+    pub fn body(mut self, body: impl Into<Bytes>, content_type: &str) -> Self {
+        self.body = Some(body.into());
+        self.content_type = Some(content_type.to_string());
+        self
+    }
+
+    /// Serializes `value` as the JSON body.
+    pub fn json_body<T: serde::Serialize + ?Sized>(mut self, value: &T) -> Self {
+        match serde_json::to_vec(value) {
+            Ok(body) => self.body(body, JSON),
+            Err(e) => {
+                self.error
+                    .get_or_insert(Error::Request(format!("serializing the body: {e}")));
+                self
+            }
+        }
+    }
+
+    /// Overrides the client's timeout for this request.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The path and query this request goes to (without scheme and host).
+    pub fn path_and_query(&self) -> Result<String, Error> {
+        if let Some(e) = &self.error {
+            return Err(Error::Request(e.to_string()));
+        }
+        let mut path = self.client.inner.path_prefix.clone();
+        if let Some(abs) = &self.abs_path {
+            path.push_str(abs);
+        } else {
+            if self.group.is_empty() {
+                path.push_str("/api/");
+            } else {
+                path.push_str("/apis/");
+                path.push_str(&self.group);
+                path.push('/');
+            }
+            path.push_str(&self.version);
+            // client-go: a namespace with the resource "namespaces" is the namespace's name.
+            if let Some(ns) = &self.namespace {
+                path.push_str("/namespaces/");
+                path.push_str(ns);
+            }
+            if let Some(resource) = &self.resource {
+                path.push('/');
+                path.push_str(resource);
+            } else if self.name.is_some() || self.subresource.is_some() {
+                return Err(Error::Request(
+                    "a name or subresource needs a resource".into(),
+                ));
+            }
+            if let Some(name) = &self.name {
+                path.push('/');
+                path.push_str(name);
+            }
+            if let Some(sub) = &self.subresource {
+                if self.name.is_none() {
+                    return Err(Error::Request("a subresource needs a name".into()));
+                }
+                path.push('/');
+                path.push_str(sub);
+            }
+        }
+        if !self.query.is_empty() {
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in &self.query {
+                query.append_pair(k, v);
+            }
+            path.push('?');
+            path.push_str(&query.finish());
+        }
+        Ok(path)
+    }
+
+    fn is_idempotent(&self) -> bool {
+        matches!(
+            self.verb,
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+        )
+    }
+
+    /// Sends the request and returns the response head with its streaming body. Error
+    /// statuses are decoded into [`Error::Api`]. The client's timeout covers only the
+    /// response head here (this is how watches are opened).
+    pub async fn send_streaming(self) -> Result<http::Response<Incoming>, Error> {
+        let timeout = self.timeout.or(self.client.inner.timeout);
+        let response = match timeout {
+            Some(t) => tokio::time::timeout(t, self.execute())
+                .await
+                .map_err(|_| Error::Timeout(t))??,
+            None => self.execute().await?,
+        };
+        Ok(response)
+    }
+
+    /// Sends the request and reads the whole body (within the timeout).
+    pub async fn send(self) -> Result<Bytes, Error> {
+        let timeout = self.timeout.or(self.client.inner.timeout);
+        let run = async move {
+            let response = self.execute().await?;
+            read_body(response.into_body()).await
+        };
+        match timeout {
+            Some(t) => tokio::time::timeout(t, run)
+                .await
+                .map_err(|_| Error::Timeout(t))?,
+            None => run.await,
+        }
+    }
+
+    /// Sends the request and decodes the JSON answer.
+    pub async fn json<T: DeserializeOwned>(self) -> Result<T, Error> {
+        let body = self.send().await?;
+        serde_json::from_slice(&body).map_err(|e| Error::Decode(e.to_string()))
+    }
+
+    async fn execute(self) -> Result<http::Response<Incoming>, Error> {
+        let path = self.path_and_query()?;
+        let inner = &self.client.inner;
+        let uri = http::Uri::builder()
+            .scheme(inner.scheme.clone())
+            .authority(inner.authority.clone())
+            .path_and_query(path.as_str())
+            .build()
+            .map_err(|e| Error::Request(format!("{path}: {e}")))?;
+        let idempotent = self.is_idempotent();
+        let mut attempt: u32 = 0;
+        loop {
+            if let Some(limiter) = &inner.limiter {
+                limiter.wait().await?;
+            }
+            let mut request = http::Request::builder()
+                .method(self.verb.clone())
+                .uri(uri.clone())
+                .header(USER_AGENT, inner.user_agent.clone())
+                .header(ACCEPT, HeaderValue::from_static(JSON));
+            if let Some(ct) = &self.content_type {
+                request = request.header(
+                    CONTENT_TYPE,
+                    HeaderValue::try_from(ct.as_str())
+                        .map_err(|_| Error::Request(format!("content type {ct:?}")))?,
+                );
+            }
+            if let Some(auth) = inner.auth.header()? {
+                request = request.header(AUTHORIZATION, auth);
+            }
+            let request = request
+                .body(Full::new(self.body.clone().unwrap_or_default()))
+                .map_err(|e| Error::Request(e.to_string()))?;
+            let response = inner.http.request(request).await.map_err(transport_error)?;
+            let status = response.status();
+            if status.is_success() {
+                return Ok(response);
+            }
+            let retry_after = retry_after(&response);
+            let retriable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+            let (parts, body) = response.into_parts();
+            let body = read_body(body).await.unwrap_or_default();
+            let error = api_error(parts.status, &body);
+            if retriable
+                && idempotent
+                && let Some(delay) = retry_after
+            {
+                if attempt < inner.max_retries {
+                    attempt += 1;
+                    let delay = delay.min(inner.max_retry_after);
+                    tracing::debug!(verb = %self.verb, %path, status = status.as_u16(), attempt, ?delay, "retrying after Retry-After");
+                    inner.clock.sleep(delay).await;
+                    continue;
+                }
+                if inner.max_retries > 0 {
+                    tracing::warn!(verb = %self.verb, %path, status = status.as_u16(), attempts = attempt + 1, "giving up: retries exhausted");
+                }
+            }
+            return Err(error);
+        }
+    }
+}
+
+fn retry_after(response: &http::Response<Incoming>) -> Option<Duration> {
+    let value = response.headers().get(RETRY_AFTER)?.to_str().ok()?;
+    let seconds: u64 = value.trim().parse().ok()?;
+    Some(Duration::from_secs(seconds))
+}
+
+fn transport_error(error: hyper_util::client::legacy::Error) -> Error {
+    use std::error::Error as _;
+    let mut message = error.to_string();
+    let mut source = error.source();
+    let mut tls = false;
+    while let Some(cause) = source {
+        if cause.downcast_ref::<rustls::Error>().is_some() {
+            tls = true;
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+        {
+            tls = true;
+        }
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if tls {
+        Error::Tls(message)
+    } else {
+        Error::Transport(message)
+    }
+}
+
+pub(crate) async fn read_body(body: Incoming) -> Result<Bytes, Error> {
+    Ok(body
+        .collect()
+        .await
+        .map_err(|e| Error::Transport(format!("reading the response body: {e}")))?
+        .to_bytes())
+}
+
+/// The error of a non-2xx answer: its `Status` body when it has one.
+pub(crate) fn api_error(code: StatusCode, body: &[u8]) -> Error {
+    #[derive(serde::Deserialize)]
+    struct Kind {
+        #[serde(default)]
+        kind: String,
+    }
+    let status = match serde_json::from_slice::<Kind>(body) {
+        Ok(kind) if kind.kind == "Status" => match serde_json::from_slice::<Status>(body) {
+            Ok(mut status) => {
+                if status.code == 0 {
+                    status.code = code.as_u16();
+                }
+                status
+            }
+            Err(_) => Status::from_code(code.as_u16(), body),
+        },
+        _ => Status::from_code(code.as_u16(), body),
+    };
+    Error::Api(Box::new(status))
+}

@@ -1,0 +1,327 @@
+//! The kubeconfig file format and client-go's merge rules.
+//!
+//! [`Kubeconfig::read`] parses one file, resolving relative paths against the file's directory.
+//! [`Kubeconfig::merge`] folds several files the way `$KUBECONFIG` is folded by clientcmd: the
+//! first file to define a named cluster, user or context wins, and the first file that sets
+//! `current-context` decides it.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+
+/// A parsed kubeconfig (`kind: Config`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Kubeconfig {
+    /// `apiVersion` (`v1`).
+    #[serde(
+        rename = "apiVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub api_version: Option<String>,
+    /// `kind` (`Config`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The named clusters.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub clusters: Vec<NamedCluster>,
+    /// The named users (`users` in the file).
+    #[serde(rename = "users", default, deserialize_with = "null_as_default")]
+    pub auth_infos: Vec<NamedAuthInfo>,
+    /// The named contexts.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub contexts: Vec<NamedContext>,
+    /// The context used when none is asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_context: Option<String>,
+    /// The files this configuration was read from, in precedence order (not serialized).
+    #[serde(skip)]
+    pub sources: Vec<PathBuf>,
+}
+
+/// A cluster with its name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NamedCluster {
+    /// The name contexts refer to.
+    pub name: String,
+    /// The cluster (absent entries are an error when used).
+    #[serde(default)]
+    pub cluster: Option<Cluster>,
+}
+
+/// How to reach an API server.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Cluster {
+    /// The API server URL (`https://host:port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// Skip verifying the server certificate (insecure).
+    #[serde(default)]
+    pub insecure_skip_tls_verify: bool,
+    /// A PEM file of CA certificates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_authority: Option<PathBuf>,
+    /// Base64 of PEM CA certificates (wins over `certificate-authority`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_authority_data: Option<String>,
+    /// The name to verify the server certificate against, instead of the URL's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_server_name: Option<String>,
+    /// An HTTP(S) proxy URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_url: Option<String>,
+}
+
+/// A user with its name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NamedAuthInfo {
+    /// The name contexts refer to.
+    pub name: String,
+    /// The credentials.
+    #[serde(default)]
+    pub user: Option<AuthInfo>,
+}
+
+/// Credentials for an API server.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct AuthInfo {
+    /// A PEM client certificate file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<PathBuf>,
+    /// Base64 of a PEM client certificate (wins over the file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate_data: Option<String>,
+    /// A PEM private key file (RSA, EC or PKCS#8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<PathBuf>,
+    /// Base64 of a PEM private key (wins over the file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key_data: Option<String>,
+    /// A bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// A file holding a bearer token, re-read when it changes.
+    #[serde(rename = "tokenFile", default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// Basic-auth user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Basic-auth password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// An exec credential plugin (kept so that the error can name it; not run yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<serde_json::Value>,
+    /// A legacy auth provider (not supported; kept for the error message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_provider: Option<serde_json::Value>,
+}
+
+/// A context with its name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NamedContext {
+    /// The name `current-context` refers to.
+    pub name: String,
+    /// The context.
+    #[serde(default)]
+    pub context: Option<Context>,
+}
+
+/// A (cluster, user, namespace) triple.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Context {
+    /// The cluster name.
+    #[serde(default)]
+    pub cluster: String,
+    /// The user name.
+    #[serde(default)]
+    pub user: String,
+    /// The default namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+impl Kubeconfig {
+    /// Reads and parses one kubeconfig file; relative paths in it are made relative to its
+    /// directory. An empty file is an empty configuration, as in client-go.
+    pub fn read(path: impl AsRef<Path>) -> Result<Kubeconfig, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Kubeconfig::parse(&text, path)
+    }
+
+    /// Parses kubeconfig text as if read from `path` (used for error messages and to resolve
+    /// relative paths).
+    pub fn parse(text: &str, path: &Path) -> Result<Kubeconfig, ConfigError> {
+        let parse_error = |message: String| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mut config = if text.trim().is_empty() {
+            Kubeconfig::default()
+        } else {
+            let value: serde_yaml_ng::Value =
+                serde_yaml_ng::from_str(text).map_err(|e| parse_error(e.to_string()))?;
+            if value.is_null() {
+                Kubeconfig::default()
+            } else {
+                if !value.is_mapping() {
+                    return Err(parse_error(
+                        "expected a mapping (kind: Config) at the top level".into(),
+                    ));
+                }
+                serde_yaml_ng::from_value(value).map_err(|e| parse_error(e.to_string()))?
+            }
+        };
+        if let Some(kind) = &config.kind
+            && !kind.is_empty()
+            && kind != "Config"
+        {
+            return Err(parse_error(format!(
+                "kind is {kind:?}, expected \"Config\""
+            )));
+        }
+        for (what, names) in [
+            (
+                "cluster",
+                config
+                    .clusters
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                "user",
+                config.auth_infos.iter().map(|c| c.name.as_str()).collect(),
+            ),
+            (
+                "context",
+                config.contexts.iter().map(|c| c.name.as_str()).collect(),
+            ),
+        ] {
+            if names.iter().any(|name| name.is_empty()) {
+                return Err(parse_error(format!("a {what} entry has an empty name")));
+            }
+        }
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        config.resolve_paths(&base);
+        config.sources = vec![path.to_path_buf()];
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |p: &mut Option<PathBuf>| {
+            if let Some(path) = p
+                && !path.as_os_str().is_empty()
+                && path.is_relative()
+            {
+                *path = base.join(&*path);
+            }
+        };
+        for cluster in self.clusters.iter_mut().filter_map(|c| c.cluster.as_mut()) {
+            resolve(&mut cluster.certificate_authority);
+        }
+        for user in self.auth_infos.iter_mut().filter_map(|u| u.user.as_mut()) {
+            resolve(&mut user.client_certificate);
+            resolve(&mut user.client_key);
+            resolve(&mut user.token_file);
+        }
+    }
+
+    /// Folds `other` (lower precedence) into `self`: entries whose name `self` already has are
+    /// ignored, and `current-context` is kept when `self` sets it.
+    pub fn merge(mut self, other: Kubeconfig) -> Kubeconfig {
+        fn fold<T>(into: &mut Vec<T>, from: Vec<T>, name: impl Fn(&T) -> &str) {
+            for item in from {
+                if !into.iter().any(|existing| name(existing) == name(&item)) {
+                    into.push(item);
+                }
+            }
+        }
+        fold(&mut self.clusters, other.clusters, |c| &c.name);
+        fold(&mut self.auth_infos, other.auth_infos, |c| &c.name);
+        fold(&mut self.contexts, other.contexts, |c| &c.name);
+        if self.current_context.as_deref().is_none_or(str::is_empty) {
+            self.current_context = other.current_context;
+        }
+        self.sources.extend(other.sources);
+        self
+    }
+
+    /// Reads every existing file of a `$KUBECONFIG`-style list and merges them in order.
+    /// Missing files are skipped (as in client-go), duplicates and empty entries ignored; a file
+    /// that exists but cannot be read or parsed is an error.
+    pub fn read_and_merge<I, P>(paths: I) -> Result<Option<Kubeconfig>, ConfigError>
+    where
+        I: IntoIterator<Item = P>,
+        P: AsRef<Path>,
+    {
+        let mut seen: Vec<PathBuf> = Vec::new();
+        let mut merged: Option<Kubeconfig> = None;
+        for path in paths {
+            let path = path.as_ref();
+            if path.as_os_str().is_empty() || seen.iter().any(|p| p == path) {
+                continue;
+            }
+            seen.push(path.to_path_buf());
+            let config = match Kubeconfig::read(path) {
+                Ok(config) => config,
+                Err(ConfigError::Read { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    tracing::debug!(path = %path.display(), "kubeconfig in the list does not exist, skipped");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            merged = Some(match merged {
+                None => config,
+                Some(merged) => merged.merge(config),
+            });
+        }
+        Ok(merged)
+    }
+
+    /// The named context.
+    pub fn context(&self, name: &str) -> Option<&NamedContext> {
+        self.contexts.iter().find(|c| c.name == name)
+    }
+
+    /// The named cluster.
+    pub fn cluster(&self, name: &str) -> Option<&NamedCluster> {
+        self.clusters.iter().find(|c| c.name == name)
+    }
+
+    /// The named user.
+    pub fn auth_info(&self, name: &str) -> Option<&NamedAuthInfo> {
+        self.auth_infos.iter().find(|c| c.name == name)
+    }
+
+    /// The files merged, for error messages.
+    pub fn sources_display(&self) -> String {
+        if self.sources.is_empty() {
+            return "<in-memory kubeconfig>".into();
+        }
+        self.sources
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}

@@ -1,0 +1,56 @@
+//! kube-rest: client-go's `clientcmd`, `rest` and typed clients in async Rust.
+//!
+//! * [`config`]: load a [`Config`] from kubeconfig files (with `$KUBECONFIG` merging, relative
+//!   paths and overrides) or from the in-cluster service account.
+//! * [`Client`]: a pooled HTTPS client (rustls with ring, HTTP/2 when offered) with bearer
+//!   tokens (rotating token files), client certificates, basic auth, client-side throttling
+//!   (QPS 5, burst 10 by default) and bounded `Retry-After` retries.
+//! * [`Api`]: typed get, list, create, replace, patch, delete and watch over k8s-openapi types.
+//! * [`watch`]: incremental decoding of watch streams into [`WatchEvent`]s.
+//!
+//! Errors are one [`Error`] enum; API failures carry the server's decoded [`Status`] and answer
+//! [`Error::is_not_found`], [`Error::is_conflict`] and friends.
+//!
+//! The Kubernetes version of k8s-openapi is chosen by the `k8s-latest` feature (on by default);
+//! see the README to pick another one.
+//!
+//! ```no_run
+//! use k8s_openapi::api::core::v1::Pod;
+//! use kube_rest::{Api, Client, ListParams};
+//!
+//! # async fn run() -> Result<(), kube_rest::Error> {
+//! let client = Client::try_default()?; // $KUBECONFIG, ~/.kube/config or in-cluster
+//! let pods: Api<Pod> = Api::default_namespaced(client);
+//! for pod in pods.list_all(&ListParams::default().labels("app=web")).await? {
+//!     println!("{}", pod.metadata.name.unwrap_or_default());
+//! }
+//! match pods.get("missing").await {
+//!     Err(e) if e.is_not_found() => println!("no such pod"),
+//!     other => println!("{:?}", other.map(|p| p.metadata.name)),
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod api;
+mod auth;
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod kubeconfig;
+pub mod params;
+pub mod tls;
+pub mod watch;
+
+pub use api::{Api, ApiResource, ListMeta, ObjectList};
+pub use client::{Client, ClientBuilder, RequestBuilder};
+pub use config::{Config, Credentials, KubeconfigLoader, Overrides, Source};
+pub use error::{ConfigError, Error, Status};
+pub use kubeconfig::Kubeconfig;
+pub use params::{
+    DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy,
+    VersionMatch, WatchParams,
+};
+pub use watch::{Bookmark, WatchEvent};
+
+pub use k8s_openapi;
