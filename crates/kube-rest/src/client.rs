@@ -526,27 +526,30 @@ fn transport_error(error: hyper_util::client::legacy::Error) -> Error {
     use std::error::Error as _;
     let mut message = error.to_string();
     let mut source = error.source();
-    let mut tls = false;
     while let Some(cause) = source {
-        if cause.downcast_ref::<rustls::Error>().is_some() {
-            tls = true;
-        }
-        if let Some(io) = cause.downcast_ref::<std::io::Error>()
-            && io
-                .get_ref()
-                .is_some_and(|inner| inner.is::<rustls::Error>())
-        {
-            tls = true;
-        }
         message.push_str(": ");
         message.push_str(&cause.to_string());
         source = cause.source();
     }
-    if tls {
+    if error.source().is_some_and(is_tls) {
         Error::Tls(message)
     } else {
         Error::Transport(message)
     }
+}
+
+/// Whether a rustls error is somewhere in the chain (`io::Error::source` skips the error it
+/// wraps, so wrapped errors are looked into with `get_ref`).
+fn is_tls(error: &(dyn std::error::Error + 'static)) -> bool {
+    if error.is::<rustls::Error>() {
+        return true;
+    }
+    if let Some(io) = error.downcast_ref::<std::io::Error>()
+        && let Some(inner) = io.get_ref()
+    {
+        return is_tls(inner);
+    }
+    error.source().is_some_and(is_tls)
 }
 
 pub(crate) async fn read_body(body: Incoming) -> Result<Bytes, Error> {

@@ -37,8 +37,8 @@ pub fn parse_private_key(pem: &[u8], what: &str) -> Result<PrivateKeyDer<'static
 }
 
 /// The rustls client configuration for `config`: its CA (or the system roots), its client
-/// certificate, or no verification at all with `insecure_skip_tls_verify`. ALPN offers HTTP/2
-/// then HTTP/1.1.
+/// certificate, or no verification at all with `insecure_skip_tls_verify`. ALPN is left empty:
+/// the connector of [`Client`](crate::Client) offers HTTP/2 then HTTP/1.1.
 pub fn client_config(config: &Config) -> Result<ClientConfig, Error> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
@@ -76,7 +76,7 @@ pub fn client_config(config: &Config) -> Result<ClientConfig, Error> {
         }
         builder.with_root_certificates(roots)
     };
-    let mut tls = match &config.client_identity {
+    let tls = match &config.client_identity {
         Some((certificate, key)) => {
             let chain = parse_certificates(&certificate.load()?, "client certificate")?;
             let key = parse_private_key(&key.load()?, "client key")?;
@@ -86,7 +86,6 @@ pub fn client_config(config: &Config) -> Result<ClientConfig, Error> {
         }
         None => builder.with_no_client_auth(),
     };
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(tls)
 }
 
