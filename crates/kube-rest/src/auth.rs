@@ -1,4 +1,4 @@
-//! Request authentication: fixed and file-backed bearer tokens, basic auth.
+//! Request authentication: fixed and file-backed bearer tokens, basic auth, exec plugins.
 
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -7,8 +7,12 @@ use base64::Engine as _;
 use http::HeaderValue;
 use parking_lot::Mutex;
 
+use kube_flowcontrol::clock::SharedClock;
+use serde::Deserialize;
+
 use crate::config::Credentials;
 use crate::error::Error;
+use crate::kubeconfig::ExecConfig;
 
 /// What identifies a version of a token file without reading it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +36,144 @@ pub(crate) enum Authenticator {
         path: PathBuf,
         cached: Mutex<Option<CachedToken>>,
     },
+    Exec(Box<ExecAuth>),
+}
+
+/// A token from an exec plugin and until when it is valid.
+#[derive(Debug)]
+pub(crate) struct ExecToken {
+    header: HeaderValue,
+    expires: Option<SystemTime>,
+}
+
+/// Runs an exec credential plugin and caches its token.
+#[derive(Debug)]
+pub(crate) struct ExecAuth {
+    config: ExecConfig,
+    clock: SharedClock,
+    cached: tokio::sync::Mutex<Option<ExecToken>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExecCredential {
+    #[serde(default)]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    status: Option<ExecCredentialStatus>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExecCredentialStatus {
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    expiration_timestamp: Option<String>,
+    #[serde(default)]
+    client_certificate_data: Option<String>,
+}
+
+impl ExecAuth {
+    async fn run(&self) -> Result<ExecToken, Error> {
+        let exec = &self.config;
+        let what = || format!("exec plugin {:?}", exec.command);
+        let info = serde_json::json!({
+            "apiVersion": exec.api_version,
+            "kind": "ExecCredential",
+            "spec": { "interactive": false },
+        });
+        let mut command = tokio::process::Command::new(&exec.command);
+        command
+            .args(&exec.args)
+            .envs(exec.env.iter().map(|v| (v.name.as_str(), v.value.as_str())))
+            .env("KUBERNETES_EXEC_INFO", info.to_string())
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        let output = command.output().await.map_err(|e| {
+            let hint = exec
+                .install_hint
+                .as_deref()
+                .map(|h| format!("\n{h}"))
+                .unwrap_or_default();
+            Error::Auth(format!("running {}: {e}{hint}", what()))
+        })?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            return Err(Error::Auth(format!(
+                "{} failed ({}): {}",
+                what(),
+                output.status,
+                stderr.trim()
+            )));
+        }
+        let credential: ExecCredential = serde_json::from_slice(&output.stdout)
+            .map_err(|e| Error::Auth(format!("{} printed no ExecCredential: {e}", what())))?;
+        if credential.kind != "ExecCredential" || credential.api_version != exec.api_version {
+            return Err(Error::Auth(format!(
+                "{} printed kind {:?} apiVersion {:?}, expected ExecCredential {:?}",
+                what(),
+                credential.kind,
+                credential.api_version,
+                exec.api_version
+            )));
+        }
+        let status = credential.status.ok_or_else(|| {
+            Error::Auth(format!(
+                "{} printed an ExecCredential without status",
+                what()
+            ))
+        })?;
+        let token = match (
+            status.token.filter(|t| !t.is_empty()),
+            status.client_certificate_data,
+        ) {
+            (Some(token), _) => token,
+            (None, Some(_)) => {
+                return Err(Error::Auth(format!(
+                    "{} returned a client certificate; kube-rest supports token credentials from exec plugins only",
+                    what()
+                )));
+            }
+            (None, None) => return Err(Error::Auth(format!("{} returned no token", what()))),
+        };
+        let expires = match status.expiration_timestamp.filter(|t| !t.is_empty()) {
+            Some(timestamp) => {
+                let parsed: jiff::Timestamp = timestamp.parse().map_err(|e| {
+                    Error::Auth(format!("{} expirationTimestamp {timestamp:?}: {e}", what()))
+                })?;
+                Some(SystemTime::from(parsed))
+            }
+            None => None,
+        };
+        Ok(ExecToken {
+            header: bearer(&token, &what())?,
+            expires,
+        })
+    }
+
+    async fn header(&self) -> Result<HeaderValue, Error> {
+        let mut cached = self.cached.lock().await;
+        if let Some(token) = cached.as_ref()
+            && token.expires.is_none_or(|at| self.clock.wall_now() < at)
+        {
+            return Ok(token.header.clone());
+        }
+        let token = self.run().await?;
+        let header = token.header.clone();
+        *cached = Some(token);
+        Ok(header)
+    }
+
+    /// Forgets the cached token unless it already changed since `used` was sent.
+    async fn invalidate(&self, used: &HeaderValue) {
+        let mut cached = self.cached.lock().await;
+        if cached.as_ref().is_some_and(|t| t.header == *used) {
+            *cached = None;
+        }
+    }
 }
 
 fn bearer(token: &str, what: &str) -> Result<HeaderValue, Error> {
@@ -45,7 +187,10 @@ fn bearer(token: &str, what: &str) -> Result<HeaderValue, Error> {
 }
 
 impl Authenticator {
-    pub(crate) fn new(credentials: &Credentials) -> Result<Authenticator, Error> {
+    pub(crate) fn new(
+        credentials: &Credentials,
+        clock: SharedClock,
+    ) -> Result<Authenticator, Error> {
         Ok(match credentials {
             Credentials::None => Authenticator::None,
             Credentials::Token(token) => Authenticator::Fixed(bearer(token, "the bearer token")?),
@@ -55,9 +200,14 @@ impl Authenticator {
                     cached: Mutex::new(None),
                 };
                 // Fail at construction on an unreadable file, as client-go does.
-                authenticator.header()?;
+                authenticator.file_header()?;
                 authenticator
             }
+            Credentials::Exec(config) => Authenticator::Exec(Box::new(ExecAuth {
+                config: config.clone(),
+                clock,
+                cached: tokio::sync::Mutex::new(None),
+            })),
             Credentials::Basic { username, password } => {
                 let encoded = base64::engine::general_purpose::STANDARD
                     .encode(format!("{username}:{password}"));
@@ -72,10 +222,29 @@ impl Authenticator {
     }
 
     /// The header for the next request; a token file is re-read when its modification time or
-    /// length changed since the last read.
-    pub(crate) fn header(&self) -> Result<Option<HeaderValue>, Error> {
+    /// length changed since the last read, an exec plugin is run when its token expired.
+    pub(crate) async fn header(&self) -> Result<Option<HeaderValue>, Error> {
         match self {
-            Authenticator::None => Ok(None),
+            Authenticator::Exec(exec) => exec.header().await.map(Some),
+            _ => self.file_header(),
+        }
+    }
+
+    /// Whether a 401 is worth one more try with fresh credentials.
+    pub(crate) fn refreshable(&self) -> bool {
+        matches!(self, Authenticator::Exec(_))
+    }
+
+    /// Drops cached credentials after a 401.
+    pub(crate) async fn invalidate(&self, used: Option<&HeaderValue>) {
+        if let (Authenticator::Exec(exec), Some(used)) = (self, used) {
+            exec.invalidate(used).await;
+        }
+    }
+
+    fn file_header(&self) -> Result<Option<HeaderValue>, Error> {
+        match self {
+            Authenticator::None | Authenticator::Exec(_) => Ok(None),
             Authenticator::Fixed(value) => Ok(Some(value.clone())),
             Authenticator::TokenFile { path, cached } => {
                 let metadata = std::fs::metadata(path);

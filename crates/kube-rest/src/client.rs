@@ -147,7 +147,7 @@ impl ClientBuilder {
                 scheme,
                 authority,
                 path_prefix,
-                auth: Authenticator::new(&config.credentials)?,
+                auth: Authenticator::new(&config.credentials, clock.clone())?,
                 limiter,
                 clock,
                 timeout: config.timeout,
@@ -464,6 +464,7 @@ impl<'a> RequestBuilder<'a> {
             .map_err(|e| Error::Request(format!("{path}: {e}")))?;
         let idempotent = self.is_idempotent();
         let mut attempt: u32 = 0;
+        let mut refreshed = false;
         loop {
             if let Some(limiter) = &inner.limiter {
                 limiter.wait().await?;
@@ -480,8 +481,9 @@ impl<'a> RequestBuilder<'a> {
                         .map_err(|_| Error::Request(format!("content type {ct:?}")))?,
                 );
             }
-            if let Some(auth) = inner.auth.header()? {
-                request = request.header(AUTHORIZATION, auth);
+            let auth = inner.auth.header().await?;
+            if let Some(auth) = &auth {
+                request = request.header(AUTHORIZATION, auth.clone());
             }
             let request = request
                 .body(Full::new(self.body.clone().unwrap_or_default()))
@@ -490,6 +492,14 @@ impl<'a> RequestBuilder<'a> {
             let status = response.status();
             if status.is_success() {
                 return Ok(response);
+            }
+            if status == StatusCode::UNAUTHORIZED && inner.auth.refreshable() && !refreshed {
+                // The server did not process the request: fetch fresh credentials, try once more.
+                refreshed = true;
+                let _ = read_body(response.into_body()).await;
+                inner.auth.invalidate(auth.as_ref()).await;
+                tracing::debug!(verb = %self.verb, %path, "401: refreshing exec credentials");
+                continue;
             }
             let retry_after = retry_after(&response);
             let retriable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();

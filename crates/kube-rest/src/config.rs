@@ -47,6 +47,9 @@ pub enum Credentials {
     /// A bearer token read from a file, re-read when the file changes (bound service-account
     /// tokens rotate).
     TokenFile(PathBuf),
+    /// A token from an exec credential plugin, cached until its `expirationTimestamp` and
+    /// re-fetched when the server answers 401.
+    Exec(crate::kubeconfig::ExecConfig),
     /// HTTP basic authentication.
     Basic {
         /// The user name.
@@ -546,17 +549,39 @@ fn resolve(kubeconfig: &Kubeconfig, overrides: &Overrides) -> Result<Config, Con
         },
         (None, None, None) => Credentials::None,
     };
-    if config.credentials == Credentials::None && config.client_identity.is_none() {
-        if user.exec.is_some() {
+    if config.credentials == Credentials::None
+        && let Some(exec) = user.exec
+    {
+        match exec.api_version.as_str() {
+            "client.authentication.k8s.io/v1" | "client.authentication.k8s.io/v1beta1" => {}
+            other => {
+                return Err(ConfigError::Invalid(format!(
+                    "user {user_name:?} in {sources}: exec plugin apiVersion {other:?} is not supported \
+                     (client.authentication.k8s.io/v1 or v1beta1)"
+                )));
+            }
+        }
+        if exec.command.is_empty() {
             return Err(ConfigError::Invalid(format!(
-                "user {user_name:?} in {sources} uses an exec credential plugin, which kube-rest does not run yet"
+                "user {user_name:?} in {sources}: exec plugin has no command"
             )));
         }
-        if user.auth_provider.is_some() {
+        if exec.interactive_mode.as_deref() == Some("Always") {
             return Err(ConfigError::Invalid(format!(
-                "user {user_name:?} in {sources} uses an auth-provider, which kube-rest does not support"
+                "user {user_name:?} in {sources}: exec plugin {:?} needs an interactive terminal \
+                 (interactiveMode: Always), which kube-rest never provides",
+                exec.command
             )));
         }
+        config.credentials = Credentials::Exec(exec);
+    }
+    if config.credentials == Credentials::None
+        && config.client_identity.is_none()
+        && user.auth_provider.is_some()
+    {
+        return Err(ConfigError::Invalid(format!(
+            "user {user_name:?} in {sources} uses an auth-provider, which kube-rest does not support"
+        )));
     }
     Ok(config)
 }

@@ -114,12 +114,48 @@ pub struct AuthInfo {
     /// Basic-auth password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
-    /// An exec credential plugin (kept so that the error can name it; not run yet).
+    /// An exec credential plugin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exec: Option<serde_json::Value>,
+    pub exec: Option<ExecConfig>,
     /// A legacy auth provider (not supported; kept for the error message).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_provider: Option<serde_json::Value>,
+}
+
+/// An exec credential plugin (`client.authentication.k8s.io` `v1` or `v1beta1`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecConfig {
+    /// The command (a relative path with a separator is relative to the kubeconfig's directory).
+    pub command: String,
+    /// Its arguments.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub args: Vec<String>,
+    /// Extra environment variables.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub env: Vec<ExecEnvVar>,
+    /// The `ExecCredential` API version (`client.authentication.k8s.io/v1` or `/v1beta1`).
+    #[serde(default)]
+    pub api_version: String,
+    /// Shown when the command is not found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install_hint: Option<String>,
+    /// Whether to pass the cluster in `KUBERNETES_EXEC_INFO` (not supported: ignored).
+    #[serde(default)]
+    pub provide_cluster_info: bool,
+    /// `Never`, `IfAvailable` or `Always` (kube-rest never has a terminal to offer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interactive_mode: Option<String>,
+}
+
+/// An environment variable of an exec plugin.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecEnvVar {
+    /// The name.
+    pub name: String,
+    /// The value.
+    #[serde(default)]
+    pub value: String,
 }
 
 /// A context with its name.
@@ -241,6 +277,12 @@ impl Kubeconfig {
             resolve(&mut user.client_certificate);
             resolve(&mut user.client_key);
             resolve(&mut user.token_file);
+            if let Some(exec) = user.exec.as_mut()
+                && exec.command.contains(std::path::MAIN_SEPARATOR)
+                && Path::new(&exec.command).is_relative()
+            {
+                exec.command = base.join(&exec.command).to_string_lossy().into_owned();
+            }
         }
     }
 

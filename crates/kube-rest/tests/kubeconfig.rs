@@ -351,7 +351,13 @@ fn broken_and_inconsistent_files_give_clear_errors() {
             "exec plugin",
             "current-context: x\ncontexts: [{name: x, context: {cluster: c, user: u}}]\nclusters: [{name: c, cluster: {server: \"https://c\"}}]\nusers: [{name: u, user: {exec: {command: aws}}}]\n",
             |l| l,
-            &["exec credential plugin"],
+            &["user \"u\"", "exec plugin apiVersion \"\" is not supported"],
+        ),
+        (
+            "interactive exec plugin",
+            "current-context: x\ncontexts: [{name: x, context: {cluster: c, user: u}}]\nclusters: [{name: c, cluster: {server: \"https://c\"}}]\nusers: [{name: u, user: {exec: {command: login, apiVersion: client.authentication.k8s.io/v1, interactiveMode: Always}}}]\n",
+            |l| l,
+            &["interactive terminal"],
         ),
         (
             "proxy-url",
