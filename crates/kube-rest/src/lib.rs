@@ -39,6 +39,7 @@ pub mod config;
 pub mod error;
 pub mod kubeconfig;
 pub mod params;
+pub mod selector;
 pub mod tls;
 pub mod watch;
 
@@ -51,6 +52,7 @@ pub use params::{
     DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy,
     VersionMatch, WatchParams,
 };
+pub use selector::{Requirement, Selector, SelectorError};
 pub use watch::{Bookmark, WatchEvent};
 
 pub use k8s_openapi;
