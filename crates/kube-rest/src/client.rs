@@ -591,3 +591,87 @@ pub(crate) fn api_error(code: StatusCode, body: &[u8]) -> Error {
     };
     Error::Api(Box::new(status))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(body: &serde_json::Value) -> Vec<u8> {
+        serde_json::to_vec(body).unwrap_or_default()
+    }
+
+    #[test]
+    fn api_errors_are_classified() {
+        let not_found = status(
+            &serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+            "message": "pods \"x\" not found", "reason": "NotFound", "details": {"name": "x", "kind": "pods"}, "code": 404}),
+        );
+        let exists = status(
+            &serde_json::json!({"kind": "Status", "reason": "AlreadyExists", "code": 409, "message": "exists"}),
+        );
+        let conflict =
+            status(&serde_json::json!({"kind": "Status", "reason": "Conflict", "code": 409}));
+        let expired =
+            status(&serde_json::json!({"kind": "Status", "reason": "Expired", "code": 410}));
+        let invalid = status(
+            &serde_json::json!({"kind": "Status", "reason": "Invalid", "code": 422,
+            "details": {"causes": [{"reason": "FieldValueInvalid", "field": "metadata.name", "message": "bad"}]}}),
+        );
+        let no_code = status(&serde_json::json!({"kind": "Status", "reason": "TooManyRequests"}));
+        let not_status = status(&serde_json::json!({"kind": "Pod"}));
+        type Check = fn(&Error) -> bool;
+        let cases: Vec<(u16, &[u8], &str, Check)> = vec![
+            (404, &not_found, "NotFound", Error::is_not_found),
+            (409, &exists, "AlreadyExists", |e| {
+                e.is_already_exists() && !e.is_conflict()
+            }),
+            (409, &conflict, "Conflict", |e| {
+                e.is_conflict() && !e.is_already_exists()
+            }),
+            (410, &expired, "Expired", Error::is_gone),
+            (422, &invalid, "Invalid", |e| {
+                e.is_invalid()
+                    && e.status()
+                        .and_then(|s| s.details.as_ref())
+                        .is_some_and(|d| d.causes[0].field == "metadata.name")
+            }),
+            (429, &no_code, "TooManyRequests", |e| {
+                e.is_too_many_requests() && e.status().is_some_and(|s| s.code == 429)
+            }),
+            (429, b"", "TooManyRequests", Error::is_too_many_requests),
+            (404, &not_status, "NotFound", Error::is_not_found),
+            (502, b"<html>bad gateway</html>", "Unknown", |e| {
+                e.is_server_error()
+                    && e.status()
+                        .is_some_and(|s| s.message.contains("bad gateway"))
+            }),
+            (401, b"Unauthorized", "Unauthorized", Error::is_unauthorized),
+            (403, b"", "Forbidden", |e| {
+                e.is_forbidden() && !e.is_not_found()
+            }),
+            (504, b"", "Timeout", Error::is_timeout),
+            (400, b"", "BadRequest", Error::is_bad_request),
+        ];
+        for (code, body, reason, check) in cases {
+            let code = StatusCode::from_u16(code).unwrap_or(StatusCode::IM_A_TEAPOT);
+            let error = api_error(code, body);
+            assert_eq!(
+                error.status().map(|s| s.reason.as_str()),
+                Some(reason),
+                "{code}"
+            );
+            assert!(check(&error), "{code} {reason}: {error}");
+        }
+        // Non-API errors answer no API question.
+        let transport = Error::Transport("reset".into());
+        assert!(!transport.is_not_found() && !transport.is_gone() && transport.status().is_none());
+        // Long bodies are cut.
+        let long = "x".repeat(2000);
+        let error = api_error(StatusCode::BAD_GATEWAY, long.as_bytes());
+        assert!(
+            error
+                .status()
+                .is_some_and(|s| s.message.len() < 600 && s.message.ends_with("..."))
+        );
+    }
+}

@@ -13,13 +13,23 @@ use crate::kubeconfig::{AuthInfo, Kubeconfig};
 /// Where the service-account files are mounted in a pod.
 pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
-/// Bytes given inline or a file to read them from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Bytes given inline or a file to read them from (`Debug` prints the size of inline data,
+/// never the data: it may be a private key).
+#[derive(Clone, PartialEq, Eq)]
 pub enum Source {
     /// The bytes themselves (PEM).
     Data(Vec<u8>),
     /// A file holding them.
     File(PathBuf),
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Data(data) => write!(f, "Data(<{} bytes>)", data.len()),
+            Source::File(path) => f.debug_tuple("File").field(path).finish(),
+        }
+    }
 }
 
 impl Source {
@@ -35,8 +45,8 @@ impl Source {
     }
 }
 
-/// How requests authenticate.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// How requests authenticate (`Debug` redacts tokens and passwords).
+#[derive(Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Credentials {
     /// No credentials (client certificates, when configured, still apply).
@@ -57,6 +67,22 @@ pub enum Credentials {
         /// The password.
         password: String,
     },
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::None => f.write_str("None"),
+            Credentials::Token(_) => f.write_str("Token(<redacted>)"),
+            Credentials::TokenFile(path) => f.debug_tuple("TokenFile").field(path).finish(),
+            Credentials::Exec(exec) => f.debug_tuple("Exec").field(&exec.command).finish(),
+            Credentials::Basic { username, .. } => f
+                .debug_struct("Basic")
+                .field("username", username)
+                .field("password", &"<redacted>")
+                .finish(),
+        }
+    }
 }
 
 /// Everything needed to talk to one API server (client-go's `rest.Config`).

@@ -86,8 +86,8 @@ pub struct NamedAuthInfo {
     pub user: Option<AuthInfo>,
 }
 
-/// Credentials for an API server.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Credentials for an API server (`Debug` redacts tokens, passwords and inline key data).
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct AuthInfo {
     /// A PEM client certificate file.
@@ -120,6 +120,27 @@ pub struct AuthInfo {
     /// A legacy auth provider (not supported; kept for the error message).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_provider: Option<serde_json::Value>,
+}
+
+impl std::fmt::Debug for AuthInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("AuthInfo")
+            .field("client_certificate", &self.client_certificate)
+            .field(
+                "client_certificate_data",
+                &redacted(&self.client_certificate_data),
+            )
+            .field("client_key", &self.client_key)
+            .field("client_key_data", &redacted(&self.client_key_data))
+            .field("token", &redacted(&self.token))
+            .field("token_file", &self.token_file)
+            .field("username", &self.username)
+            .field("password", &redacted(&self.password))
+            .field("exec", &self.exec.as_ref().map(|e| &e.command))
+            .field("auth_provider", &self.auth_provider.is_some())
+            .finish()
+    }
 }
 
 /// An exec credential plugin (`client.authentication.k8s.io` `v1` or `v1beta1`).

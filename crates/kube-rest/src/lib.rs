@@ -56,3 +56,8 @@ pub use selector::{Requirement, Selector, SelectorError};
 pub use watch::{Bookmark, WatchEvent};
 
 pub use k8s_openapi;
+
+/// The README's example, compiled as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -387,3 +387,51 @@ async fn watch_events_resume_and_gone() {
         other => panic!("expected a 410 ERROR event, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_list_initial_events_and_bookmarks() {
+    let server = TestServer::builder()
+        .bookmark_interval(Duration::from_millis(20))
+        .start()
+        .await
+        .unwrap();
+    let client = Client::try_from_config(config_of(&server).without_throttle()).unwrap();
+    let cms: Api<ConfigMap> = Api::default_namespaced(client);
+    for name in ["a", "b"] {
+        cms.create(&PostParams::default(), &configmap(name, &[("app", "x")]))
+            .await
+            .unwrap();
+    }
+    cms.create(&PostParams::default(), &configmap("other", &[]))
+        .await
+        .unwrap();
+    let params = WatchParams::default()
+        .labels("app=x")
+        .send_initial_events(true);
+    let mut events = std::pin::pin!(cms.watch(&params, "").await.unwrap());
+    let mut added = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), events.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(WatchEvent::Added(cm))) => added.push(cm.metadata.name.unwrap()),
+            Some(Ok(WatchEvent::Bookmark(bookmark))) if bookmark.is_initial_events_end() => {
+                assert!(!bookmark.resource_version.is_empty());
+                break;
+            }
+            Some(Ok(WatchEvent::Bookmark(_))) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    added.sort();
+    assert_eq!(added, ["a", "b"]);
+    // Periodic bookmarks follow.
+    match tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .unwrap()
+    {
+        Some(Ok(WatchEvent::Bookmark(bookmark))) => assert!(!bookmark.is_initial_events_end()),
+        other => panic!("expected a bookmark, got {other:?}"),
+    }
+}

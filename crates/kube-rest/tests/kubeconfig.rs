@@ -490,3 +490,33 @@ fn kubeconfig_round_trips_through_yaml() {
     assert_eq!(again.clusters, parsed.clusters);
     assert_eq!(again.contexts, parsed.contexts);
 }
+
+#[test]
+fn debug_output_redacts_secrets() {
+    let dir = temp_dir();
+    let text = r#"
+current-context: x
+contexts: [{name: x, context: {cluster: c, user: u}}]
+clusters: [{name: c, cluster: {server: "https://c"}}]
+users: [{name: u, user: {token: s3cret-token, client-certificate-data: "Q0VSVA==", client-key-data: "S0VZLVNFQ1JFVA=="}}]
+"#;
+    write(&dir, "k", text);
+    let kubeconfig = kube_rest::Kubeconfig::read(dir.join("k")).unwrap();
+    let printed = format!("{kubeconfig:?}");
+    assert!(
+        !printed.contains("s3cret") && !printed.contains("S0VZ"),
+        "{printed}"
+    );
+    let config = kube_rest::Config::from_kubeconfig(&kubeconfig).unwrap();
+    let printed = format!("{config:?}");
+    assert!(
+        !printed.contains("s3cret") && !printed.contains("KEY-SECRET"),
+        "{printed}"
+    );
+    assert!(printed.contains("<redacted>"), "{printed}");
+    let basic = Credentials::Basic {
+        username: "me".into(),
+        password: "hunter2".into(),
+    };
+    assert!(!format!("{basic:?}").contains("hunter2"));
+}
