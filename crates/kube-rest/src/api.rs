@@ -67,6 +67,8 @@ pub struct ListMeta {
 pub struct Api<K> {
     client: Client,
     namespace: Option<String>,
+    /// A namespaced kind seen across all namespaces: single-object calls are refused.
+    all_namespaces: bool,
     _kind: PhantomData<fn() -> K>,
 }
 
@@ -75,6 +77,7 @@ impl<K> Clone for Api<K> {
         Api {
             client: self.client.clone(),
             namespace: self.namespace.clone(),
+            all_namespaces: self.all_namespaces,
             _kind: PhantomData,
         }
     }
@@ -96,6 +99,7 @@ impl<K: ApiResource + Resource<Scope = NamespaceResourceScope>> Api<K> {
         Api {
             client,
             namespace: Some(namespace.to_string()),
+            all_namespaces: false,
             _kind: PhantomData,
         }
     }
@@ -106,6 +110,7 @@ impl<K: ApiResource + Resource<Scope = NamespaceResourceScope>> Api<K> {
         Api {
             client,
             namespace: Some(namespace),
+            all_namespaces: false,
             _kind: PhantomData,
         }
     }
@@ -115,6 +120,7 @@ impl<K: ApiResource + Resource<Scope = NamespaceResourceScope>> Api<K> {
         Api {
             client,
             namespace: None,
+            all_namespaces: true,
             _kind: PhantomData,
         }
     }
@@ -126,6 +132,7 @@ impl<K: ApiResource + Resource<Scope = ClusterResourceScope>> Api<K> {
         Api {
             client,
             namespace: None,
+            all_namespaces: false,
             _kind: PhantomData,
         }
     }
@@ -145,13 +152,24 @@ impl<K: ApiResource> Api<K> {
             .resource(K::URL_PATH_SEGMENT)
     }
 
-    fn object_request(&self, verb: Method, name: &str) -> RequestBuilder<'_> {
-        self.request(verb).name(name)
+    fn object_request(&self, verb: Method, name: &str) -> Result<RequestBuilder<'_>, Error> {
+        self.check_namespace()?;
+        Ok(self.request(verb).name(name))
+    }
+
+    fn check_namespace(&self) -> Result<(), Error> {
+        if self.all_namespaces {
+            return Err(Error::Request(format!(
+                "{} is namespaced: this call needs an Api bound to a namespace, not all_namespaces",
+                K::KIND
+            )));
+        }
+        Ok(())
     }
 
     /// Gets an object by name.
     pub async fn get(&self, name: &str) -> Result<K, Error> {
-        self.object_request(Method::GET, name).json().await
+        self.object_request(Method::GET, name)?.json().await
     }
 
     /// Gets an object by name, `None` when it does not exist.
@@ -197,6 +215,7 @@ impl<K: ApiResource> Api<K> {
 
     /// Creates an object.
     pub async fn create(&self, params: &PostParams, object: &K) -> Result<K, Error> {
+        self.check_namespace()?;
         self.request(Method::POST)
             .params(params.query())
             .json_body(object)
@@ -206,7 +225,7 @@ impl<K: ApiResource> Api<K> {
 
     /// Replaces an object (a `PUT`, with optimistic concurrency on its resourceVersion).
     pub async fn replace(&self, name: &str, params: &PostParams, object: &K) -> Result<K, Error> {
-        self.object_request(Method::PUT, name)
+        self.object_request(Method::PUT, name)?
             .params(params.query())
             .json_body(object)
             .json()
@@ -220,7 +239,7 @@ impl<K: ApiResource> Api<K> {
         params: &PatchParams,
         patch: &Patch<P>,
     ) -> Result<K, Error> {
-        self.patch_request(self.object_request(Method::PATCH, name), params, patch)?
+        self.patch_request(self.object_request(Method::PATCH, name)?, params, patch)?
             .json()
             .await
     }
@@ -255,7 +274,7 @@ impl<K: ApiResource> Api<K> {
     /// grace period), `None` when it is gone.
     pub async fn delete(&self, name: &str, params: &DeleteParams) -> Result<Option<K>, Error> {
         let body = self
-            .object_request(Method::DELETE, name)
+            .object_request(Method::DELETE, name)?
             .json_body(&params.body())
             .send()
             .await?;
@@ -278,7 +297,7 @@ impl<K: ApiResource> Api<K> {
 
     /// Gets the status subresource.
     pub async fn get_status(&self, name: &str) -> Result<K, Error> {
-        self.object_request(Method::GET, name)
+        self.object_request(Method::GET, name)?
             .subresource("status")
             .json()
             .await
@@ -291,7 +310,7 @@ impl<K: ApiResource> Api<K> {
         params: &PostParams,
         object: &K,
     ) -> Result<K, Error> {
-        self.object_request(Method::PUT, name)
+        self.object_request(Method::PUT, name)?
             .subresource("status")
             .params(params.query())
             .json_body(object)
@@ -307,7 +326,7 @@ impl<K: ApiResource> Api<K> {
         patch: &Patch<P>,
     ) -> Result<K, Error> {
         let request = self
-            .object_request(Method::PATCH, name)
+            .object_request(Method::PATCH, name)?
             .subresource("status");
         self.patch_request(request, params, patch)?.json().await
     }
