@@ -44,11 +44,14 @@ impl Bookmark {
     }
 }
 
+/// An event as it arrives: the object is kept as raw JSON borrowed from the buffer and decoded
+/// once, straight into its type.
 #[derive(Deserialize)]
-struct RawEvent {
-    #[serde(rename = "type")]
-    kind: String,
-    object: serde_json::Value,
+struct RawEvent<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    object: &'a serde_json::value::RawValue,
 }
 
 #[derive(Deserialize, Default)]
@@ -66,17 +69,17 @@ struct BookmarkObject {
     metadata: BookmarkMeta,
 }
 
-fn convert<K: DeserializeOwned>(raw: RawEvent) -> Result<WatchEvent<K>, Error> {
-    let object = |value: serde_json::Value| {
-        serde_json::from_value::<K>(value)
+fn convert<K: DeserializeOwned>(raw: RawEvent<'_>) -> Result<WatchEvent<K>, Error> {
+    let object = |value: &serde_json::value::RawValue| {
+        serde_json::from_str::<K>(value.get())
             .map_err(|e| Error::Decode(format!("watch {} object: {e}", raw.kind)))
     };
-    Ok(match raw.kind.as_str() {
+    Ok(match &*raw.kind {
         "ADDED" => WatchEvent::Added(object(raw.object)?),
         "MODIFIED" => WatchEvent::Modified(object(raw.object)?),
         "DELETED" => WatchEvent::Deleted(object(raw.object)?),
         "BOOKMARK" => {
-            let bookmark: BookmarkObject = serde_json::from_value(raw.object)
+            let bookmark: BookmarkObject = serde_json::from_str(raw.object.get())
                 .map_err(|e| Error::Decode(format!("watch BOOKMARK object: {e}")))?;
             WatchEvent::Bookmark(Bookmark {
                 resource_version: bookmark.metadata.resource_version,
@@ -84,7 +87,7 @@ fn convert<K: DeserializeOwned>(raw: RawEvent) -> Result<WatchEvent<K>, Error> {
             })
         }
         "ERROR" => WatchEvent::Error(
-            serde_json::from_value(raw.object)
+            serde_json::from_str(raw.object.get())
                 .map_err(|e| Error::Decode(format!("watch ERROR status: {e}")))?,
         ),
         other => return Err(Error::Decode(format!("unknown watch event type {other:?}"))),
@@ -124,7 +127,8 @@ impl WatchDecoder {
             match events.next() {
                 Some(Ok(raw)) => {
                     let offset = events.byte_offset();
-                    out.push_back(convert(raw));
+                    let event = convert(raw);
+                    out.push_back(event);
                     self.buffer.advance(offset);
                 }
                 Some(Err(e)) if e.is_eof() => break,
