@@ -20,6 +20,7 @@ use serde::de::DeserializeOwned;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::error::{Error, Status};
+use crate::proxy::Connector;
 
 /// `application/json`.
 pub const JSON: &str = "application/json";
@@ -31,7 +32,7 @@ pub struct Client {
 }
 
 struct Inner {
-    http: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    http: HyperClient<HttpsConnector<Connector>, Full<Bytes>>,
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
     path_prefix: String,
@@ -131,7 +132,8 @@ impl ClientBuilder {
                 .map_err(|e| Error::Tls(format!("tls-server-name {name:?}: {e}")))?;
             builder = builder.with_server_name_resolver(FixedServerNameResolver::new(name));
         }
-        let connector = builder.enable_all_versions().wrap_connector(http);
+        let tcp = Connector::new(http, config.proxy_url.as_ref())?;
+        let connector = builder.enable_all_versions().wrap_connector(tcp);
         let http = HyperClient::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(connector);

@@ -102,6 +102,9 @@ pub struct Config {
     pub insecure_skip_tls_verify: bool,
     /// The name to verify the server certificate against instead of the URL's host.
     pub tls_server_name: Option<String>,
+    /// Connect through this proxy: `http://` (a CONNECT tunnel, for `https://` and `http://`
+    /// servers alike) or `socks5://`, with optional `user:password@`.
+    pub proxy_url: Option<http::Uri>,
     /// The client certificate and key (PEM).
     pub client_identity: Option<(Source, Source)>,
     /// How requests authenticate.
@@ -134,6 +137,7 @@ impl Config {
             root_ca: None,
             insecure_skip_tls_verify: false,
             tls_server_name: None,
+            proxy_url: None,
             client_identity: None,
             credentials: Credentials::None,
             timeout: None,
@@ -145,6 +149,13 @@ impl Config {
             max_retries: 10,
             max_retry_after: Duration::from_secs(60),
         }
+    }
+
+    /// Connects through this proxy (`http://host:port` or `socks5://host:port`).
+    pub fn with_proxy_url(mut self, proxy_url: &str) -> Result<Config, ConfigError> {
+        self.proxy_url =
+            Some(crate::proxy::parse_proxy_url(proxy_url).map_err(ConfigError::Invalid)?);
+        Ok(self)
     }
 
     /// Sets the default namespace.
@@ -501,9 +512,9 @@ fn resolve(kubeconfig: &Kubeconfig, overrides: &Overrides) -> Result<Config, Con
         .unwrap_or_else(|| "default".into());
 
     if let Some(proxy) = cluster.proxy_url.as_deref().filter(|p| !p.is_empty()) {
-        return Err(ConfigError::Invalid(format!(
-            "cluster {cluster_name:?} in {sources} sets proxy-url {proxy:?}, which kube-rest does not support yet"
-        )));
+        config.proxy_url = Some(crate::proxy::parse_proxy_url(proxy).map_err(|e| {
+            ConfigError::Invalid(format!("cluster {cluster_name:?} in {sources}: {e}"))
+        })?);
     }
     config.insecure_skip_tls_verify = cluster.insecure_skip_tls_verify;
     config.tls_server_name = cluster.tls_server_name.filter(|s| !s.is_empty());

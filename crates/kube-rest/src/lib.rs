@@ -39,6 +39,7 @@ pub mod config;
 pub mod error;
 pub mod kubeconfig;
 pub mod params;
+mod proxy;
 pub mod selector;
 pub mod tls;
 pub mod watch;

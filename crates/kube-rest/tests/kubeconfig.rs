@@ -361,9 +361,9 @@ fn broken_and_inconsistent_files_give_clear_errors() {
         ),
         (
             "proxy-url",
-            "current-context: x\ncontexts: [{name: x, context: {cluster: c}}]\nclusters: [{name: c, cluster: {server: \"https://c\", proxy-url: \"http://proxy:3128\"}}]\n",
+            "current-context: x\ncontexts: [{name: x, context: {cluster: c}}]\nclusters: [{name: c, cluster: {server: \"https://c\", proxy-url: \"https://proxy:3128\"}}]\n",
             |l| l,
-            &["proxy-url"],
+            &["cluster \"c\"", "https proxies are not supported"],
         ),
         (
             "context override missing",
@@ -417,6 +417,7 @@ users: [{name: u, user: {username: me, password: secret}}]
     write(&dir, "k", text);
     let config = loader(&dir, &["k"]).load().unwrap();
     assert!(config.insecure_skip_tls_verify);
+    assert_eq!(config.proxy_url, None);
     assert_eq!(
         config.credentials,
         Credentials::Basic {
