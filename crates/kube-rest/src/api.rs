@@ -1,4 +1,5 @@
-//! The typed API: `Api<K>` for any k8s-openapi resource.
+//! The typed API: `Api<K>` for any k8s-openapi resource, and for [`DynamicObject`]s of any
+//! group, version and resource.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -26,6 +27,103 @@ pub trait ApiResource:
 impl<K> ApiResource for K where
     K: Resource + Metadata<Ty = ObjectMeta> + DeserializeOwned + Serialize + Clone + Send + 'static
 {
+}
+
+/// Where a kind is served: group, version, plural resource name and scope.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ResourceInfo {
+    /// The API group (`""` for the core group).
+    pub group: String,
+    /// The version (`v1`).
+    pub version: String,
+    /// The kind (`Deployment`).
+    pub kind: String,
+    /// The plural resource name used in URLs (`deployments`).
+    pub plural: String,
+    /// Whether objects live in namespaces.
+    pub namespaced: bool,
+}
+
+impl ResourceInfo {
+    /// A resource of a group and version (`group` `""` for the core group).
+    pub fn new(
+        group: &str,
+        version: &str,
+        kind: &str,
+        plural: &str,
+        namespaced: bool,
+    ) -> ResourceInfo {
+        ResourceInfo {
+            group: group.into(),
+            version: version.into(),
+            kind: kind.into(),
+            plural: plural.into(),
+            namespaced,
+        }
+    }
+
+    /// The info of a k8s-openapi type.
+    pub fn of<K: Resource<Scope: 'static>>() -> ResourceInfo {
+        ResourceInfo {
+            group: K::GROUP.into(),
+            version: K::VERSION.into(),
+            kind: K::KIND.into(),
+            plural: K::URL_PATH_SEGMENT.into(),
+            namespaced: std::any::TypeId::of::<K::Scope>()
+                == std::any::TypeId::of::<NamespaceResourceScope>(),
+        }
+    }
+
+    /// `group/version`, or `version` for the core group.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+}
+
+/// An object of any kind: typed metadata, everything else as JSON.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DynamicObject {
+    /// `apiVersion`.
+    #[serde(
+        rename = "apiVersion",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub api_version: String,
+    /// `kind`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    /// The object's metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// Every other top-level field (`spec`, `status`, `data`...).
+    #[serde(flatten)]
+    pub data: serde_json::Map<String, serde_json::Value>,
+}
+
+impl DynamicObject {
+    /// An object of this kind with this name (apiVersion and kind filled in).
+    pub fn new(name: &str, info: &ResourceInfo) -> DynamicObject {
+        DynamicObject {
+            api_version: info.api_version(),
+            kind: info.kind.clone(),
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..ObjectMeta::default()
+            },
+            data: serde_json::Map::new(),
+        }
+    }
+
+    /// Sets a top-level field.
+    pub fn with(mut self, field: &str, value: serde_json::Value) -> DynamicObject {
+        self.data.insert(field.into(), value);
+        self
+    }
 }
 
 /// A page of a list.
@@ -64,8 +162,12 @@ pub struct ListMeta {
 }
 
 /// Typed access to one kind, in one namespace, in all namespaces, or cluster-wide.
+///
+/// `K` is a k8s-openapi type ([`Api::namespaced`], [`Api::cluster`]...) or [`DynamicObject`]
+/// ([`Api::dynamic`]).
 pub struct Api<K> {
     client: Client,
+    resource: ResourceInfo,
     namespace: Option<String>,
     /// A namespaced kind seen across all namespaces: single-object calls are refused.
     all_namespaces: bool,
@@ -76,6 +178,7 @@ impl<K> Clone for Api<K> {
     fn clone(&self) -> Self {
         Api {
             client: self.client.clone(),
+            resource: self.resource.clone(),
             namespace: self.namespace.clone(),
             all_namespaces: self.all_namespaces,
             _kind: PhantomData,
@@ -83,13 +186,32 @@ impl<K> Clone for Api<K> {
     }
 }
 
-impl<K: Resource> fmt::Debug for Api<K> {
+impl<K> fmt::Debug for Api<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Api")
-            .field("kind", &K::KIND)
-            .field("api_version", &K::API_VERSION)
+            .field("kind", &self.resource.kind)
+            .field("api_version", &self.resource.api_version())
             .field("namespace", &self.namespace)
             .finish()
+    }
+}
+
+impl Api<DynamicObject> {
+    /// Objects of the resource `info` in `namespace`; `None` means cluster-wide for a
+    /// cluster-scoped resource and all namespaces for a namespaced one.
+    pub fn dynamic(
+        client: Client,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+    ) -> Api<DynamicObject> {
+        let namespace = namespace.filter(|ns| !ns.is_empty() && info.namespaced);
+        Api {
+            client,
+            resource: info.clone(),
+            namespace: namespace.map(str::to_string),
+            all_namespaces: info.namespaced && namespace.is_none(),
+            _kind: PhantomData,
+        }
     }
 }
 
@@ -97,6 +219,7 @@ impl<K: ApiResource + Resource<Scope = NamespaceResourceScope>> Api<K> {
     /// Objects in `namespace`.
     pub fn namespaced(client: Client, namespace: &str) -> Api<K> {
         Api {
+            resource: ResourceInfo::of::<K>(),
             client,
             namespace: Some(namespace.to_string()),
             all_namespaces: false,
@@ -108,6 +231,7 @@ impl<K: ApiResource + Resource<Scope = NamespaceResourceScope>> Api<K> {
     pub fn default_namespaced(client: Client) -> Api<K> {
         let namespace = client.default_namespace().to_string();
         Api {
+            resource: ResourceInfo::of::<K>(),
             client,
             namespace: Some(namespace),
             all_namespaces: false,
@@ -118,6 +242,7 @@ impl<K: ApiResource + Resource<Scope = NamespaceResourceScope>> Api<K> {
     /// Objects in every namespace (list and watch; single-object calls need a namespace).
     pub fn all_namespaces(client: Client) -> Api<K> {
         Api {
+            resource: ResourceInfo::of::<K>(),
             client,
             namespace: None,
             all_namespaces: true,
@@ -130,6 +255,7 @@ impl<K: ApiResource + Resource<Scope = ClusterResourceScope>> Api<K> {
     /// Cluster-scoped objects.
     pub fn cluster(client: Client) -> Api<K> {
         Api {
+            resource: ResourceInfo::of::<K>(),
             client,
             namespace: None,
             all_namespaces: false,
@@ -138,7 +264,15 @@ impl<K: ApiResource + Resource<Scope = ClusterResourceScope>> Api<K> {
     }
 }
 
-impl<K: ApiResource> Api<K> {
+impl<K> Api<K>
+where
+    K: DeserializeOwned + Serialize + Clone + Send + 'static,
+{
+    /// Where this API's kind is served.
+    pub fn resource(&self) -> &ResourceInfo {
+        &self.resource
+    }
+
     /// The namespace this API is bound to (`None`: all namespaces or cluster-scoped).
     pub fn namespace(&self) -> Option<&str> {
         self.namespace.as_deref()
@@ -147,9 +281,9 @@ impl<K: ApiResource> Api<K> {
     fn request(&self, verb: Method) -> RequestBuilder<'_> {
         self.client
             .request(verb)
-            .group_version(K::GROUP, K::VERSION)
+            .group_version(&self.resource.group, &self.resource.version)
             .namespace(self.namespace.as_deref())
-            .resource(K::URL_PATH_SEGMENT)
+            .resource(&self.resource.plural)
     }
 
     fn object_request(&self, verb: Method, name: &str) -> Result<RequestBuilder<'_>, Error> {
@@ -161,7 +295,7 @@ impl<K: ApiResource> Api<K> {
         if self.all_namespaces {
             return Err(Error::Request(format!(
                 "{} is namespaced: this call needs an Api bound to a namespace, not all_namespaces",
-                K::KIND
+                self.resource.kind
             )));
         }
         Ok(())

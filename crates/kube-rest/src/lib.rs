@@ -44,7 +44,7 @@ pub mod selector;
 pub mod tls;
 pub mod watch;
 
-pub use api::{Api, ApiResource, ListMeta, ObjectList};
+pub use api::{Api, ApiResource, DynamicObject, ListMeta, ObjectList, ResourceInfo};
 pub use client::{Client, ClientBuilder, RequestBuilder};
 pub use config::{Config, Credentials, KubeconfigLoader, Overrides, Source};
 pub use error::{ConfigError, Error, Status};

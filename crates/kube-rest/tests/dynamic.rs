@@ -1,0 +1,138 @@
+//! The dynamic API (`Api<DynamicObject>`) against kube-testserver.
+
+use std::path::Path;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
+use kube_rest::{
+    Api, Client, Config, DeleteParams, DynamicObject, Error, Kubeconfig, ListParams, Patch,
+    PatchParams, PostParams, ResourceInfo, WatchEvent, WatchParams,
+};
+use kube_testserver::TestServer;
+use serde_json::json;
+
+async fn start() -> (TestServer, Client) {
+    let server = TestServer::builder().start().await.unwrap();
+    let kubeconfig = Kubeconfig::parse(&server.kubeconfig_yaml(), Path::new("/k")).unwrap();
+    let config = Config::from_kubeconfig(&kubeconfig)
+        .unwrap()
+        .without_throttle();
+    (server, Client::try_from_config(config).unwrap())
+}
+
+#[test]
+fn resource_info_of_typed_kinds() {
+    let pod = ResourceInfo::of::<Pod>();
+    assert_eq!(
+        (
+            pod.group.as_str(),
+            pod.version.as_str(),
+            pod.plural.as_str(),
+            pod.namespaced
+        ),
+        ("", "v1", "pods", true)
+    );
+    assert_eq!(pod.api_version(), "v1");
+    let deployment = ResourceInfo::of::<Deployment>();
+    assert_eq!(deployment.api_version(), "apps/v1");
+    assert_eq!(deployment.kind, "Deployment");
+    assert!(!ResourceInfo::of::<Namespace>().namespaced);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamic_crud_and_watch() {
+    let (_server, client) = start().await;
+    let info = ResourceInfo::new("", "v1", "ConfigMap", "configmaps", true);
+    let api = Api::dynamic(client.clone(), &info, Some("default"));
+    assert_eq!(api.namespace(), Some("default"));
+
+    let object = DynamicObject::new("dyn", &info).with("data", json!({"a": "b"}));
+    let created = api.create(&PostParams::default(), &object).await.unwrap();
+    assert_eq!(created.kind, "ConfigMap");
+    assert!(created.metadata.uid.is_some());
+    assert_eq!(created.data["data"]["a"], "b");
+
+    // The same object, typed.
+    let typed: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    assert_eq!(typed.get("dyn").await.unwrap().data.unwrap()["a"], "b");
+
+    let patched = api
+        .patch(
+            "dyn",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"c": "d"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.data["data"], json!({"a": "b", "c": "d"}));
+    let list = api.list(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    let rv = list.metadata.resource_version.unwrap();
+
+    let mut events = std::pin::pin!(api.watch(&WatchParams::default(), &rv).await.unwrap());
+    api.delete("dyn", &DeleteParams::default()).await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .unwrap()
+    {
+        Some(Ok(WatchEvent::Deleted(object))) => {
+            assert_eq!(object.metadata.name.as_deref(), Some("dyn"))
+        }
+        other => panic!("expected DELETED, got {other:?}"),
+    }
+    assert!(api.get("dyn").await.unwrap_err().is_not_found());
+
+    // Another group, and all namespaces.
+    let deployments = ResourceInfo::of::<Deployment>();
+    let api = Api::dynamic(client.clone(), &deployments, Some("default"));
+    let deployment = DynamicObject::new("web", &deployments).with(
+        "spec",
+        json!({"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+               "template": {"metadata": {"labels": {"app": "web"}},
+                            "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}),
+    );
+    api.create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    let everywhere = Api::dynamic(client.clone(), &deployments, None);
+    assert_eq!(everywhere.namespace(), None);
+    assert_eq!(
+        everywhere
+            .list_all(&ListParams::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let err = everywhere.get("web").await.unwrap_err();
+    assert!(
+        matches!(err, Error::Request(ref m) if m.contains("Deployment is namespaced")),
+        "{err}"
+    );
+
+    // Cluster-scoped: a namespace given is ignored.
+    let namespaces = Api::dynamic(
+        client.clone(),
+        &ResourceInfo::of::<Namespace>(),
+        Some("ignored"),
+    );
+    assert_eq!(namespaces.namespace(), None);
+    let names: Vec<_> = namespaces
+        .list_all(&ListParams::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|ns| ns.metadata.name)
+        .collect();
+    assert!(names.contains(&"default".to_string()), "{names:?}");
+
+    // A resource the server does not serve: 404.
+    let missing = ResourceInfo::new("example.com", "v1", "Widget", "widgets", true);
+    let err = Api::dynamic(client, &missing, Some("default"))
+        .list(&ListParams::default())
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+}
