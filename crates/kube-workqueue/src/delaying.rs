@@ -3,13 +3,14 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::fmt;
+use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use hashbrown::HashTable;
 use kube_flowcontrol::SharedClock;
-use kube_flowcontrol::clock::instant_after;
+use kube_flowcontrol::clock::{instant_after, signed_nanos_between};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -118,7 +119,7 @@ enum LoopState {
 /// Ordered by time, then by insertion, so that equal times stay FIFO.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Due {
-    at: u64,
+    at: i64,
     seq: u64,
     slot: usize,
 }
@@ -182,9 +183,9 @@ impl<T> Waiting<T> {
         self.index.len()
     }
 
-    /// `instant` as nanoseconds after the epoch (an instant before it counts as the epoch).
-    fn nanos(&self, instant: Instant) -> u64 {
-        u64::try_from(instant.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    /// `instant` as signed nanoseconds from the epoch (a fake clock may go back before it).
+    fn nanos(&self, instant: Instant) -> i64 {
+        signed_nanos_between(instant, self.epoch)
     }
 
     fn is_live(&self, due: &Due) -> bool {
@@ -410,19 +411,13 @@ where
             shared.queue.shutdown_token(),
         );
         if let Err(error) = shared.spawner.spawn("delay", waiting_loop) {
+            // The unstarted loop was dropped: its exit guard has stopped delayed adds and
+            // dropped (logged, counted) the waiting items; nothing fires early.
             tracing::error!(
                 queue = %shared.queue.name(),
                 error = &error as &dyn std::error::Error,
-                "kube-workqueue: cannot start the waiting loop; delayed items are added now"
+                "kube-workqueue: cannot start the waiting loop"
             );
-            // Better early than never: hand the items to the queue without their delay.
-            let mut ready = Vec::new();
-            {
-                let mut waiting = shared.waiting.lock();
-                while waiting.pop_ready(far_future(), &mut ready, usize::MAX) {}
-                waiting.state = LoopState::NotStarted;
-            }
-            shared.queue.add_all(ready);
         }
     }
 
@@ -448,26 +443,29 @@ where
     }
 }
 
-/// An instant later than anything scheduled.
-fn far_future() -> Instant {
-    instant_after(Instant::now(), Duration::MAX)
-}
-
 /// Adds ready items to the queue and sleeps until the next ready time, the heartbeat, a wake-up
 /// from `add_after`, or the end of the queue.
-async fn waiting_loop<T>(
+///
+/// The exit guard exists before the future is first polled, so a loop dropped unpolled (its
+/// runtime shutting down, a spawn that failed) still stops delayed adds and counts what waited.
+fn waiting_loop<T>(
     shared: Weak<DelayShared<T>>,
     signal: Arc<LoopSignal>,
     queue_shutdown: CancellationToken,
-) where
+) -> impl Future<Output = ()> + Send + 'static
+where
     T: Hash + Eq + Clone + Send + Sync + 'static,
 {
-    let mut exit = LoopExit {
+    let exit = LoopExit {
         shared: shared.clone(),
         finished: false,
     };
-    run_waiting_loop(shared, signal, queue_shutdown).await;
-    exit.finished = true;
+    async move {
+        // Take the whole guard into the future (not just the field assigned below).
+        let mut exit = exit;
+        run_waiting_loop(shared, signal, queue_shutdown).await;
+        exit.finished = true;
+    }
 }
 
 /// Notices a waiting loop that was dropped before it finished (its runtime shut down): from then

@@ -60,8 +60,8 @@ impl Plan {
 /// at a time, until done or until `cancel` is cancelled; returns how many pieces ran.
 ///
 /// One worker runs on the calling thread, the others on scoped threads (if a thread cannot be
-/// started, the remaining workers do its share). A panic in `work` is propagated once every
-/// worker has stopped.
+/// started, the remaining workers do its share). A panic in `work` stops the other workers
+/// from taking more pieces and is propagated once every worker has stopped.
 pub fn parallelize_until<F>(
     workers: usize,
     pieces: usize,
@@ -78,21 +78,25 @@ where
     let plan = Plan::new(workers, pieces, chunk_size);
     let next_chunk = AtomicUsize::new(0);
     let completed = AtomicUsize::new(0);
+    // Set when a piece panics, so the other workers stop taking pieces (Go's process would die).
+    let panicked = std::sync::atomic::AtomicBool::new(false);
     let worker = || {
         let mut ran = 0;
+        let guard = PanicFlag(&panicked);
         'chunks: loop {
             let chunk = next_chunk.fetch_add(1, Ordering::Relaxed);
             if chunk >= plan.chunks {
                 break;
             }
             for piece in plan.chunk(chunk) {
-                if cancel.is_cancelled() {
+                if cancel.is_cancelled() || panicked.load(Ordering::Relaxed) {
                     break 'chunks;
                 }
                 work(piece);
                 ran += 1;
             }
         }
+        drop(guard);
         completed.fetch_add(ran, Ordering::Relaxed);
     };
     std::thread::scope(|scope| {
@@ -108,6 +112,17 @@ where
         worker();
     });
     completed.into_inner()
+}
+
+/// Raises its flag when dropped during a panic.
+struct PanicFlag<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for PanicFlag<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Runs `work(piece).await` for every piece in `0..pieces` with `workers` pieces in flight at
@@ -157,6 +172,32 @@ where
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_panicking_piece_stops_the_other_workers() {
+        use std::sync::atomic::AtomicUsize;
+        let started = AtomicUsize::new(0);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            parallelize_until(
+                2,
+                10_000,
+                1,
+                |piece| {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    if piece == 0 {
+                        panic!("piece 0 fails");
+                    }
+                    std::thread::sleep(std::time::Duration::from_micros(50));
+                },
+                &CancellationToken::new(),
+            )
+        }));
+        assert!(result.is_err(), "the panic is propagated");
+        assert!(
+            started.load(Ordering::SeqCst) < 10_000,
+            "the other worker stopped early"
+        );
+    }
+
     use super::*;
     use std::sync::atomic::AtomicU32;
     use std::time::Duration;

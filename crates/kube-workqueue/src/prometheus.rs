@@ -13,7 +13,7 @@
 //! | `workqueue_longest_running_processor_seconds` | gauge |
 //! | `workqueue_retries_total` | counter |
 //!
-//! The histograms use client-go's buckets: 10 exponential buckets from 1 ns (`10e-9`) by
+//! The histograms use client-go's buckets: 10 exponential buckets from 10 ns (`10e-9` s) by
 //! factors of 10.
 //!
 //! ```

@@ -557,3 +557,41 @@ async fn retries_and_depth_reach_the_metrics() {
         "not a retry after shutdown"
     );
 }
+
+/// A loop whose task is dropped before its first poll (the runtime ends right after the
+/// `add_after`) still stops delayed adds and counts the waiting item: nothing is lost silently.
+#[test]
+fn waiting_loop_dropped_before_it_ever_ran() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let queue = runtime.block_on(async {
+        let queue = DelayingQueue::new();
+        queue.add_after("waiting", Duration::from_secs(3600));
+        queue // no yield: the spawned loop has not run yet
+    });
+    drop(runtime);
+    assert_eq!(queue.waiting_len(), 0);
+    assert_eq!(queue.dropped(), 1);
+    queue.add_after("later", Duration::from_secs(1));
+    assert_eq!(queue.dropped(), 2);
+}
+
+/// A fake clock moved back before the queue was built does not make delays fire early.
+#[tokio::test]
+async fn clock_moved_back_before_the_queue_was_built() {
+    let clock = FakeClock::new();
+    let start = clock.now();
+    clock.step(Duration::from_secs(10));
+    let queue = DelayingQueue::<&str>::builder()
+        .clock(clock.shared())
+        .build();
+    clock.set_time(start);
+    queue.add_after("k", Duration::from_secs(5));
+    wait_for_waiters(&clock, 1).await;
+    assert_eq!(queue.try_get(), None, "not ready before its delay");
+    clock.step(Duration::from_secs(5));
+    let item = timeout(PATIENCE, queue.get()).await.unwrap();
+    assert_eq!(item, Some("k"));
+}
