@@ -424,6 +424,10 @@ where
     /// — also when the worker panics or its future is cancelled, so that a failed worker never
     /// leaves its item marked as processing forever.
     ///
+    /// Do not also call [`done`](WorkQueue::done) for a guarded item: as with a double `Done` in
+    /// client-go, the second one could release the same key that another worker has taken
+    /// since.
+    ///
     /// ```
     /// use kube_workqueue::WorkQueue;
     ///
