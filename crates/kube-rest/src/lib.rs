@@ -36,6 +36,7 @@ pub mod api;
 mod auth;
 pub mod client;
 pub mod config;
+pub mod discovery;
 pub mod error;
 pub mod kubeconfig;
 pub mod params;
@@ -47,6 +48,7 @@ pub mod watch;
 pub use api::{Api, ApiResource, DynamicObject, ListMeta, ObjectList, ResourceInfo};
 pub use client::{Client, ClientBuilder, RequestBuilder};
 pub use config::{Config, Credentials, KubeconfigLoader, Overrides, Source};
+pub use discovery::{DiscoveredResource, Discovery, ServerVersion};
 pub use error::{ConfigError, Error, Status};
 pub use kubeconfig::Kubeconfig;
 pub use params::{
