@@ -34,6 +34,7 @@
 
 pub mod api;
 mod auth;
+pub mod certs;
 pub mod client;
 pub mod config;
 pub mod discovery;
