@@ -30,7 +30,7 @@ impl<K> ApiResource for K where
 }
 
 /// Where a kind is served: group, version, plural resource name and scope.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ResourceInfo {
     /// The API group (`""` for the core group).
     pub group: String,

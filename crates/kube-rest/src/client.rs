@@ -202,6 +202,7 @@ impl Client {
             query: Vec::new(),
             body: None,
             content_type: None,
+            accept: None,
             timeout: None,
             error: None,
         }
@@ -232,6 +233,7 @@ pub struct RequestBuilder<'a> {
     query: Vec<(String, String)>,
     body: Option<Bytes>,
     content_type: Option<String>,
+    accept: Option<String>,
     timeout: Option<Duration>,
     error: Option<Error>,
 }
@@ -352,6 +354,12 @@ impl<'a> RequestBuilder<'a> {
                 self
             }
         }
+    }
+
+    /// Sets the `Accept` header (`application/json` by default).
+    pub fn accept(mut self, accept: &str) -> Self {
+        self.accept = Some(accept.to_string());
+        self
     }
 
     /// Overrides the client's timeout for this request.
@@ -475,7 +483,14 @@ impl<'a> RequestBuilder<'a> {
                 .method(self.verb.clone())
                 .uri(uri.clone())
                 .header(USER_AGENT, inner.user_agent.clone())
-                .header(ACCEPT, HeaderValue::from_static(JSON));
+                .header(
+                    ACCEPT,
+                    match &self.accept {
+                        Some(accept) => HeaderValue::try_from(accept.as_str())
+                            .map_err(|_| Error::Request(format!("accept header {accept:?}")))?,
+                        None => HeaderValue::from_static(JSON),
+                    },
+                );
             if let Some(ct) = &self.content_type {
                 request = request.header(
                     CONTENT_TYPE,

@@ -1,10 +1,15 @@
-//! Discovery: the server version and the groups, versions and resources it serves (legacy
-//! discovery endpoints), with resolution from kind or resource name to a [`ResourceInfo`].
+//! Discovery: the server version and the groups, versions and resources it serves (aggregated
+//! discovery when the server offers it, the legacy endpoints otherwise), with resolution from
+//! kind or resource name to a [`ResourceInfo`].
 
 use std::collections::BTreeMap;
 
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
 use http::Method;
-use serde::Deserialize;
+use kube_flowcontrol::clock::{RealClock, SharedClock};
+use serde::{Deserialize, Serialize};
 
 use crate::api::ResourceInfo;
 use crate::client::Client;
@@ -77,8 +82,60 @@ struct ApiResourceList {
     resources: Vec<ApiResourceEntry>,
 }
 
+const AGGREGATED_ACCEPT: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
+
+#[derive(Deserialize)]
+struct AggregatedList {
+    #[serde(default)]
+    items: Vec<AggregatedGroup>,
+}
+
+#[derive(Deserialize, Default)]
+struct AggregatedMeta {
+    #[serde(default)]
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct AggregatedGroup {
+    #[serde(default)]
+    metadata: AggregatedMeta,
+    #[serde(default)]
+    versions: Vec<AggregatedVersion>,
+}
+
+#[derive(Deserialize)]
+struct AggregatedVersion {
+    version: String,
+    #[serde(default)]
+    resources: Vec<AggregatedResource>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AggregatedResource {
+    resource: String,
+    #[serde(default)]
+    response_kind: Option<AggregatedKind>,
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    singular_resource: String,
+    #[serde(default)]
+    verbs: Vec<String>,
+    #[serde(default)]
+    short_names: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct AggregatedKind {
+    #[serde(default)]
+    kind: String,
+}
+
 /// One resource the server serves.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiscoveredResource {
     /// Where it is served.
     pub info: ResourceInfo,
@@ -93,8 +150,11 @@ pub struct DiscoveredResource {
 }
 
 /// What the server serves, from one discovery pass.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Discovery {
+    /// Whether the server answered with aggregated discovery (`apidiscovery.k8s.io/v2`: two
+    /// requests) rather than the legacy endpoints (one request per group version).
+    pub aggregated: bool,
     /// Every group (`""` for core) with its versions, preferred first.
     pub groups: BTreeMap<String, Vec<String>>,
     /// Every top-level resource (subresources left out) of every group version.
@@ -107,8 +167,79 @@ impl Client {
         self.request(Method::GET).abs_path("/version").json().await
     }
 
-    /// Discovers every group, version and resource (`/api`, `/apis` and each group version).
+    /// Discovers every group, version and resource: aggregated discovery (`/api` and `/apis`)
+    /// when the server offers it, else `/api`, `/apis` and each group version.
     pub async fn discover(&self) -> Result<Discovery, Error> {
+        if let Some(discovery) = self.discover_aggregated().await? {
+            return Ok(discovery);
+        }
+        self.discover_legacy().await
+    }
+
+    async fn aggregated_document(&self, path: &str) -> Result<Option<AggregatedList>, Error> {
+        let response = self
+            .request(Method::GET)
+            .abs_path(path)
+            .accept(AGGREGATED_ACCEPT)
+            .send_streaming()
+            .await?;
+        let aggregated = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.contains("g=apidiscovery.k8s.io") && ct.contains("v=v2"));
+        let body = crate::client::read_body(response.into_body()).await?;
+        if !aggregated {
+            return Ok(None);
+        }
+        serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| Error::Decode(format!("aggregated discovery {path}: {e}")))
+    }
+
+    /// Aggregated discovery only (`apidiscovery.k8s.io/v2`); `None` when the server does not
+    /// offer it.
+    pub async fn discover_aggregated(&self) -> Result<Option<Discovery>, Error> {
+        let Some(core) = self.aggregated_document("/api").await? else {
+            return Ok(None);
+        };
+        let Some(groups) = self.aggregated_document("/apis").await? else {
+            return Ok(None);
+        };
+        let mut discovery = Discovery {
+            aggregated: true,
+            ..Discovery::default()
+        };
+        for group in core.items.into_iter().chain(groups.items) {
+            let name = group.metadata.name;
+            let mut versions = Vec::new();
+            // The first version listed is the preferred one.
+            for (i, version) in group.versions.into_iter().enumerate() {
+                for resource in version.resources {
+                    let kind = resource.response_kind.map(|k| k.kind).unwrap_or_default();
+                    discovery.resources.push(DiscoveredResource {
+                        info: ResourceInfo::new(
+                            &name,
+                            &version.version,
+                            &kind,
+                            &resource.resource,
+                            resource.scope == "Namespaced",
+                        ),
+                        singular: resource.singular_resource,
+                        short_names: resource.short_names.unwrap_or_default(),
+                        verbs: resource.verbs,
+                        preferred: i == 0,
+                    });
+                }
+                versions.push(version.version);
+            }
+            discovery.groups.insert(name, versions);
+        }
+        Ok(Some(discovery))
+    }
+
+    /// Legacy discovery only (`/api`, `/apis` and one request per group version).
+    pub async fn discover_legacy(&self) -> Result<Discovery, Error> {
         let mut discovery = Discovery::default();
         let core: ApiVersions = self.request(Method::GET).abs_path("/api").json().await?;
         let mut group_versions: Vec<(String, String, bool)> = Vec::new();
@@ -215,4 +346,155 @@ impl Discovery {
             .min_by_key(|r| (!r.preferred, !r.info.group.is_empty()))
             .map(|r| &r.info)
     }
+}
+
+/// A discovery result kept on disk, as kubectl keeps `~/.kube/cache/discovery`: reused while
+/// younger than the TTL (10 minutes by default), fetched again when older, unreadable, or when
+/// a name or kind is not found in it.
+///
+/// The cache is one JSON file per server (not kubectl's file layout).
+#[derive(Debug, Clone)]
+pub struct DiscoveryCache {
+    dir: PathBuf,
+    ttl: Duration,
+    clock: SharedClock,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CacheFile {
+    fetched_at_unix_seconds: u64,
+    discovery: Discovery,
+}
+
+impl DiscoveryCache {
+    /// A cache in `dir` (one file per server inside it).
+    pub fn new(dir: impl Into<PathBuf>) -> DiscoveryCache {
+        DiscoveryCache {
+            dir: dir.into(),
+            ttl: Duration::from_secs(600),
+            clock: RealClock::shared(),
+        }
+    }
+
+    /// A cache in kubectl's place, `~/.kube/cache/discovery` (`None` without a home directory).
+    pub fn in_home() -> Option<DiscoveryCache> {
+        std::env::home_dir()
+            .map(|home| DiscoveryCache::new(home.join(".kube").join("cache").join("discovery")))
+    }
+
+    /// Sets how long a result is reused.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Uses this clock for the age of results.
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The file holding the result for `client`'s server.
+    pub fn path_for(&self, client: &Client) -> PathBuf {
+        let server = client.base_url();
+        let server = server
+            .split_once("://")
+            .map_or(server.as_str(), |(_, rest)| rest);
+        let name: String = server
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        self.dir.join(name).join("discovery.json")
+    }
+
+    fn now_seconds(&self) -> u64 {
+        self.clock
+            .wall_now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+
+    fn read(&self, path: &Path) -> Option<Discovery> {
+        let bytes = std::fs::read(path).ok()?;
+        let file: CacheFile = match serde_json::from_slice(&bytes) {
+            Ok(file) => file,
+            Err(e) => {
+                tracing::debug!(path = %path.display(), error = %e, "discovery cache unreadable, fetching again");
+                return None;
+            }
+        };
+        let age = self
+            .now_seconds()
+            .saturating_sub(file.fetched_at_unix_seconds);
+        (age < self.ttl.as_secs()).then_some(file.discovery)
+    }
+
+    /// The cached discovery of `client`'s server, fetched again when stale or unreadable.
+    pub async fn discovery(&self, client: &Client) -> Result<Discovery, Error> {
+        if let Some(discovery) = self.read(&self.path_for(client)) {
+            return Ok(discovery);
+        }
+        self.refresh(client).await
+    }
+
+    /// Fetches the discovery again and stores it (a failure to store is logged, not returned).
+    pub async fn refresh(&self, client: &Client) -> Result<Discovery, Error> {
+        let discovery = client.discover().await?;
+        let path = self.path_for(client);
+        let file = CacheFile {
+            fetched_at_unix_seconds: self.now_seconds(),
+            discovery,
+        };
+        if let Err(e) = write_atomically(&path, &file) {
+            tracing::warn!(path = %path.display(), error = %e, "could not store the discovery cache");
+        }
+        Ok(file.discovery)
+    }
+
+    /// Resolves a kubectl-style name, fetching the discovery again once on a miss.
+    pub async fn resolve_name(
+        &self,
+        client: &Client,
+        name: &str,
+    ) -> Result<Option<ResourceInfo>, Error> {
+        if let Some(info) = self.discovery(client).await?.resolve_name(name) {
+            return Ok(Some(info.clone()));
+        }
+        Ok(self.refresh(client).await?.resolve_name(name).cloned())
+    }
+
+    /// Resolves a kind of a group, fetching the discovery again once on a miss.
+    pub async fn resolve_kind(
+        &self,
+        client: &Client,
+        group: &str,
+        kind: &str,
+    ) -> Result<Option<ResourceInfo>, Error> {
+        if let Some(info) = self.discovery(client).await?.resolve_kind(group, kind) {
+            return Ok(Some(info.clone()));
+        }
+        Ok(self
+            .refresh(client)
+            .await?
+            .resolve_kind(group, kind)
+            .cloned())
+    }
+}
+
+fn write_atomically(path: &Path, file: &CacheFile) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let bytes = serde_json::to_vec(file).map_err(std::io::Error::other)?;
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temporary = dir.join(format!(".discovery.{}.{n}.tmp", std::process::id()));
+    std::fs::write(&temporary, bytes)?;
+    std::fs::rename(&temporary, path)
 }

@@ -49,7 +49,7 @@ pub mod watch;
 pub use api::{Api, ApiResource, DynamicObject, ListMeta, ObjectList, ResourceInfo};
 pub use client::{Client, ClientBuilder, RequestBuilder};
 pub use config::{Config, Credentials, KubeconfigLoader, Overrides, Source};
-pub use discovery::{DiscoveredResource, Discovery, ServerVersion};
+pub use discovery::{DiscoveredResource, Discovery, DiscoveryCache, ServerVersion};
 pub use error::{ConfigError, Error, Status};
 pub use kubeconfig::Kubeconfig;
 pub use params::{

@@ -21,6 +21,32 @@ async fn discovery_and_resolution() {
     assert!(version.git_version.starts_with("v1."), "{version:?}");
 
     let discovery = client.discover().await.unwrap();
+    assert!(
+        discovery.aggregated,
+        "kube-testserver offers aggregated discovery"
+    );
+    // Both discovery flavours find the same resources, versions and preferences.
+    let legacy = client.discover_legacy().await.unwrap();
+    assert!(!legacy.aggregated);
+    assert_eq!(legacy.groups, discovery.groups);
+    let key = |r: &kube_rest::DiscoveredResource| {
+        (
+            r.info.group.clone(),
+            r.info.version.clone(),
+            r.info.plural.clone(),
+            r.info.kind.clone(),
+            r.info.namespaced,
+            r.preferred,
+            r.singular.clone(),
+            r.short_names.clone(),
+        )
+    };
+    let mut a: Vec<_> = discovery.resources.iter().map(key).collect();
+    let mut b: Vec<_> = legacy.resources.iter().map(key).collect();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+    assert!(a.len() > 10, "{a:?}");
     assert_eq!(discovery.groups[""], ["v1"]);
     assert!(
         discovery.groups.contains_key("apps"),
@@ -86,4 +112,99 @@ async fn discovery_and_resolution() {
             .unwrap()
             .is_empty()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_cache_on_disk() {
+    use std::time::{Duration, SystemTime};
+
+    use kube_flowcontrol::clock::FakeClock;
+    use kube_rest::DiscoveryCache;
+
+    let server = TestServer::builder().start().await.unwrap();
+    let kubeconfig = Kubeconfig::parse(&server.kubeconfig_yaml(), Path::new("/k")).unwrap();
+    let client = Client::try_from_config(
+        Config::from_kubeconfig(&kubeconfig)
+            .unwrap()
+            .without_throttle(),
+    )
+    .unwrap();
+    let dir =
+        std::env::temp_dir().join(format!("kube-rest-discovery-cache-{}", std::process::id()));
+    let fake =
+        FakeClock::with_wall_time(SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000));
+    let cache = DiscoveryCache::new(&dir).clock(fake.shared());
+    let path = cache.path_for(&client);
+    assert!(path.starts_with(&dir));
+
+    let first = cache.discovery(&client).await.unwrap();
+    assert!(path.is_file());
+
+    // Within the TTL the file is what answers: a resource planted in it is found.
+    let mut planted: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mut widget = planted["discovery"]["resources"][0].clone();
+    widget["info"]["plural"] = "widgets".into();
+    widget["info"]["kind"] = "Widget".into();
+    widget["singular"] = "widget".into();
+    widget["short_names"] = serde_json::json!([]);
+    planted["discovery"]["resources"]
+        .as_array_mut()
+        .unwrap()
+        .push(widget);
+    std::fs::write(&path, serde_json::to_vec(&planted).unwrap()).unwrap();
+    fake.step(Duration::from_secs(9 * 60));
+    assert!(
+        cache
+            .discovery(&client)
+            .await
+            .unwrap()
+            .resolve_name("widgets")
+            .is_some()
+    );
+
+    // After the TTL it is fetched again.
+    fake.step(Duration::from_secs(60));
+    let fresh = cache.discovery(&client).await.unwrap();
+    assert!(fresh.resolve_name("widgets").is_none());
+    assert_eq!(fresh, first);
+
+    // A miss fetches again: a name removed from the file is still resolved.
+    let mut pruned: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    pruned["discovery"]["resources"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|r| r["info"]["plural"] != "configmaps");
+    std::fs::write(&path, serde_json::to_vec(&pruned).unwrap()).unwrap();
+    assert_eq!(
+        cache
+            .resolve_name(&client, "configmaps")
+            .await
+            .unwrap()
+            .unwrap()
+            .plural,
+        "configmaps"
+    );
+    assert_eq!(
+        cache
+            .resolve_kind(&client, "apps", "Deployment")
+            .await
+            .unwrap()
+            .unwrap()
+            .plural,
+        "deployments"
+    );
+    assert!(
+        cache
+            .resolve_name(&client, "nothing-like-this")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A corrupt file is a miss, not an error.
+    std::fs::write(&path, b"{not json").unwrap();
+    assert_eq!(cache.discovery(&client).await.unwrap(), first);
+    let _ = std::fs::remove_dir_all(&dir);
 }
