@@ -518,7 +518,11 @@ impl<'a> RequestBuilder<'a> {
                 tracing::debug!(verb = %self.verb, %path, "401: refreshing exec credentials");
                 continue;
             }
-            let retry_after = retry_after(&response);
+            let retry_after = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, inner.clock.wall_now()));
             let retriable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
             let (parts, body) = response.into_parts();
             let body = read_body(body).await.unwrap_or_default();
@@ -543,10 +547,15 @@ impl<'a> RequestBuilder<'a> {
     }
 }
 
-fn retry_after(response: &http::Response<Incoming>) -> Option<Duration> {
-    let value = response.headers().get(RETRY_AFTER)?.to_str().ok()?;
-    let seconds: u64 = value.trim().parse().ok()?;
-    Some(Duration::from_secs(seconds))
+/// `Retry-After` as delay-seconds or as an HTTP date (a date in the past means at once).
+fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = jiff::fmt::rfc2822::parse(value).ok()?;
+    let at = std::time::SystemTime::from(date.timestamp());
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 fn transport_error(error: hyper_util::client::legacy::Error) -> Error {
@@ -615,6 +624,27 @@ mod tests {
 
     fn status(body: &serde_json::Value) -> Vec<u8> {
         serde_json::to_vec(body).unwrap_or_default()
+    }
+
+    #[test]
+    fn retry_after_values() {
+        let now = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+        let cases = [
+            ("1", Some(1)),
+            (" 120 ", Some(120)),
+            ("Sun, 06 Nov 1994 08:50:07 GMT", Some(30)),
+            ("Sun, 06 Nov 1994 08:49:00 GMT", Some(0)),
+            ("-1", None),
+            ("soon", None),
+            ("", None),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(
+                parse_retry_after(value, now),
+                expected.map(Duration::from_secs),
+                "{value:?}"
+            );
+        }
     }
 
     #[test]
