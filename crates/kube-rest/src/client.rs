@@ -235,23 +235,22 @@ pub struct RequestBuilder<'a> {
     content_type: Option<String>,
     accept: Option<String>,
     timeout: Option<Duration>,
-    error: Option<Error>,
+    /// The first problem met while building (reported when the request is sent).
+    error: Option<String>,
 }
 
-fn check_segment(what: &str, value: &str) -> Result<(), Error> {
+fn check_segment(what: &str, value: &str) -> Result<(), String> {
     if value.is_empty() {
-        return Err(Error::Request(format!("{what} may not be empty")));
+        return Err(format!("{what} may not be empty"));
     }
     if value == "." || value == ".." {
-        return Err(Error::Request(format!("{what} may not be {value:?}")));
+        return Err(format!("{what} may not be {value:?}"));
     }
     if let Some(c) = value
         .chars()
         .find(|c| matches!(c, '/' | '%' | '?' | '#') || c.is_control() || c.is_whitespace())
     {
-        return Err(Error::Request(format!(
-            "{what} {value:?} may not contain {c:?}"
-        )));
+        return Err(format!("{what} {value:?} may not contain {c:?}"));
     }
     Ok(())
 }
@@ -310,9 +309,9 @@ impl<'a> RequestBuilder<'a> {
     pub fn abs_path(mut self, path: &str) -> Self {
         if !path.starts_with('/') || path.contains(['?', '#']) || path.split('/').any(|s| s == "..")
         {
-            self.error.get_or_insert(Error::Request(format!(
+            self.error.get_or_insert(format!(
                 "absolute path {path:?} must start with / and have no query"
-            )));
+            ));
         } else {
             self.abs_path = Some(path.to_string());
         }
@@ -350,7 +349,7 @@ impl<'a> RequestBuilder<'a> {
             Ok(body) => self.body(body, JSON),
             Err(e) => {
                 self.error
-                    .get_or_insert(Error::Request(format!("serializing the body: {e}")));
+                    .get_or_insert(format!("serializing the body: {e}"));
                 self
             }
         }
@@ -370,8 +369,8 @@ impl<'a> RequestBuilder<'a> {
 
     /// The path and query this request goes to (without scheme and host).
     pub fn path_and_query(&self) -> Result<String, Error> {
-        if let Some(e) = &self.error {
-            return Err(Error::Request(e.to_string()));
+        if let Some(message) = &self.error {
+            return Err(Error::Request(message.clone()));
         }
         let mut path = self.client.inner.path_prefix.clone();
         if let Some(abs) = &self.abs_path {

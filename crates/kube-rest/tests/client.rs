@@ -422,7 +422,11 @@ fn request_urls() {
     for (request, expected) in cases {
         match (request.path_and_query(), expected) {
             (Ok(path), Ok(want)) => assert_eq!(path, want),
-            (Err(e), Err(want)) => assert!(e.to_string().contains(want), "{e} lacks {want}"),
+            (Err(e), Err(want)) => {
+                assert!(matches!(e, kube_rest::Error::Request(_)), "{e:?}");
+                assert!(e.to_string().contains(want), "{e} lacks {want}");
+                assert_eq!(e.to_string().matches("invalid request").count(), 1, "{e}");
+            }
             (got, want) => panic!("got {got:?}, want {want:?}"),
         }
     }
