@@ -24,8 +24,13 @@ pub(crate) struct FileStamp {
 #[derive(Debug)]
 pub(crate) struct CachedToken {
     stamp: FileStamp,
+    read_at: std::time::Instant,
     header: HeaderValue,
 }
+
+/// How long a token read from a file is used without reading the file again, even when its
+/// modification time and size did not change.
+const TOKEN_FILE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Produces the `Authorization` header of each request.
 #[derive(Debug)]
@@ -34,6 +39,7 @@ pub(crate) enum Authenticator {
     Fixed(HeaderValue),
     TokenFile {
         path: PathBuf,
+        clock: SharedClock,
         cached: Mutex<Option<CachedToken>>,
     },
     Exec(Box<ExecAuth>),
@@ -197,6 +203,7 @@ impl Authenticator {
             Credentials::TokenFile(path) => {
                 let authenticator = Authenticator::TokenFile {
                     path: path.clone(),
+                    clock: clock.clone(),
                     cached: Mutex::new(None),
                 };
                 // Fail at construction on an unreadable file, as client-go does.
@@ -246,7 +253,11 @@ impl Authenticator {
         match self {
             Authenticator::None | Authenticator::Exec(_) => Ok(None),
             Authenticator::Fixed(value) => Ok(Some(value.clone())),
-            Authenticator::TokenFile { path, cached } => {
+            Authenticator::TokenFile {
+                path,
+                clock,
+                cached,
+            } => {
                 let metadata = std::fs::metadata(path);
                 let mut cached = cached.lock();
                 let stamp = match metadata {
@@ -269,6 +280,9 @@ impl Authenticator {
                 };
                 if let Some(token) = cached.as_ref()
                     && token.stamp == stamp
+                    // Re-read at least every minute, as client-go does, in case a rewrite kept
+                    // the size and landed within the file system's timestamp granularity.
+                    && clock.since(token.read_at) < TOKEN_FILE_MAX_AGE
                 {
                     return Ok(Some(token.header.clone()));
                 }
@@ -288,6 +302,7 @@ impl Authenticator {
                 let header = bearer(&token, &format!("token file {}", path.display()))?;
                 *cached = Some(CachedToken {
                     stamp,
+                    read_at: clock.now(),
                     header: header.clone(),
                 });
                 Ok(Some(header))

@@ -431,3 +431,49 @@ fn request_urls() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_file_is_reread_every_minute_even_when_unchanged_on_disk() {
+    let server = TestServer::builder()
+        .token("right-token-1")
+        .start()
+        .await
+        .unwrap();
+    let path = temp_file("token");
+    std::fs::write(&path, "wrong-token-1").unwrap();
+    let stamp = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let fake = FakeClock::new();
+    let config = config_of(&server)
+        .without_throttle()
+        .with_credentials(Credentials::TokenFile(path.clone()));
+    let client = Client::builder(config)
+        .clock(fake.shared())
+        .build()
+        .unwrap();
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    assert!(
+        api.list(&ListParams::default())
+            .await
+            .unwrap_err()
+            .is_unauthorized()
+    );
+
+    // A same-size rewrite that keeps the modification time goes unnoticed...
+    std::fs::write(&path, "right-token-1").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(stamp)
+        .unwrap();
+    fake.step(Duration::from_secs(59));
+    assert!(
+        api.list(&ListParams::default())
+            .await
+            .unwrap_err()
+            .is_unauthorized()
+    );
+    // ...for at most a minute.
+    fake.step(Duration::from_secs(1));
+    api.list(&ListParams::default()).await.unwrap();
+}
