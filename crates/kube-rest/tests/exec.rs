@@ -24,6 +24,22 @@ if [ "$1" = "fail" ]; then echo "no credentials for you" >&2; exit 3; fi
 printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"%s","expirationTimestamp":"%s"}}' "$tok" "$EXPIRY"
 "#;
 
+/// The plugin, written once per test process before any test runs it: writing an executable
+/// while another thread forks can make its execution fail with ETXTBSY.
+fn plugin() -> &'static Path {
+    static PLUGIN_PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PLUGIN_PATH.get_or_init(|| {
+        let dir =
+            std::env::temp_dir().join(format!("kube-rest-exec-plugin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let plugin = dir.join("plugin.sh");
+        std::fs::write(&plugin, PLUGIN).unwrap();
+        std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        plugin
+    })
+}
+
+/// A directory for one test's invocation counter.
 fn temp_dir() -> PathBuf {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
@@ -32,9 +48,6 @@ fn temp_dir() -> PathBuf {
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    let plugin = dir.join("plugin.sh");
-    std::fs::write(&plugin, PLUGIN).unwrap();
-    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
     dir
 }
 
@@ -44,7 +57,7 @@ fn exec(dir: &Path, token: &str, bad_runs: u32, args: &[&str]) -> ExecConfig {
         value: value.into(),
     };
     ExecConfig {
-        command: dir.join("plugin.sh").to_string_lossy().into_owned(),
+        command: plugin().to_string_lossy().into_owned(),
         args: args.iter().map(|a| a.to_string()).collect(),
         env: vec![
             var("COUNT", &dir.join("count").to_string_lossy()),
