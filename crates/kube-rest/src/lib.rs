@@ -5,8 +5,13 @@
 //! * [`Client`]: a pooled HTTPS client (rustls with ring, HTTP/2 when offered) with bearer
 //!   tokens (rotating token files), client certificates, basic auth, client-side throttling
 //!   (QPS 5, burst 10 by default) and bounded `Retry-After` retries.
-//! * [`Api`]: typed get, list, create, replace, patch, delete and watch over k8s-openapi types.
+//! * [`Api`]: typed get, list, create, replace, patch, delete and watch over k8s-openapi types,
+//!   and over [`DynamicObject`]s of any resource ([`Api::dynamic`]).
+//! * [`discovery`]: server version, groups and resources (aggregated or legacy discovery), an
+//!   on-disk [`DiscoveryCache`], and resolution from kinds or kubectl-style names.
 //! * [`watch`]: incremental decoding of watch streams into [`WatchEvent`]s.
+//! * [`selector`]: label selectors built, parsed and printed; [`certs`]: a generated CA and
+//!   PEM helpers.
 //!
 //! Errors are one [`Error`] enum; API failures carry the server's decoded [`Status`] and answer
 //! [`Error::is_not_found`], [`Error::is_conflict`] and friends.
