@@ -18,7 +18,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("bench") => bench(&args[1..]),
-        Some("e2e") => e2e::run(&workspace_root()),
+        Some("e2e") => e2e::run(&workspace_root(), &args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
             print_usage();
             Ok(())
@@ -40,7 +40,7 @@ fn print_usage() {
         "usage: cargo xtask <command>\n\n\
          commands:\n  \
          bench [--quick] [CRATE...]  run criterion benchmarks and print a summary table\n  \
-         e2e                         drive the kube-testserver binary with a real kubectl\n"
+         e2e [--embedded|--kubeconfig PATH|--kind]  examples end to end; kubectl vs kube-testserver\n"
     );
 }
 
