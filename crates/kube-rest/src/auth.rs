@@ -82,6 +82,9 @@ struct ExecCredentialStatus {
     client_certificate_data: Option<String>,
 }
 
+/// The longest an exec credential plugin may run (a hung plugin must not wedge the client).
+const EXEC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 impl ExecAuth {
     async fn run(&self) -> Result<ExecToken, Error> {
         let exec = &self.config;
@@ -98,14 +101,22 @@ impl ExecAuth {
             .env("KUBERNETES_EXEC_INFO", info.to_string())
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true);
-        let output = command.output().await.map_err(|e| {
-            let hint = exec
-                .install_hint
-                .as_deref()
-                .map(|h| format!("\n{h}"))
-                .unwrap_or_default();
-            Error::Auth(format!("running {}: {e}{hint}", what()))
-        })?;
+        let output = tokio::time::timeout(EXEC_TIMEOUT, command.output())
+            .await
+            .map_err(|_| {
+                Error::Auth(format!(
+                    "{} did not finish within {EXEC_TIMEOUT:?} (killed)",
+                    what()
+                ))
+            })?
+            .map_err(|e| {
+                let hint = exec
+                    .install_hint
+                    .as_deref()
+                    .map(|h| format!("\n{h}"))
+                    .unwrap_or_default();
+                Error::Auth(format!("running {}: {e}{hint}", what()))
+            })?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
             return Err(Error::Auth(format!(

@@ -123,6 +123,8 @@ impl ClientBuilder {
         http.enforce_http(false);
         http.set_connect_timeout(Some(config.connect_timeout));
         http.set_nodelay(true);
+        // Like client-go's dialer: TCP keepalive, so a silently dead peer is noticed.
+        http.set_keepalive(Some(Duration::from_secs(30)));
         let tls = crate::tls::client_config(&config)?;
         let mut builder = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
@@ -134,8 +136,14 @@ impl ClientBuilder {
         }
         let tcp = Connector::new(http, config.proxy_url.as_ref())?;
         let connector = builder.enable_all_versions().wrap_connector(tcp);
+        // HTTP/2 pings (client-go: ReadIdleTimeout 30s, PingTimeout 15s) end a watch whose
+        // connection died silently instead of leaving it waiting forever.
         let http = HyperClient::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .http2_keep_alive_timeout(Duration::from_secs(15))
+            .http2_keep_alive_while_idle(true)
+            .timer(hyper_util::rt::TokioTimer::new())
             .build(connector);
         let user_agent = HeaderValue::try_from(config.user_agent.as_str()).map_err(|_| {
             Error::Request(format!(

@@ -104,7 +104,7 @@ pub struct Config {
     pub tls_server_name: Option<String>,
     /// Connect through this proxy: `http://` (a CONNECT tunnel, for `https://` and `http://`
     /// servers alike) or `socks5://`, with optional `user:password@`.
-    pub proxy_url: Option<http::Uri>,
+    pub proxy_url: Option<crate::proxy::ProxyUrl>,
     /// The client certificate and key (PEM).
     pub client_identity: Option<(Source, Source)>,
     /// How requests authenticate.
@@ -586,7 +586,10 @@ fn resolve(kubeconfig: &Kubeconfig, overrides: &Overrides) -> Result<Config, Con
         },
         (None, None, None) => Credentials::None,
     };
+    // As client-go: an exec plugin is not run when other credentials (a client certificate
+    // included) are configured.
     if config.credentials == Credentials::None
+        && config.client_identity.is_none()
         && let Some(exec) = user.exec
     {
         match exec.api_version.as_str() {

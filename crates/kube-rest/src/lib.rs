@@ -47,6 +47,7 @@ pub mod error;
 pub mod kubeconfig;
 pub mod params;
 mod proxy;
+pub use proxy::ProxyUrl;
 pub mod selector;
 pub mod tls;
 pub mod watch;

@@ -47,16 +47,53 @@ fn percent_decode(s: &str) -> String {
 
 /// Checks a `proxy-url`: `http://` (CONNECT tunnel) or `socks5://`, with optional
 /// `user:password@`.
-pub(crate) fn parse_proxy_url(url: &str) -> Result<Uri, String> {
-    let uri: Uri = url.parse().map_err(|e| format!("proxy-url {url:?}: {e}"))?;
+pub(crate) fn parse_proxy_url(url: &str) -> Result<ProxyUrl, String> {
+    let shown = redact_userinfo(url);
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| format!("proxy-url {shown:?}: {e}"))?;
     match uri.scheme_str() {
-        Some("http" | "socks5") if uri.host().is_some() => Ok(uri),
+        Some("http" | "socks5") if uri.host().is_some() => Ok(ProxyUrl(uri)),
         Some("https") => Err(format!(
-            "proxy-url {url:?}: https proxies are not supported yet (http:// CONNECT or socks5://)"
+            "proxy-url {shown:?}: https proxies are not supported yet (http:// CONNECT or socks5://)"
         )),
         _ => Err(format!(
-            "proxy-url {url:?} must be http://host:port or socks5://host:port"
+            "proxy-url {shown:?} must be http://host:port or socks5://host:port"
         )),
+    }
+}
+
+/// `url` with any `user:password@` replaced by `<redacted>@`, for messages and `Debug`.
+pub(crate) fn redact_userinfo(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((_, host)) => {
+            let prefix = if scheme.is_empty() {
+                String::new()
+            } else {
+                format!("{scheme}://")
+            };
+            format!("{prefix}<redacted>@{host}{}", &rest[authority_end..])
+        }
+        None => url.to_string(),
+    }
+}
+
+/// A proxy URL. Its `Debug` hides the credentials it may carry (`user:password@`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProxyUrl(pub(crate) Uri);
+
+impl ProxyUrl {
+    /// The URL, credentials included.
+    pub fn uri(&self) -> &Uri {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ProxyUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ProxyUrl({})", redact_userinfo(&self.0.to_string()))
     }
 }
 
@@ -68,8 +105,8 @@ fn credentials(proxy: &Uri) -> Option<(String, String)> {
 }
 
 impl Connector {
-    pub(crate) fn new(http: HttpConnector, proxy: Option<&Uri>) -> Result<Connector, Error> {
-        let Some(proxy) = proxy else {
+    pub(crate) fn new(http: HttpConnector, proxy: Option<&ProxyUrl>) -> Result<Connector, Error> {
+        let Some(ProxyUrl(proxy)) = proxy else {
             return Ok(Connector::Direct(http));
         };
         // The connector dials the proxy by host and port only.
@@ -90,7 +127,12 @@ impl Connector {
             }
         )
         .parse()
-        .map_err(|e| Error::Config(ConfigError::Invalid(format!("proxy-url {proxy}: {e}"))))?;
+        .map_err(|e| {
+            Error::Config(ConfigError::Invalid(format!(
+                "proxy-url {}: {e}",
+                redact_userinfo(&proxy.to_string())
+            )))
+        })?;
         match proxy.scheme_str() {
             Some("socks5") => {
                 let mut socks = SocksV5::new(dial, http);
@@ -146,5 +188,26 @@ impl Service<Uri> for Connector {
                 Box::pin(async move { connecting.await.map_err(Into::into) })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_show() {
+        assert_eq!(
+            redact_userinfo("http://alice:s3cret@proxy:3128/x"),
+            "http://<redacted>@proxy:3128/x"
+        );
+        assert_eq!(
+            redact_userinfo("socks5://proxy:1080"),
+            "socks5://proxy:1080"
+        );
+        let url = parse_proxy_url("http://alice:s3cret@proxy:3128").unwrap();
+        assert!(!format!("{url:?}").contains("s3cret"));
+        let error = parse_proxy_url("https://alice:s3cret@proxy:3128").unwrap_err();
+        assert!(!error.contains("s3cret"), "{error}");
     }
 }
