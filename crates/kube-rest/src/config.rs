@@ -388,10 +388,19 @@ impl KubeconfigLoader {
 
     /// Loads the configuration.
     pub fn load(&self) -> Result<Config, ConfigError> {
+        let in_cluster_possible =
+            self.env.service_host.is_some() && self.env.service_port.is_some();
         match self.kubeconfig()? {
-            Some(kubeconfig) => resolve(&kubeconfig, &self.overrides),
-            None => {
-                if self.env.service_host.is_some() && self.env.service_port.is_some() {
+            // An empty kubeconfig counts as none (client-go's ErrEmptyConfig): try in-cluster.
+            Some(kubeconfig)
+                if !(in_cluster_possible
+                    && kubeconfig.contexts.is_empty()
+                    && kubeconfig.clusters.is_empty()) =>
+            {
+                resolve(&kubeconfig, &self.overrides)
+            }
+            _ => {
+                if in_cluster_possible {
                     let mut config = in_cluster_from(&self.env)?;
                     if let Some(namespace) = &self.overrides.namespace {
                         config.default_namespace.clone_from(namespace);

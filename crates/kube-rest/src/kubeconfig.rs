@@ -169,8 +169,8 @@ pub struct ExecConfig {
     pub interactive_mode: Option<String>,
 }
 
-/// An environment variable of an exec plugin.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// An environment variable of an exec plugin (its `Debug` hides the value, often a secret).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecEnvVar {
     /// The name.
     pub name: String,
@@ -386,5 +386,14 @@ impl Kubeconfig {
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+impl std::fmt::Debug for ExecEnvVar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecEnvVar")
+            .field("name", &self.name)
+            .field("value", &"<redacted>")
+            .finish()
     }
 }

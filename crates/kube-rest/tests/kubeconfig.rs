@@ -521,3 +521,23 @@ users: [{name: u, user: {token: s3cret-token, client-certificate-data: "Q0VSVA==
     };
     assert!(!format!("{basic:?}").contains("hunter2"));
 }
+
+/// An empty kubeconfig counts as none: in a pod, the in-cluster configuration is used (client-go
+/// treats ErrEmptyConfig the same way).
+#[test]
+fn empty_kubeconfig_falls_back_to_in_cluster() {
+    let dir = temp_dir();
+    let sa = dir.join("sa");
+    write(&sa, "token", "sa-token");
+    write(&sa, "ca.crt", "CA");
+    write(&sa, "namespace", "apps\n");
+    write(&dir, "empty-config", "");
+    let config = KubeconfigLoader::new()
+        .kubeconfig_env(Some(dir.join("empty-config").display().to_string()))
+        .home_dir(None::<PathBuf>)
+        .in_cluster_env(Some("10.0.0.1".into()), Some("443".into()), &sa)
+        .load()
+        .unwrap();
+    assert_eq!(config.default_namespace, "apps");
+    assert_eq!(config.credentials, Credentials::TokenFile(sa.join("token")));
+}
