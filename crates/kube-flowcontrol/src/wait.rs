@@ -767,8 +767,8 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 4);
     }
 
-    #[tokio::test]
-    async fn non_sliding_period_includes_run_time() {
+    /// The first deadline after one run of `f` that takes 4ms of clock time, with a 10ms period.
+    async fn first_deadline_after_a_4ms_run(sliding: bool) -> Duration {
         let clock = FakeClock::new();
         let cancel = CancellationToken::new();
         let start = clock.now();
@@ -777,8 +777,7 @@ mod tests {
             let cancel = cancel.clone();
             async move {
                 let inner = clock.clone();
-                non_sliding_until(&clock, 10 * MS, &cancel, move || {
-                    // Each run takes 4ms of clock time.
+                jitter_until(&clock, 10 * MS, 0.0, sliding, &cancel, move || {
                     inner.step(4 * MS);
                     std::future::ready(())
                 })
@@ -786,32 +785,20 @@ mod tests {
             }
         });
         clock.wait_for_waiters(1).await;
-        assert_eq!(clock.next_deadline(), Some(start + 10 * MS));
+        let deadline = clock.next_deadline().unwrap() - start;
         cancel.cancel();
         task.await.unwrap();
+        deadline
+    }
+
+    #[tokio::test]
+    async fn non_sliding_period_includes_run_time() {
+        assert_eq!(first_deadline_after_a_4ms_run(false).await, 10 * MS);
     }
 
     #[tokio::test]
     async fn sliding_period_starts_after_run() {
-        let clock = FakeClock::new();
-        let cancel = CancellationToken::new();
-        let start = clock.now();
-        let task = tokio::spawn({
-            let clock = clock.clone();
-            let cancel = cancel.clone();
-            async move {
-                let inner = clock.clone();
-                until(&clock, 10 * MS, &cancel, move || {
-                    inner.step(4 * MS);
-                    std::future::ready(())
-                })
-                .await
-            }
-        });
-        clock.wait_for_waiters(1).await;
-        assert_eq!(clock.next_deadline(), Some(start + 14 * MS));
-        cancel.cancel();
-        task.await.unwrap();
+        assert_eq!(first_deadline_after_a_4ms_run(true).await, 14 * MS);
     }
 
     #[test]

@@ -15,6 +15,24 @@ fn configmap(i: usize) -> serde_json::Value {
            "data": {"k": "v"}})
 }
 
+/// A store holding configmaps cm-0..cm-999 in namespace `ns`.
+fn store_with_1000_configmaps() -> ((String, String), Store) {
+    let storage = (String::new(), "configmaps".to_string());
+    let store = Store::new(10_000);
+    for i in 0..1000 {
+        let object = configmap(i);
+        store
+            .create(
+                &storage,
+                ("ns".into(), format!("cm-{i}")),
+                ApiError::path_not_found,
+                |_| Ok(object),
+            )
+            .expect("create");
+    }
+    (storage, store)
+}
+
 fn store_create(c: &mut Criterion) {
     let storage = (String::new(), "configmaps".to_string());
     c.bench_function("store/create", |b| {
@@ -40,19 +58,7 @@ fn store_create(c: &mut Criterion) {
 }
 
 fn store_update(c: &mut Criterion) {
-    let storage = (String::new(), "configmaps".to_string());
-    let store = Store::new(10_000);
-    for i in 0..1000 {
-        let object = configmap(i);
-        store
-            .create(
-                &storage,
-                ("ns".into(), format!("cm-{i}")),
-                ApiError::path_not_found,
-                |_| Ok(object),
-            )
-            .expect("create");
-    }
+    let (storage, store) = store_with_1000_configmaps();
     let mut i = 0usize;
     c.bench_function("store/update", |b| {
         b.iter(|| {
@@ -70,19 +76,7 @@ fn store_update(c: &mut Criterion) {
 }
 
 fn list_with_selector(c: &mut Criterion) {
-    let storage = (String::new(), "configmaps".to_string());
-    let store = Store::new(10_000);
-    for i in 0..1000 {
-        let object = configmap(i);
-        store
-            .create(
-                &storage,
-                ("ns".into(), format!("cm-{i}")),
-                ApiError::path_not_found,
-                |_| Ok(object),
-            )
-            .expect("create");
-    }
+    let (storage, store) = store_with_1000_configmaps();
     let selector = LabelSelector::parse("shard in (1,2)").expect("selector");
     c.bench_function("store/list-1000-select", |b| {
         b.iter(|| {
