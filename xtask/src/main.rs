@@ -86,6 +86,8 @@ fn bench(args: &[String]) -> Result<(), String> {
     };
 
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    // Only results written by this run go into the table.
+    let started = std::time::SystemTime::now();
     for krate in &selected {
         eprintln!("== cargo bench -p {krate}");
         let mut command = Command::new(&cargo);
@@ -105,7 +107,7 @@ fn bench(args: &[String]) -> Result<(), String> {
 
     let criterion_dir = target_dir(&root).join("criterion");
     let mut rows = Vec::new();
-    collect_estimates(&criterion_dir, &mut rows);
+    collect_estimates(&criterion_dir, started, &mut rows);
     rows.sort_by(|a, b| a.0.cmp(&b.0));
     print_table(&rows);
     Ok(())
@@ -120,7 +122,7 @@ fn target_dir(root: &Path) -> PathBuf {
 /// One benchmark result: (id, mean ns, throughput description).
 type Row = (String, f64, String);
 
-fn collect_estimates(dir: &Path, rows: &mut Vec<Row>) {
+fn collect_estimates(dir: &Path, since: std::time::SystemTime, rows: &mut Vec<Row>) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
@@ -132,11 +134,14 @@ fn collect_estimates(dir: &Path, rows: &mut Vec<Row>) {
         let estimates = path.join("new").join("estimates.json");
         let benchmark = path.join("new").join("benchmark.json");
         if estimates.is_file() && benchmark.is_file() {
-            if let Some(row) = read_row(&benchmark, &estimates) {
+            let fresh = fs::metadata(&estimates)
+                .and_then(|m| m.modified())
+                .is_ok_and(|modified| modified >= since);
+            if fresh && let Some(row) = read_row(&benchmark, &estimates) {
                 rows.push(row);
             }
         } else {
-            collect_estimates(&path, rows);
+            collect_estimates(&path, since, rows);
         }
     }
 }
