@@ -2,7 +2,7 @@
 //! it, update its image, list by label selector, and delete it on exit.
 //!
 //! Runs against the cluster of the current kubeconfig when one answers, otherwise against an
-//! embedded kube-testserver (where a small task plays the kubelet and marks pods Ready).
+//! embedded kube-testserver (whose simulated kubelet runs the pod and marks it Ready).
 //! Exits non-zero when a step gives a wrong result.
 //!
 //! ```sh
@@ -15,8 +15,7 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::Pod;
 use kube_rest::{
-    Api, Client, Config, DeleteParams, ListParams, Patch, PatchParams, PostParams, Selector,
-    WatchEvent, WatchParams,
+    Api, Client, Config, DeleteParams, ListParams, PostParams, Selector, WatchEvent, WatchParams,
 };
 use kube_testserver::TestServer;
 
@@ -53,35 +52,15 @@ async fn connect() -> Result<(Client, Option<TestServer>)> {
         Err(e) => e.to_string(),
     };
     println!("target: an embedded kube-testserver ({reason})");
-    let server = TestServer::builder().start().await?;
+    // Its simulated kubelet runs the pod (Pending -> Running and Ready half a second later).
+    let server = TestServer::builder()
+        .simulated_kubelet(Some(Duration::from_millis(500)))
+        .start()
+        .await?;
     let kubeconfig =
         kube_rest::Kubeconfig::parse(&server.kubeconfig_yaml(), std::path::Path::new("embedded"))?;
     let client = Client::try_from_config(Config::from_kubeconfig(&kubeconfig)?)?;
-    tokio::spawn(fake_kubelet(client.clone()));
     Ok((client, Some(server)))
-}
-
-/// What a kubelet would do for the demo's pods on the embedded server: report them Running and
-/// Ready.
-async fn fake_kubelet(client: Client) -> Result<()> {
-    let pods: Api<Pod> = Api::default_namespaced(client);
-    let mut events = std::pin::pin!(
-        pods.watch(&WatchParams::default().labels(format!("{LABEL}={APP}")), "")
-            .await?
-    );
-    while let Some(event) = events.next().await {
-        if let WatchEvent::Added(pod) | WatchEvent::Modified(pod) = event?
-            && !is_ready(&pod)
-            && pod.metadata.deletion_timestamp.is_none()
-        {
-            let name = pod.metadata.name.unwrap_or_default();
-            let status = serde_json::json!({"status": {"phase": "Running", "podIP": "10.0.0.7",
-                "conditions": [{"type": "Ready", "status": "True"}]}});
-            pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(status))
-                .await?;
-        }
-    }
-    Ok(())
 }
 
 async fn run(pods: &Api<Pod>, name: &str) -> Result<()> {

@@ -187,6 +187,40 @@ impl ApiServer {
         server
     }
 
+    /// Creates a node object (the simulated kubelet's).
+    pub fn register_node(&self, node: Value) {
+        if let Some(nodes) = self.registry.get("", "v1", "nodes") {
+            let request = ResourceRequest {
+                resource: nodes,
+                namespace: None,
+                name: None,
+                subresource: None,
+            };
+            let status = node.get("status").cloned();
+            match self.create_object(&request, node, false) {
+                // Create drops the status (a subresource): write it like a kubelet would.
+                Ok(created) => {
+                    let name = meta_str(&created, "name").unwrap_or("").to_string();
+                    let request = ResourceRequest {
+                        subresource: Some("status".into()),
+                        ..request
+                    };
+                    let result = self.write(&request, &name, |current| {
+                        let mut next = current.clone();
+                        if let Some(status) = &status {
+                            next["status"] = status.clone();
+                        }
+                        Ok(next)
+                    });
+                    if let Err(error) = result {
+                        tracing::error!(?error, "cannot write the node's status");
+                    }
+                }
+                Err(error) => tracing::error!(?error, "cannot register the node"),
+            }
+        }
+    }
+
     /// Ends every open watch (clients see their streams close and re-watch).
     pub fn close_all_watches(&self) {
         let mut token = self.watch_reset.lock();

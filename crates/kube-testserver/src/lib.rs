@@ -49,6 +49,7 @@ pub mod discovery;
 pub mod faults;
 mod gojson;
 pub mod kubeconfig;
+pub mod kubelet;
 pub mod object;
 pub mod openapi;
 pub mod patch;

@@ -31,6 +31,7 @@ pub struct TestServerBuilder {
     bookmark_interval: Duration,
     watch_list: bool,
     client_cert_auth: bool,
+    kubelet: Option<Duration>,
 }
 
 /// The user a verified client certificate authenticated, attached to each request of its
@@ -52,6 +53,7 @@ impl Default for TestServerBuilder {
             bookmark_interval: Duration::from_secs(1),
             watch_list: true,
             client_cert_auth: false,
+            kubelet: None,
         }
     }
 }
@@ -110,6 +112,15 @@ impl TestServerBuilder {
         self
     }
 
+    /// Runs a simulated kubelet: a node named
+    /// [`NODE_NAME`](crate::kubelet::NODE_NAME) exists, and `delay` after a pod is created (or
+    /// its image changes) it is bound to that node and reported Running and Ready, with
+    /// container statuses (a new image counts as a restart). Off by default.
+    pub fn simulated_kubelet(mut self, delay: Option<Duration>) -> Self {
+        self.kubelet = delay;
+        self
+    }
+
     /// Starts listening and serving.
     pub async fn start(self) -> Result<TestServer, Error> {
         let listener = TcpListener::bind(self.listen)
@@ -147,6 +158,10 @@ impl TestServerBuilder {
             server_address: address.to_string(),
         };
         let state = ApiServer::new(settings, self.history_limit);
+        if let Some(delay) = self.kubelet {
+            state.register_node(crate::kubelet::node());
+            tokio::spawn(crate::kubelet::run(Arc::clone(&state), delay));
+        }
         let credentials = match tls.as_ref().and_then(|t| t.client.as_ref()) {
             Some(client) => kubeconfig::Credentials::ClientCertificate {
                 cert_pem: &client.cert_pem,

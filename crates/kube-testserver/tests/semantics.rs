@@ -600,3 +600,60 @@ async fn client_certificates_authenticate() {
         "client certificates need TLS"
     );
 }
+
+#[tokio::test]
+async fn simulated_kubelet_runs_pods_and_restarts_on_new_images() {
+    let server = TestServer::builder()
+        .plain_http()
+        .simulated_kubelet(Some(Duration::from_millis(50)))
+        .start()
+        .await
+        .expect("server");
+    let c = TestClient::new(&server);
+    let node = c
+        .get(&format!(
+            "/api/v1/nodes/{}",
+            kube_testserver::kubelet::NODE_NAME
+        ))
+        .await
+        .json();
+    assert_eq!(node["status"]["conditions"][0]["type"], "Ready");
+    c.post("/api/v1/namespaces/default/pods", &pod("web", json!({})))
+        .await;
+    let running = wait_for_pod(&c, "web", |p| p["status"]["phase"] == "Running").await;
+    assert_eq!(
+        running["spec"]["nodeName"],
+        kube_testserver::kubelet::NODE_NAME
+    );
+    assert_eq!(running["status"]["containerStatuses"][0]["ready"], true);
+    let reply = c
+        .patch(
+            "/api/v1/namespaces/default/pods/web",
+            "application/strategic-merge-patch+json",
+            &json!({"spec": {"containers": [{"name": "main", "image": "busybox:1.36"}]}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let restarted = wait_for_pod(&c, "web", |p| {
+        p["status"]["containerStatuses"][0]["image"] == "busybox:1.36"
+    })
+    .await;
+    assert_eq!(
+        restarted["status"]["containerStatuses"][0]["restartCount"],
+        1
+    );
+}
+
+async fn wait_for_pod(c: &TestClient, name: &str, done: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..200 {
+        let pod = c
+            .get(&format!("/api/v1/namespaces/default/pods/{name}"))
+            .await
+            .json();
+        if done(&pod) {
+            return pod;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("pod {name} did not reach the expected state");
+}

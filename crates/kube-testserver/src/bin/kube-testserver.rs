@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use kube_testserver::TestServer;
 
-const USAGE: &str = "usage: kube-testserver [--listen ADDR:PORT] [--kubeconfig-out PATH] [--plain-http] [--token TOKEN] [--allow-anonymous] [--client-cert-auth]";
+const USAGE: &str = "usage: kube-testserver [--listen ADDR:PORT] [--kubeconfig-out PATH] [--plain-http] [--token TOKEN] [--allow-anonymous] [--client-cert-auth] [--simulated-kubelet]";
 
 struct Options {
     listen: SocketAddr,
@@ -15,6 +15,7 @@ struct Options {
     token: Option<String>,
     anonymous: bool,
     client_cert_auth: bool,
+    kubelet: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -25,6 +26,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         token: None,
         anonymous: false,
         client_cert_auth: false,
+        kubelet: false,
     };
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
@@ -43,6 +45,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--plain-http" => options.plain_http = true,
             "--allow-anonymous" => options.anonymous = true,
             "--client-cert-auth" => options.client_cert_auth = true,
+            "--simulated-kubelet" => options.kubelet = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -66,7 +69,8 @@ async fn main() -> ExitCode {
     let mut builder = TestServer::builder()
         .listen(options.listen)
         .allow_anonymous(options.anonymous)
-        .client_cert_auth(options.client_cert_auth);
+        .client_cert_auth(options.client_cert_auth)
+        .simulated_kubelet(options.kubelet.then_some(std::time::Duration::from_secs(1)));
     if options.plain_http {
         builder = builder.plain_http();
     }
