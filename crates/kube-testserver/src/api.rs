@@ -56,6 +56,8 @@ pub struct ApiServer {
     pub watch_reset: parking_lot::Mutex<tokio_util::sync::CancellationToken>,
     /// Ends everything at shutdown.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Exec and attach sessions and settings.
+    pub streaming: crate::exec::Streaming,
 }
 
 /// Who is making the request.
@@ -168,6 +170,7 @@ impl ApiServer {
             faults: Faults::default(),
             watch_reset: parking_lot::Mutex::new(tokio_util::sync::CancellationToken::new()),
             shutdown: tokio_util::sync::CancellationToken::new(),
+            streaming: crate::exec::Streaming::default(),
         });
         if let Some(namespaces) = server.registry.get("", "v1", "namespaces") {
             for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
@@ -245,6 +248,18 @@ impl ApiServer {
                     None => Err(ApiError::unauthorized()),
                 }
             }
+            None if let Some(token) =
+                crate::remotecommand::bearer_token_offer(request.headers()) =>
+            {
+                // Browser WebSocket clients carry the token in a subprotocol.
+                match settings.tokens.get(&token) {
+                    Some(user) => Ok(User {
+                        name: user.clone(),
+                        authenticated: true,
+                    }),
+                    None => Err(ApiError::unauthorized()),
+                }
+            }
             None => match request.extensions().get::<crate::server::ClientIdentity>() {
                 Some(identity) => Ok(User {
                     name: identity.0.clone(),
@@ -276,6 +291,10 @@ impl ApiServer {
             Ok(user) => user,
             Err(error) => return error_response(&error),
         };
+        // Exec and attach upgrade the connection: routed before the body is read.
+        if let Some(target) = crate::exec::target(&path) {
+            return crate::exec::serve(self, request, &user, target).await;
+        }
         let accept = request
             .headers()
             .get(header::ACCEPT)

@@ -46,6 +46,7 @@
 mod api;
 pub mod crd;
 pub mod discovery;
+pub mod exec;
 pub mod faults;
 mod gojson;
 pub mod kubeconfig;
@@ -54,8 +55,10 @@ pub mod object;
 pub mod openapi;
 pub mod patch;
 pub mod registry;
+pub mod remotecommand;
 pub mod selector;
 mod server;
+pub mod shell;
 pub mod status;
 pub mod store;
 pub mod table;

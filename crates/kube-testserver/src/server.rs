@@ -282,6 +282,12 @@ impl TestServer {
         self.state.close_all_watches();
     }
 
+    /// How many exec and attach sessions are running (each ends when its command does, the
+    /// client leaves or the server shuts down).
+    pub fn exec_sessions(&self) -> usize {
+        self.state.streaming.sessions()
+    }
+
     /// Forgets the history: resuming a watch or a paged list from any earlier resourceVersion
     /// now gets 410 Gone.
     pub fn compact(&self) {
@@ -401,7 +407,7 @@ where
         async move { Ok::<_, Infallible>(state.handle(request).await) }
     });
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    if let Err(error) = builder.serve_connection(io, service).await {
+    if let Err(error) = builder.serve_connection_with_upgrades(io, service).await {
         tracing::debug!(%error, "connection ended with an error");
     }
 }

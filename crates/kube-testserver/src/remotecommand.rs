@@ -1,0 +1,537 @@
+//! The Kubernetes remote-command WebSocket protocols (exec and attach), as the kubelet's
+//! `wsstream` speaks them: subprotocol negotiation, channel framing and a session that wires a
+//! process ([`crate::shell`]) to a WebSocket.
+//!
+//! * Binary protocols: each message is one channel byte followed by the data; base64 ones: a
+//!   text message of an ASCII digit channel followed by the base64 of the data.
+//! * Channels: 0 stdin, 1 stdout, 2 stderr, 3 error (server to client), 4 resize (client to
+//!   server, `{"Width":W,"Height":H}`).
+//! * The server first sends an empty message on the lowest writable channel (stdout if
+//!   requested, else stderr, else error): the stream is established.
+//! * `v5.channel.k8s.io` only: the client message `[255, channel]` closes that channel (stdin
+//!   EOF).
+//! * At the end, v4 and v5 send a `Status` as JSON on the error channel (also on success);
+//!   older protocols send the error message as text, and nothing on success. Then a normal
+//!   close frame.
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_util::sync::CancellationToken;
+
+use crate::shell::{Output, ProcessIo, Stdin, Stream, TerminalSize};
+
+/// The stdin channel (client to server).
+pub const STDIN: u8 = 0;
+/// The stdout channel.
+pub const STDOUT: u8 = 1;
+/// The stderr channel.
+pub const STDERR: u8 = 2;
+/// The error channel: the final status.
+pub const ERROR: u8 = 3;
+/// The resize channel (client to server).
+pub const RESIZE: u8 = 4;
+/// The v5 close-channel marker: `[255, channel]`.
+pub const CLOSE: u8 = 255;
+
+/// A remote-command subprotocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `v5.channel.k8s.io`: v4 and the close-channel message.
+    V5,
+    /// `v4.channel.k8s.io`: JSON status on the error channel.
+    V4,
+    /// `v4.base64.channel.k8s.io`.
+    V4Base64,
+    /// `v3.channel.k8s.io`.
+    V3,
+    /// `v2.channel.k8s.io`.
+    V2,
+    /// `channel.k8s.io`.
+    V1,
+    /// `base64.channel.k8s.io`.
+    Base64,
+    /// No subprotocol: binary `channel.k8s.io` framing.
+    Unnamed,
+}
+
+/// The named protocols the server supports, in the order it lists them.
+pub const SUPPORTED: [Protocol; 7] = [
+    Protocol::V5,
+    Protocol::V4,
+    Protocol::V4Base64,
+    Protocol::V3,
+    Protocol::V2,
+    Protocol::V1,
+    Protocol::Base64,
+];
+
+/// The prefix of the subprotocol browser clients carry a bearer token in.
+pub const BEARER_PROTOCOL_PREFIX: &str = "base64url.bearer.authorization.k8s.io.";
+
+/// One client message, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// Data on a channel.
+    Data(u8, Bytes),
+    /// v5: the client closed a channel.
+    Close(u8),
+}
+
+impl Protocol {
+    /// The `Sec-WebSocket-Protocol` value (empty for [`Protocol::Unnamed`]).
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::V5 => "v5.channel.k8s.io",
+            Protocol::V4 => "v4.channel.k8s.io",
+            Protocol::V4Base64 => "v4.base64.channel.k8s.io",
+            Protocol::V3 => "v3.channel.k8s.io",
+            Protocol::V2 => "v2.channel.k8s.io",
+            Protocol::V1 => "channel.k8s.io",
+            Protocol::Base64 => "base64.channel.k8s.io",
+            Protocol::Unnamed => "",
+        }
+    }
+
+    /// Whether messages are text with base64 data.
+    pub fn is_base64(self) -> bool {
+        matches!(self, Protocol::V4Base64 | Protocol::Base64)
+    }
+
+    /// Whether the final status is a JSON `Status` (v4 and later).
+    pub fn json_status(self) -> bool {
+        matches!(self, Protocol::V5 | Protocol::V4 | Protocol::V4Base64)
+    }
+
+    /// Encodes data on a channel.
+    pub fn encode(self, channel: u8, data: &[u8]) -> Message {
+        if self.is_base64() {
+            use base64::Engine as _;
+            let mut text = String::with_capacity(1 + data.len() * 4 / 3 + 4);
+            text.push(char::from(b'0' + channel % 10));
+            text.push_str(&base64::engine::general_purpose::STANDARD.encode(data));
+            Message::Text(text.into())
+        } else {
+            let mut bytes = Vec::with_capacity(1 + data.len());
+            bytes.push(channel);
+            bytes.extend_from_slice(data);
+            Message::Binary(bytes.into())
+        }
+    }
+
+    /// Decodes a client message (`None`: not a channel message, or malformed).
+    pub fn decode(self, message: &Message) -> Option<Frame> {
+        if self.is_base64() {
+            use base64::Engine as _;
+            let Message::Text(text) = message else {
+                return None;
+            };
+            let bytes = text.as_bytes();
+            let channel = bytes.first()?.checked_sub(b'0')?;
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(&bytes[1..])
+                .ok()?;
+            return Some(Frame::Data(channel, Bytes::from(data)));
+        }
+        let Message::Binary(bytes) = message else {
+            return None;
+        };
+        let (&channel, rest) = bytes.split_first()?;
+        if channel == CLOSE && self == Protocol::V5 {
+            return rest.first().map(|&closed| Frame::Close(closed));
+        }
+        Some(Frame::Data(channel, bytes.slice(1..)))
+    }
+}
+
+/// The offered subprotocols of a `Sec-WebSocket-Protocol` header set, in order, without the
+/// bearer-token offers.
+pub fn offered_protocols(headers: &http::HeaderMap) -> Vec<String> {
+    headers
+        .get_all(http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && !p.starts_with(BEARER_PROTOCOL_PREFIX))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The bearer token a browser client offers as a subprotocol, if any.
+pub fn bearer_token_offer(headers: &http::HeaderMap) -> Option<String> {
+    use base64::Engine as _;
+    headers
+        .get_all(http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|p| p.trim().strip_prefix(BEARER_PROTOCOL_PREFIX))
+        .find_map(|encoded| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(encoded.trim_end_matches('='))
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+        })
+}
+
+/// Picks the first offered protocol the server supports (no offer: [`Protocol::Unnamed`]);
+/// the error is wsstream's message.
+pub fn negotiate(offered: &[String]) -> Result<Protocol, String> {
+    if offered.is_empty() {
+        return Ok(Protocol::Unnamed);
+    }
+    offered
+        .iter()
+        .find_map(|offer| SUPPORTED.into_iter().find(|p| p.name() == offer))
+        .ok_or_else(|| {
+            let supported: Vec<&str> = SUPPORTED.iter().map(|p| p.name()).collect();
+            format!(
+                "requested protocol(s) are not supported: [{}]; supports [{}]",
+                offered.join(" "),
+                supported.join(" ")
+            )
+        })
+}
+
+/// How the remote command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Termination {
+    /// Exit code 0 (or an attach the client ended).
+    Success,
+    /// A non-zero exit code of `command`.
+    ExitCode {
+        /// The command line, as the runtime reports it.
+        command: Vec<String>,
+        /// The exit code.
+        code: i32,
+    },
+    /// The runtime could not run the command (an `InternalError` status with this cause).
+    Internal(String),
+}
+
+impl Termination {
+    /// The `metav1.Status` the kubelet writes on the error channel.
+    pub fn status(&self) -> Value {
+        match self {
+            Termination::Success => json!({"metadata": {}, "status": "Success"}),
+            Termination::ExitCode { command, code } => json!({
+                "metadata": {},
+                "status": "Failure",
+                "message": format!(
+                    "command terminated with non-zero exit code: error executing command [{}], exit code {code}",
+                    command.join(" ")
+                ),
+                "reason": "NonZeroExitCode",
+                "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]},
+            }),
+            Termination::Internal(cause) => json!({
+                "metadata": {},
+                "status": "Failure",
+                "message": format!("Internal error occurred: {cause}"),
+                "reason": "InternalError",
+                "details": {"causes": [{"message": cause}]},
+                "code": 500,
+            }),
+        }
+    }
+
+    /// What the error channel carries for `protocol` (`None`: nothing).
+    pub fn error_channel(&self, protocol: Protocol) -> Option<Vec<u8>> {
+        if protocol.json_status() {
+            return serde_json::to_vec(&self.status()).ok();
+        }
+        match self.status()["message"].as_str() {
+            Some(message) => Some(message.as_bytes().to_vec()),
+            None => None,
+        }
+    }
+}
+
+/// Which streams the client asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Streams {
+    /// stdin.
+    pub stdin: bool,
+    /// stdout.
+    pub stdout: bool,
+    /// stderr (off with a TTY: merged into stdout).
+    pub stderr: bool,
+    /// A TTY.
+    pub tty: bool,
+}
+
+/// How long to wait for the client's close frame after ours.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+/// Stdin chunks buffered before the server stops reading the socket.
+const STDIN_BUFFER: usize = 16;
+
+/// Runs a remote command over `ws`: `process` gets the process's streams; the session ends
+/// when it finishes (status, then close), when the client closes or vanishes (the process is
+/// dropped), or at `shutdown`.
+pub async fn run_session<S, F, Fut>(
+    ws: WebSocketStream<S>,
+    protocol: Protocol,
+    streams: Streams,
+    shutdown: CancellationToken,
+    process: F,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(ProcessIo) -> Fut,
+    Fut: Future<Output = Termination>,
+{
+    let (mut sink, mut source) = ws.split();
+    let first = if streams.stdout {
+        STDOUT
+    } else if streams.stderr {
+        STDERR
+    } else {
+        ERROR
+    };
+    if sink.send(protocol.encode(first, &[])).await.is_err() {
+        return;
+    }
+    let (out_tx, mut out_rx) = mpsc::channel::<(Stream, Bytes)>(STDIN_BUFFER);
+    let output = Output::new(out_tx, streams.tty);
+    let (stdin_tx, stdin_rx) = mpsc::channel::<Bytes>(STDIN_BUFFER);
+    let mut stdin_tx = streams.stdin.then_some(stdin_tx);
+    let (resize_tx, resize_rx) = watch::channel::<Option<TerminalSize>>(None);
+    let io = ProcessIo {
+        stdin: Stdin::new(
+            streams.stdin.then_some(stdin_rx),
+            streams.tty,
+            output.clone(),
+        ),
+        output,
+        resize: resize_rx,
+        tty: streams.tty,
+    };
+    let running = process(io);
+    tokio::pin!(running);
+    let mut pending_stdin: std::collections::VecDeque<Bytes> = Default::default();
+    let mut stdin_closing = false;
+    let to_channel = |stream: Stream| match stream {
+        Stream::Stdout if streams.stdout => Some(STDOUT),
+        Stream::Stderr if streams.tty && streams.stdout => Some(STDOUT),
+        Stream::Stderr if streams.stderr => Some(STDERR),
+        _ => None,
+    };
+    let termination = loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                let _ = sink.send(Message::Close(Some(CloseFrame {
+                    code: CloseCode::Away,
+                    reason: "server shutting down".into(),
+                }))).await;
+                return;
+            }
+            termination = &mut running => break termination,
+            Some((stream, data)) = out_rx.recv() => {
+                if let Some(channel) = to_channel(stream)
+                    && sink.send(protocol.encode(channel, &data)).await.is_err()
+                {
+                    return;
+                }
+            }
+            permit = async { stdin_tx.clone()?.reserve_owned().await.ok() }, if !pending_stdin.is_empty() => {
+                match (permit, pending_stdin.pop_front()) {
+                    (Some(permit), Some(chunk)) => drop(permit.send(chunk)),
+                    _ => pending_stdin.clear(),
+                }
+                if pending_stdin.is_empty() && stdin_closing {
+                    stdin_tx = None;
+                }
+            }
+            message = source.next(), if pending_stdin.len() < STDIN_BUFFER => {
+                let message = match message {
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                    Some(Ok(message)) => message,
+                };
+                match protocol.decode(&message) {
+                    Some(Frame::Data(STDIN, data)) => {
+                        if stdin_tx.is_some() && !stdin_closing && !data.is_empty() {
+                            pending_stdin.push_back(data);
+                        }
+                    }
+                    Some(Frame::Data(RESIZE, data)) => {
+                        if let Some(size) = parse_resize(&data) {
+                            let _ = resize_tx.send(Some(size));
+                        }
+                    }
+                    Some(Frame::Close(STDIN)) => {
+                        stdin_closing = true;
+                        if pending_stdin.is_empty() {
+                            stdin_tx = None;
+                        }
+                    }
+                    // Other channels and non-channel messages (pings are answered by the
+                    // WebSocket layer) are ignored.
+                    _ => {}
+                }
+            }
+        }
+    };
+    // The process is done: flush what it wrote, then the status, then close.
+    drop(running);
+    out_rx.close();
+    while let Some((stream, data)) = out_rx.recv().await {
+        if let Some(channel) = to_channel(stream)
+            && sink.send(protocol.encode(channel, &data)).await.is_err()
+        {
+            return;
+        }
+    }
+    if let Some(status) = termination.error_channel(protocol)
+        && sink.send(protocol.encode(ERROR, &status)).await.is_err()
+    {
+        return;
+    }
+    let close = Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "".into(),
+    }));
+    if sink.send(close).await.is_err() {
+        return;
+    }
+    // Wait for the client's close frame (the closing handshake), not forever.
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        while let Some(Ok(message)) = source.next().await {
+            if message.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// Parses a resize message (`{"Width":W,"Height":H}`).
+pub fn parse_resize(data: &[u8]) -> Option<TerminalSize> {
+    let value: Value = serde_json::from_slice(data).ok()?;
+    let dimension = |key: &str| {
+        value
+            .get(key)
+            .and_then(Value::as_u64)
+            .and_then(|n| u16::try_from(n).ok())
+    };
+    Some(TerminalSize {
+        width: dimension("Width")?,
+        height: dimension("Height")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offers(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn negotiation_takes_the_clients_first_supported_offer() {
+        assert_eq!(negotiate(&[]), Ok(Protocol::Unnamed));
+        assert_eq!(
+            negotiate(&offers(&[
+                "v6.channel.k8s.io",
+                "v4.channel.k8s.io",
+                "v5.channel.k8s.io"
+            ])),
+            Ok(Protocol::V4)
+        );
+        assert_eq!(
+            negotiate(&offers(&["base64.channel.k8s.io"])),
+            Ok(Protocol::Base64)
+        );
+        let error = negotiate(&offers(&["v9.channel.k8s.io", "foo"])).unwrap_err();
+        assert!(
+            error.starts_with(
+                "requested protocol(s) are not supported: [v9.channel.k8s.io foo]; supports [v5.channel.k8s.io v4.channel.k8s.io"
+            ),
+            "{error}"
+        );
+        let mut headers = http::HeaderMap::new();
+        headers.append(
+            http::header::SEC_WEBSOCKET_PROTOCOL,
+            http::HeaderValue::from_static(
+                "base64url.bearer.authorization.k8s.io.dG9rZW4, v5.channel.k8s.io",
+            ),
+        );
+        headers.append(
+            http::header::SEC_WEBSOCKET_PROTOCOL,
+            http::HeaderValue::from_static("v4.channel.k8s.io"),
+        );
+        assert_eq!(
+            offered_protocols(&headers),
+            offers(&["v5.channel.k8s.io", "v4.channel.k8s.io"])
+        );
+        assert_eq!(bearer_token_offer(&headers).as_deref(), Some("token"));
+    }
+
+    #[test]
+    fn framing() {
+        let message = Protocol::V5.encode(STDOUT, b"hi");
+        assert_eq!(
+            message,
+            Message::Binary(Bytes::from_static(&[1, b'h', b'i']))
+        );
+        assert_eq!(
+            Protocol::V5.decode(&Message::Binary(Bytes::from_static(&[0, b'x']))),
+            Some(Frame::Data(0, Bytes::from_static(b"x")))
+        );
+        assert_eq!(
+            Protocol::V5.decode(&Message::Binary(Bytes::from_static(&[255, 0]))),
+            Some(Frame::Close(0))
+        );
+        // Before v5, 255 is just an unknown channel.
+        assert_eq!(
+            Protocol::V4.decode(&Message::Binary(Bytes::from_static(&[255, 0]))),
+            Some(Frame::Data(255, Bytes::from_static(&[0])))
+        );
+        let text = Protocol::V4Base64.encode(STDERR, b"hello");
+        assert_eq!(text, Message::Text("2aGVsbG8=".into()));
+        assert_eq!(
+            Protocol::Base64.decode(&Message::Text("0aGVsbG8=".into())),
+            Some(Frame::Data(0, Bytes::from_static(b"hello")))
+        );
+        assert_eq!(Protocol::V4.decode(&Message::Text("0x".into())), None);
+        assert_eq!(Protocol::V4.decode(&Message::Binary(Bytes::new())), None);
+        assert_eq!(
+            parse_resize(br#"{"Width":80,"Height":24}"#),
+            Some(TerminalSize {
+                width: 80,
+                height: 24
+            })
+        );
+        assert_eq!(parse_resize(b"{}"), None);
+    }
+
+    #[test]
+    fn statuses() {
+        assert_eq!(
+            String::from_utf8(Termination::Success.error_channel(Protocol::V5).unwrap()).unwrap(),
+            r#"{"metadata":{},"status":"Success"}"#
+        );
+        assert_eq!(Termination::Success.error_channel(Protocol::V1), None);
+        let exit = Termination::ExitCode {
+            command: vec!["sh".into(), "-c".into(), "exit 3".into()],
+            code: 3,
+        };
+        assert_eq!(
+            exit.status(),
+            json!({"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: error executing command [sh -c exit 3], exit code 3","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"3"}]}})
+        );
+        assert_eq!(
+            exit.error_channel(Protocol::Base64).unwrap(),
+            b"command terminated with non-zero exit code: error executing command [sh -c exit 3], exit code 3"
+        );
+    }
+}
