@@ -17,6 +17,9 @@
 //! * list with label and field selectors and consistent `limit`/`continue` paging;
 //! * watch with resourceVersion semantics, 410 Expired, selector transitions, bookmarks,
 //!   `sendInitialEvents`, timeouts and single-object watches;
+//! * `pods/exec` and `pods/attach` over the WebSocket remote-command protocols (v5 down to
+//!   `channel.k8s.io`), exec running a tiny built-in shell ([`shell`]), attach streaming the
+//!   container's main process;
 //! * discovery documents; fault injection (failures, latency, closing watches, compaction,
 //!   listener restarts).
 //!
@@ -42,6 +45,9 @@
 //!   controller of a full cluster does (the recorded server had no controller-manager).
 //! * Everyone authenticated may do everything (no RBAC).
 //! * Watches that fall more than 65,536 events behind are closed (the client re-watches).
+//! * Exec and attach speak WebSocket, not SPDY, and exec runs a built-in shell rather than the
+//!   container image (no pipes, redirections or files); a missing executable gets containerd's
+//!   `InternalError` status.
 
 mod api;
 pub mod crd;

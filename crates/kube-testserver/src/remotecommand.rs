@@ -250,10 +250,9 @@ impl Termination {
         if protocol.json_status() {
             return serde_json::to_vec(&self.status()).ok();
         }
-        match self.status()["message"].as_str() {
-            Some(message) => Some(message.as_bytes().to_vec()),
-            None => None,
-        }
+        self.status()["message"]
+            .as_str()
+            .map(|message| message.as_bytes().to_vec())
     }
 }
 
@@ -357,10 +356,10 @@ pub async fn run_session<S, F, Fut>(
                     Some(Ok(message)) => message,
                 };
                 match protocol.decode(&message) {
-                    Some(Frame::Data(STDIN, data)) => {
-                        if stdin_tx.is_some() && !stdin_closing && !data.is_empty() {
-                            pending_stdin.push_back(data);
-                        }
+                    Some(Frame::Data(STDIN, data))
+                        if stdin_tx.is_some() && !stdin_closing && !data.is_empty() =>
+                    {
+                        pending_stdin.push_back(data);
                     }
                     Some(Frame::Data(RESIZE, data)) => {
                         if let Some(size) = parse_resize(&data) {
@@ -381,7 +380,6 @@ pub async fn run_session<S, F, Fut>(
         }
     };
     // The process is done: flush what it wrote, then the status, then close.
-    drop(running);
     out_rx.close();
     while let Some((stream, data)) = out_rx.recv().await {
         if let Some(channel) = to_channel(stream)

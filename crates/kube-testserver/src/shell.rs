@@ -179,9 +179,8 @@ impl Stdin {
                     self.cooked.extend(std::mem::take(&mut self.line).bytes());
                 }
                 '\u{7f}' | '\u{8}' => {
-                    if self.line.pop().is_some() {
-                        echo.extend_from_slice(b"\x08 \x08");
-                    }
+                    let erased = self.line.pop().is_some();
+                    echo.extend_from_slice(if erased { b"\x08 \x08" } else { b"" });
                 }
                 '\u{3}' => {
                     echo.extend_from_slice(b"^C\r\n");
@@ -751,10 +750,10 @@ fn tokenize(text: &str) -> Result<Vec<Item>, String> {
                 }
             }
             '\\' => {
-                if let Some(c) = chars.next() {
-                    if c != '\n' {
-                        word.push(c);
-                    }
+                if let Some(c) = chars.next()
+                    && c != '\n'
+                {
+                    word.push(c);
                 }
             }
             '$' => match variable_name(&mut chars) {
