@@ -352,7 +352,12 @@ pub async fn run_session<S, F, Fut>(
             }
             message = source.next(), if pending_stdin.len() < STDIN_BUFFER => {
                 let message = match message {
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                    // The client ended the session: answer its close frame, stop the process.
+                    Some(Ok(Message::Close(_))) => {
+                        let _ = tokio::time::timeout(CLOSE_WAIT, sink.close()).await;
+                        return;
+                    }
+                    Some(Err(_)) | None => return,
                     Some(Ok(message)) => message,
                 };
                 match protocol.decode(&message) {

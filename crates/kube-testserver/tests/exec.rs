@@ -442,6 +442,48 @@ async fn negotiation_errors() {
     )
     .await
     .unwrap_err();
+    // A browser client's token offer authenticates and is not a protocol choice.
+    let stream = TcpStream::connect(server.address()).await.unwrap();
+    let mut request = format!(
+        "ws://{}{}",
+        server.address(),
+        exec_path("p", "command=true&stdout=1")
+    )
+    .into_client_request()
+    .unwrap();
+    let offer = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(server.token())
+    };
+    request.headers_mut().insert(
+        header::SEC_WEBSOCKET_PROTOCOL,
+        format!("base64url.bearer.authorization.k8s.io.{offer}, v5.channel.k8s.io")
+            .parse()
+            .unwrap(),
+    );
+    let (mut ws, _) = client_async(request, stream)
+        .await
+        .expect("token in a subprotocol");
+    assert_eq!(read_all(&mut ws).await.status()["status"], "Success");
+
+    // A SPDY client (kubectl's fallback) is told that only WebSocket is spoken.
+    let mut stream = TcpStream::connect(server.address()).await.unwrap();
+    let request = format!(
+        "POST {} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\nContent-Length: 0\r\n\r\n",
+        exec_path("p", "command=true&stdout=1"),
+        server.token()
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::io::AsyncReadExt::read(&mut stream, &mut answer)
+        .await
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("does not support SPDY"), "{answer}");
+
     let tungstenite::Error::Http(response) = error else {
         panic!("{error}");
     };
