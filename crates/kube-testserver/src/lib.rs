@@ -50,6 +50,7 @@ pub mod faults;
 mod gojson;
 pub mod kubeconfig;
 pub mod kubelet;
+pub mod logs;
 pub mod object;
 pub mod openapi;
 pub mod patch;
@@ -65,7 +66,7 @@ mod watch;
 
 use std::net::SocketAddr;
 
-pub use server::{CLIENT_CERT_USER, TestServer, TestServerBuilder};
+pub use server::{CLIENT_CERT_USER, DEFAULT_KUBELET_DELAY, TestServer, TestServerBuilder};
 
 /// Why a server could not start or a file could not be written.
 #[derive(Debug, thiserror::Error)]
