@@ -18,7 +18,14 @@
 //! * watch with resourceVersion semantics, 410 Expired, selector transitions, bookmarks,
 //!   `sendInitialEvents`, timeouts and single-object watches;
 //! * discovery documents; fault injection (failures, latency, closing watches, compaction,
-//!   listener restarts).
+//!   listener restarts);
+//! * a simulated kubelet, on by default ([`TestServerBuilder::simulated_kubelet`]): pods are
+//!   bound to a node and go Running and Ready after a short delay, a new image restarts the
+//!   container (`restartCount`, `lastState.terminated`), and a deleted pod is Terminating until
+//!   its containers stopped, within its grace period;
+//! * pod logs (`pods/{name}/log`, see [`logs`]): every container writes the seed's
+//!   `while :; do date +%s; sleep 1; done`, with `follow`, `tailLines`, `sinceSeconds`,
+//!   `sinceTime`, `timestamps`, `previous`, `limitBytes` and `container`.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), kube_testserver::Error> {
@@ -42,6 +49,13 @@
 //!   controller of a full cluster does (the recorded server had no controller-manager).
 //! * Everyone authenticated may do everything (no RBAC).
 //! * Watches that fall more than 65,536 events behind are closed (the client re-watches).
+//! * Containers run nothing: their logs are computed from their start time (one line per
+//!   [`log_interval`](TestServerBuilder::log_interval)), they exit on SIGTERM (code 143) when
+//!   their pod is deleted, and the kubelet reports the phase as a v1.24 kubelet does (it stays
+//!   Running until the pod is removed).
+//! * With the kubelet off ([`simulated_kubelet(None)`](TestServerBuilder::simulated_kubelet)),
+//!   pods stay Pending, and a deleted pod bound to a node stays Terminating, as on a cluster
+//!   whose kubelet is gone (`gracePeriodSeconds=0` removes it).
 
 mod api;
 pub mod crd;

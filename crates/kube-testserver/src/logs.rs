@@ -504,9 +504,7 @@ impl LogStream {
         let due = self.lines.nanos_of(self.next) - Timestamp::now().as_nanosecond();
         let wait = Duration::from_nanos(u64::try_from(due.max(0)).unwrap_or(u64::MAX));
         let shutdown = self.server().shutdown.clone();
-        let Some(feed) = self.feed.as_mut() else {
-            return None;
-        };
+        let feed = self.feed.as_mut()?;
         let changed = tokio::select! {
             _ = shutdown.cancelled() => return None,
             _ = tokio::time::sleep(wait) => false,
