@@ -339,6 +339,8 @@ fn schedule(
 }
 
 /// Runs `work` on the pod at `key` after `wait`, unless the same work is already scheduled.
+/// Stopping stays scheduled while it runs (its own status write needs no second stop); running
+/// does not, so a change made while it writes gets its own turn.
 fn spawn_work(
     server: &Arc<ApiServer>,
     pending: &Pending,
@@ -358,8 +360,14 @@ fn spawn_work(
             _ = server.shutdown.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
         }
-        pending.lock().remove(&entry);
+        let stopping = matches!(entry.1, Work::Stop(_));
+        if !stopping {
+            pending.lock().remove(&entry);
+        }
         job(&server, &entry.0);
+        if stopping {
+            pending.lock().remove(&entry);
+        }
     });
 }
 
