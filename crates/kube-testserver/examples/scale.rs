@@ -85,6 +85,8 @@ async fn main() {
 
     let server = TestServer::builder()
         .plain_http()
+        // No pods here; and its feed would count as one of the watchers awaited below.
+        .simulated_kubelet(None)
         .history_limit(200_000)
         .start()
         .await

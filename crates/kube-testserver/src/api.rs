@@ -39,6 +39,8 @@ pub struct Settings {
     pub watch_list: bool,
     /// The address put in discovery's `serverAddressByClientCIDRs`.
     pub server_address: String,
+    /// How often a simulated container writes a log line.
+    pub log_interval: Duration,
 }
 
 /// The shared state behind every connection.
@@ -58,6 +60,10 @@ pub struct ApiServer {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Exec and attach sessions and settings.
     pub streaming: crate::exec::Streaming,
+    /// When the simulated containers ran (for their logs).
+    pub containers: crate::logs::Containers,
+    /// How many log response bodies are open.
+    pub log_streams: std::sync::atomic::AtomicUsize,
 }
 
 /// Who is making the request.
@@ -78,7 +84,7 @@ pub struct ResourceRequest {
     pub namespace: Option<String>,
     /// Object name from the URL.
     pub name: Option<String>,
-    /// Subresource (`status`).
+    /// Subresource (`status`, or `log` for pods).
     pub subresource: Option<String>,
 }
 
@@ -171,6 +177,8 @@ impl ApiServer {
             watch_reset: parking_lot::Mutex::new(tokio_util::sync::CancellationToken::new()),
             shutdown: tokio_util::sync::CancellationToken::new(),
             streaming: crate::exec::Streaming::default(),
+            containers: crate::logs::Containers::default(),
+            log_streams: std::sync::atomic::AtomicUsize::new(0),
         });
         if let Some(namespaces) = server.registry.get("", "v1", "namespaces") {
             for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
@@ -425,6 +433,13 @@ impl ApiServer {
             ));
         }
         let request = self.parse_resource_path(group, version, rest)?;
+        if request.subresource.as_deref() == Some("log") {
+            if method != Method::GET {
+                return Err(ApiError::method_not_allowed());
+            }
+            self.authorize(user, "get", &request)?;
+            return crate::logs::serve(self, &request, query);
+        }
         let verb = verb_of(method, &request, query)?;
         self.authorize(user, verb, &request)?;
         if matches!(verb, "create" | "update") && !is_json_media_type(content_type) {
@@ -443,7 +458,7 @@ impl ApiServer {
             "create" => self.create(&request, query, &body),
             "update" => self.update(&request, &body),
             "patch" => self.patch(&request, query, content_type, &body),
-            "delete" => self.delete(&request, &body),
+            "delete" => self.delete(&request, query, &body),
             "deletecollection" => self.delete_collection(&request, query),
             _ => Err(ApiError::method_not_allowed()),
         }
@@ -528,8 +543,10 @@ impl ApiServer {
         name: Option<&str>,
         subresource: Option<&str>,
     ) -> Result<ResourceRequest, ApiError> {
+        let is_pods = resource.group.is_empty() && resource.plural == "pods";
         if let Some(sub) = subresource
             && !(sub == "status" && resource.status_subresource)
+            && !(sub == "log" && is_pods && name.is_some())
         {
             return Err(ApiError::path_not_found());
         }
@@ -882,7 +899,8 @@ impl ApiServer {
         let resource = &request.resource;
         let storage_kind = views::storage_resource(&self.registry, resource);
         let status_only = request.subresource.as_deref() == Some("status");
-        self.store.update(
+        let removed = std::cell::Cell::new(false);
+        let result = self.store.update(
             &request.storage(),
             &request.key(name),
             || ApiError::not_found(resource, name),
@@ -955,18 +973,30 @@ impl ApiServer {
                 if !object::differs_ignoring_version(current, &next) {
                     return Ok(Change::Unchanged);
                 }
-                let terminating = current_meta.get("deletionTimestamp").is_some();
+                // The generic store's shouldDeleteDuringUpdate: a graceful deletion still in
+                // its grace period is left to finish.
+                let terminating = current_meta.get("deletionTimestamp").is_some()
+                    && current_meta
+                        .get("deletionGracePeriodSeconds")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0)
+                        == 0;
                 let finalizers_left = next
                     .get("metadata")
                     .and_then(|m| m.get("finalizers"))
                     .and_then(Value::as_array)
                     .is_some_and(|f| !f.is_empty());
                 if terminating && !finalizers_left {
+                    removed.set(true);
                     return Ok(Change::Delete(next));
                 }
                 Ok(Change::Replace(next))
             },
-        )
+        )?;
+        if removed.get() {
+            self.after_removal(request);
+        }
+        Ok(result)
     }
 
     fn patch(
@@ -1024,10 +1054,27 @@ impl ApiServer {
         ))
     }
 
-    fn delete(&self, request: &ResourceRequest, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    fn delete(
+        &self,
+        request: &ResourceRequest,
+        query: &Query,
+        body: &[u8],
+    ) -> Result<Response<Body>, ApiError> {
         let name = request.name.clone().unwrap_or_default();
         let options: Value = if body.iter().all(u8::is_ascii_whitespace) {
-            json!({})
+            // Without a body, the options come from the query.
+            match query.get("gracePeriodSeconds") {
+                Some(text) => {
+                    let grace: i64 = text.parse().map_err(|_| {
+                        ApiError::bad_request(format!(
+                            "strconv.ParseInt: parsing {}: invalid syntax",
+                            crate::status::go_quote(text)
+                        ))
+                    })?;
+                    json!({"gracePeriodSeconds": grace})
+                }
+                None => json!({}),
+            }
         } else {
             serde_json::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
@@ -1039,7 +1086,9 @@ impl ApiServer {
         ))
     }
 
-    fn delete_object(
+    /// Deletes an object as kube-apiserver's generic store does: preconditions, graceful
+    /// deletion of pods (`rest.BeforeDelete` and the pod strategy), finalizers.
+    pub(crate) fn delete_object(
         &self,
         request: &ResourceRequest,
         name: &str,
@@ -1048,6 +1097,13 @@ impl ApiServer {
         let resource = &request.resource;
         let preconditions = options.get("preconditions").cloned().unwrap_or(Value::Null);
         let is_namespace = resource.group.is_empty() && resource.plural == "namespaces";
+        let is_pod = resource.group.is_empty() && resource.plural == "pods";
+        // Negative grace periods count as 1s.
+        let requested_grace = options
+            .get("gracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .map(|g| if g < 0 { 1 } else { g });
+        let removed = std::cell::Cell::new(false);
         let result = self.store.update(
             &request.storage(),
             &request.key(name),
@@ -1073,8 +1129,36 @@ impl ApiServer {
                         ));
                     }
                 }
+                let has_finalizers = current
+                    .get("metadata")
+                    .and_then(|m| m.get("finalizers"))
+                    .and_then(Value::as_array)
+                    .is_some_and(|f| !f.is_empty());
                 let mut next = current.clone();
                 let already_terminating = meta_str(current, "deletionTimestamp").is_some();
+                if is_pod {
+                    match graceful_pod_delete(current, requested_grace) {
+                        Graceful::Pending => return Ok(Change::Unchanged),
+                        Graceful::Set { timestamp, period } => {
+                            let metadata = object::metadata_mut(&mut next);
+                            metadata.insert("deletionTimestamp".into(), json!(timestamp));
+                            metadata.insert("deletionGracePeriodSeconds".into(), json!(period));
+                            if let Some(generation) =
+                                metadata.get("generation").and_then(Value::as_i64)
+                                && generation > 0
+                                && !already_terminating
+                            {
+                                metadata.insert("generation".into(), json!(generation + 1));
+                            }
+                            if period > 0 || has_finalizers {
+                                return Ok(Change::Replace(next));
+                            }
+                            removed.set(true);
+                            return Ok(Change::Delete(next));
+                        }
+                        Graceful::Immediate => {}
+                    }
+                }
                 {
                     let metadata = object::metadata_mut(&mut next);
                     if !already_terminating {
@@ -1082,11 +1166,6 @@ impl ApiServer {
                         metadata.insert("deletionGracePeriodSeconds".into(), json!(0));
                     }
                 }
-                let has_finalizers = next
-                    .get("metadata")
-                    .and_then(|m| m.get("finalizers"))
-                    .and_then(Value::as_array)
-                    .is_some_and(|f| !f.is_empty());
                 if is_namespace {
                     next["status"] = json!({"phase": "Terminating"});
                     return Ok(if already_terminating {
@@ -1102,6 +1181,7 @@ impl ApiServer {
                         Change::Replace(next)
                     });
                 }
+                removed.set(true);
                 Ok(Change::Delete(next))
             },
         )?;
@@ -1111,7 +1191,29 @@ impl ApiServer {
         if resource.plural == "customresourcedefinitions" {
             crate::crd::unregister(&self.registry, &result);
         }
+        if removed.get() {
+            self.after_removal(request);
+        }
         Ok(result)
+    }
+
+    /// Once an object in a terminating namespace is gone, the namespace may be too.
+    fn after_removal(&self, request: &ResourceRequest) {
+        let Some(namespace) = request.namespace.as_deref() else {
+            return;
+        };
+        if !request.resource.namespaced {
+            return;
+        }
+        let ns_storage = (String::new(), "namespaces".to_string());
+        let ns_key = (String::new(), namespace.to_string());
+        let terminating = self
+            .store
+            .get(&ns_storage, &ns_key)
+            .is_some_and(|ns| meta_str(&ns, "deletionTimestamp").is_some());
+        if terminating {
+            self.remove_namespace_if_empty(namespace);
+        }
     }
 
     /// What the namespace controller does on a real cluster: deletes everything in a
@@ -1137,9 +1239,14 @@ impl ApiServer {
                 }
             }
         }
+        self.remove_namespace_if_empty(namespace);
+    }
+
+    /// Deletes a terminating namespace once nothing is left in it: objects held by finalizers
+    /// or in their grace period keep it terminating until they are gone.
+    fn remove_namespace_if_empty(&self, namespace: &str) {
         let ns_storage = (String::new(), "namespaces".to_string());
         let ns_key = (String::new(), namespace.to_string());
-        // Objects held by finalizers keep the namespace terminating until they are gone.
         if !self.store.keys_in_namespace(namespace).is_empty() {
             return;
         }
@@ -1194,6 +1301,71 @@ impl ApiServer {
             }),
         ))
     }
+}
+
+/// What deleting a pod does (kube-apiserver's `rest.BeforeDelete` with the pod strategy's
+/// `CheckGracefulDelete`).
+#[derive(Debug, PartialEq, Eq)]
+enum Graceful {
+    /// Delete it now (unless finalizers hold it), like any other object.
+    Immediate,
+    /// A graceful deletion is under way and this one does not shorten it: nothing changes.
+    Pending,
+    /// Set `deletionTimestamp` and `deletionGracePeriodSeconds` (a period of 0 then deletes).
+    Set {
+        /// The new deletionTimestamp.
+        timestamp: String,
+        /// The new grace period.
+        period: i64,
+    },
+}
+
+fn graceful_pod_delete(pod: &Value, requested: Option<i64>) -> Graceful {
+    let metadata = &pod["metadata"];
+    if let Some(deletion) = metadata["deletionTimestamp"].as_str() {
+        // Already terminating: a grace period may only be shortened.
+        let current = metadata["deletionGracePeriodSeconds"].as_i64().unwrap_or(0);
+        if current == 0 {
+            return Graceful::Immediate;
+        }
+        return match requested {
+            Some(period) if period < current => {
+                let timestamp = deletion
+                    .parse::<jiff::Timestamp>()
+                    .ok()
+                    .and_then(|at| {
+                        at.checked_add(jiff::SignedDuration::from_secs(period - current))
+                            .ok()
+                    })
+                    .map(format_seconds)
+                    .unwrap_or_else(object::now_rfc3339);
+                Graceful::Set { timestamp, period }
+            }
+            _ => Graceful::Pending,
+        };
+    }
+    let mut period = requested
+        .or_else(|| pod["spec"]["terminationGracePeriodSeconds"].as_i64())
+        .unwrap_or(0);
+    let phase = pod["status"]["phase"].as_str().unwrap_or("");
+    if pod["spec"]["nodeName"].as_str().unwrap_or("").is_empty()
+        || phase == "Succeeded"
+        || phase == "Failed"
+    {
+        period = 0;
+    }
+    if period < 0 {
+        period = 1;
+    }
+    let timestamp = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(period))
+        .map(format_seconds)
+        .unwrap_or_else(|_| object::now_rfc3339());
+    Graceful::Set { timestamp, period }
+}
+
+fn format_seconds(time: jiff::Timestamp) -> String {
+    time.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// 400 when the body names another namespace than the URL.

@@ -21,7 +21,14 @@
 //!   `channel.k8s.io`), exec running a tiny built-in shell ([`shell`]), attach streaming the
 //!   container's main process;
 //! * discovery documents; fault injection (failures, latency, closing watches, compaction,
-//!   listener restarts).
+//!   listener restarts);
+//! * a simulated kubelet, on by default ([`TestServerBuilder::simulated_kubelet`]): pods are
+//!   bound to a node and go Running and Ready after a short delay, a new image restarts the
+//!   container (`restartCount`, `lastState.terminated`), and a deleted pod is Terminating until
+//!   its containers stopped, within its grace period;
+//! * pod logs (`pods/{name}/log`, see [`logs`]): every container writes the seed's
+//!   `while :; do date +%s; sleep 1; done`, with `follow`, `tailLines`, `sinceSeconds`,
+//!   `sinceTime`, `timestamps`, `previous`, `limitBytes` and `container`.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), kube_testserver::Error> {
@@ -48,6 +55,13 @@
 //! * Exec and attach speak WebSocket, not SPDY, and exec runs a built-in shell rather than the
 //!   container image (no pipes, redirections or files); a missing executable gets containerd's
 //!   `InternalError` status.
+//! * Containers run nothing: their logs are computed from their start time (one line per
+//!   [`log_interval`](TestServerBuilder::log_interval)), they exit on SIGTERM (code 143) when
+//!   their pod is deleted, and the kubelet reports the phase as a v1.24 kubelet does (it stays
+//!   Running until the pod is removed).
+//! * With the kubelet off ([`simulated_kubelet(None)`](TestServerBuilder::simulated_kubelet)),
+//!   pods stay Pending, and a deleted pod bound to a node stays Terminating, as on a cluster
+//!   whose kubelet is gone (`gracePeriodSeconds=0` removes it).
 
 mod api;
 pub mod crd;
@@ -57,6 +71,7 @@ pub mod faults;
 mod gojson;
 pub mod kubeconfig;
 pub mod kubelet;
+pub mod logs;
 pub mod object;
 pub mod openapi;
 pub mod patch;
@@ -74,7 +89,7 @@ mod watch;
 
 use std::net::SocketAddr;
 
-pub use server::{CLIENT_CERT_USER, TestServer, TestServerBuilder};
+pub use server::{CLIENT_CERT_USER, DEFAULT_KUBELET_DELAY, TestServer, TestServerBuilder};
 
 /// Why a server could not start or a file could not be written.
 #[derive(Debug, thiserror::Error)]

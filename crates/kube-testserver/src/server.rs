@@ -32,7 +32,12 @@ pub struct TestServerBuilder {
     watch_list: bool,
     client_cert_auth: bool,
     kubelet: Option<Duration>,
+    log_interval: Duration,
 }
+
+/// How long the simulated kubelet takes, by default, to start a pod's containers (or a new
+/// image's container, or to stop a terminating pod's containers).
+pub const DEFAULT_KUBELET_DELAY: Duration = Duration::from_millis(300);
 
 /// The user a verified client certificate authenticated, attached to each request of its
 /// connection.
@@ -53,7 +58,8 @@ impl Default for TestServerBuilder {
             bookmark_interval: Duration::from_secs(1),
             watch_list: true,
             client_cert_auth: false,
-            kubelet: None,
+            kubelet: Some(DEFAULT_KUBELET_DELAY),
+            log_interval: Duration::from_secs(1),
         }
     }
 }
@@ -112,12 +118,26 @@ impl TestServerBuilder {
         self
     }
 
-    /// Runs a simulated kubelet: a node named
-    /// [`NODE_NAME`](crate::kubelet::NODE_NAME) exists, and `delay` after a pod is created (or
-    /// its image changes) it is bound to that node and reported Running and Ready, with
-    /// container statuses (a new image counts as a restart). Off by default.
+    /// The simulated kubelet (on by default, with a delay of [`DEFAULT_KUBELET_DELAY`]): a
+    /// node named [`NODE_NAME`](crate::kubelet::NODE_NAME) exists, and `delay` after a pod is
+    /// created (or its image changes) it is bound to that node and reported Running and Ready,
+    /// with container statuses (a new image counts as a restart, and the previous instance
+    /// goes to `lastState.terminated`); a deleted pod's containers stop within `delay` (or its
+    /// grace period, whichever is shorter) and the pod is then removed. Running containers
+    /// write logs (see [`log_interval`](TestServerBuilder::log_interval)).
+    ///
+    /// `None` turns it off: pods stay Pending, and a deleted pod that is bound to a node stays
+    /// Terminating, as on a cluster whose kubelet is gone.
     pub fn simulated_kubelet(mut self, delay: Option<Duration>) -> Self {
         self.kubelet = delay;
+        self
+    }
+
+    /// How often a simulated container writes a log line (default 1s). Every running container
+    /// runs the equivalent of `while :; do date +%s; sleep 1; done`: from its start, one line
+    /// per interval with the Unix time of the line in seconds.
+    pub fn log_interval(mut self, interval: Duration) -> Self {
+        self.log_interval = interval;
         self
     }
 
@@ -156,8 +176,11 @@ impl TestServerBuilder {
             bookmark_interval: self.bookmark_interval,
             watch_list: self.watch_list,
             server_address: address.to_string(),
+            log_interval: self.log_interval,
         };
         let state = ApiServer::new(settings, self.history_limit);
+        // Attach shows the container's main process, which writes the log lines.
+        *state.streaming.attach_interval.lock() = self.log_interval;
         if let Some(delay) = self.kubelet {
             state.register_node(crate::kubelet::node());
             tokio::spawn(crate::kubelet::run(Arc::clone(&state), delay));
@@ -275,6 +298,15 @@ impl TestServer {
     /// Fault injection: failing requests and adding latency.
     pub fn faults(&self) -> &Faults {
         &self.state.faults
+    }
+
+    /// How many pod log response bodies are open (following ones included): a body the client
+    /// dropped is gone here once the server noticed the disconnect.
+    #[doc(hidden)]
+    pub fn active_log_streams(&self) -> usize {
+        self.state
+            .log_streams
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Ends every open watch stream.

@@ -137,6 +137,11 @@ impl Store {
         self.events.receiver_count()
     }
 
+    /// The live change feed of every collection, from now on (no initial events).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
+        self.events.subscribe()
+    }
+
     fn record(&self, state: &mut State, event: StoredEvent) {
         let event = Arc::new(event);
         let limit = self.history_limit;

@@ -484,6 +484,7 @@ async fn recorded_exchanges_are_reproduced() {
     let server = TestServer::builder()
         .plain_http()
         .watch_list(false) // answer like v1.24
+        .simulated_kubelet(None) // the recorded cluster ran no pods
         .bookmark_interval(Duration::from_millis(300))
         .start()
         .await

@@ -11,9 +11,12 @@ use http::{Method, StatusCode};
 use kube_testserver::TestServer;
 use serde_json::{Value, json};
 
+/// A server without the simulated kubelet: these tests check the API server's own rules, and
+/// count the events of pods that must not change under them.
 async fn plain_server() -> (TestServer, TestClient) {
     let server = TestServer::builder()
         .plain_http()
+        .simulated_kubelet(None)
         .bookmark_interval(Duration::from_millis(100))
         .start()
         .await

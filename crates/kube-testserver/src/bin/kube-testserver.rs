@@ -1,12 +1,18 @@
 //! `kube-testserver --listen 127.0.0.1:PORT --kubeconfig-out PATH [--plain-http] [--token T]`:
 //! runs an in-memory Kubernetes API server until Ctrl-C.
+//!
+//! The simulated kubelet runs by default (pods go Running, write logs, and terminate within
+//! their grace period): `--kubelet-delay-ms N` sets its delay (default 300),
+//! `--no-simulated-kubelet` turns it off. `--simulated-kubelet` is accepted and does nothing
+//! (it turned the kubelet on when it was off by default).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use kube_testserver::TestServer;
 
-const USAGE: &str = "usage: kube-testserver [--listen ADDR:PORT] [--kubeconfig-out PATH] [--plain-http] [--token TOKEN] [--allow-anonymous] [--client-cert-auth] [--simulated-kubelet]";
+const USAGE: &str = "usage: kube-testserver [--listen ADDR:PORT] [--kubeconfig-out PATH] [--plain-http] [--token TOKEN] [--allow-anonymous] [--client-cert-auth] [--no-simulated-kubelet] [--kubelet-delay-ms N]";
 
 struct Options {
     listen: SocketAddr,
@@ -16,6 +22,7 @@ struct Options {
     anonymous: bool,
     client_cert_auth: bool,
     kubelet: bool,
+    kubelet_delay: Duration,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -26,7 +33,8 @@ fn parse(args: &[String]) -> Result<Options, String> {
         token: None,
         anonymous: false,
         client_cert_auth: false,
-        kubelet: false,
+        kubelet: true,
+        kubelet_delay: kube_testserver::DEFAULT_KUBELET_DELAY,
     };
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
@@ -45,7 +53,16 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--plain-http" => options.plain_http = true,
             "--allow-anonymous" => options.anonymous = true,
             "--client-cert-auth" => options.client_cert_auth = true,
-            "--simulated-kubelet" => options.kubelet = true,
+            // On by default now; kept so older command lines still work.
+            "--simulated-kubelet" => {}
+            "--no-simulated-kubelet" => options.kubelet = false,
+            "--kubelet-delay-ms" => {
+                let text = value("--kubelet-delay-ms")?;
+                let millis: u64 = text
+                    .parse()
+                    .map_err(|e| format!("--kubelet-delay-ms {text}: {e}"))?;
+                options.kubelet_delay = Duration::from_millis(millis);
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -70,7 +87,7 @@ async fn main() -> ExitCode {
         .listen(options.listen)
         .allow_anonymous(options.anonymous)
         .client_cert_auth(options.client_cert_auth)
-        .simulated_kubelet(options.kubelet.then_some(std::time::Duration::from_secs(1)));
+        .simulated_kubelet(options.kubelet.then_some(options.kubelet_delay));
     if options.plain_http {
         builder = builder.plain_http();
     }
