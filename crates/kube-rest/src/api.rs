@@ -291,6 +291,16 @@ where
         Ok(self.request(verb).name(name))
     }
 
+    /// A request on a subresource of one object (`pods/{name}/log`).
+    pub(crate) fn subresource_request(
+        &self,
+        verb: Method,
+        name: &str,
+        subresource: &str,
+    ) -> Result<RequestBuilder<'_>, Error> {
+        Ok(self.object_request(verb, name)?.subresource(subresource))
+    }
+
     fn check_namespace(&self) -> Result<(), Error> {
         if self.all_namespaces {
             return Err(Error::Request(format!(

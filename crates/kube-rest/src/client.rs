@@ -33,6 +33,8 @@ pub struct Client {
 
 struct Inner {
     http: HyperClient<HttpsConnector<Connector>, Full<Bytes>>,
+    /// HTTP/1.1 only (ALPN `http/1.1`): a WebSocket upgrade cannot ride on HTTP/2.
+    upgrade_http: HyperClient<HttpsConnector<Connector>, Full<Bytes>>,
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
     path_prefix: String,
@@ -126,16 +128,32 @@ impl ClientBuilder {
         // Like client-go's dialer: TCP keepalive, so a silently dead peer is noticed.
         http.set_keepalive(Some(Duration::from_secs(30)));
         let tls = crate::tls::client_config(&config)?;
-        let mut builder = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http();
-        if let Some(name) = &config.tls_server_name {
-            let name = ServerName::try_from(name.clone())
-                .map_err(|e| Error::Tls(format!("tls-server-name {name:?}: {e}")))?;
-            builder = builder.with_server_name_resolver(FixedServerNameResolver::new(name));
-        }
+        let server_name = match &config.tls_server_name {
+            Some(name) => Some(
+                ServerName::try_from(name.clone())
+                    .map_err(|e| Error::Tls(format!("tls-server-name {name:?}: {e}")))?,
+            ),
+            None => None,
+        };
+        let https = |tls: rustls::ClientConfig| {
+            let builder = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(tls)
+                .https_or_http();
+            match &server_name {
+                Some(name) => {
+                    builder.with_server_name_resolver(FixedServerNameResolver::new(name.clone()))
+                }
+                None => builder,
+            }
+        };
         let tcp = Connector::new(http, config.proxy_url.as_ref())?;
-        let connector = builder.enable_all_versions().wrap_connector(tcp);
+        let upgrade_connector = https(tls.clone())
+            .enable_http1()
+            .wrap_connector(tcp.clone());
+        let connector = https(tls).enable_all_versions().wrap_connector(tcp);
+        let upgrade_http = HyperClient::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
+            .build(upgrade_connector);
         // HTTP/2 pings (client-go: ReadIdleTimeout 30s, PingTimeout 15s) end a watch whose
         // connection died silently instead of leaving it waiting forever.
         let http = HyperClient::builder(TokioExecutor::new())
@@ -154,6 +172,7 @@ impl ClientBuilder {
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
+                upgrade_http,
                 scheme,
                 authority,
                 path_prefix,
@@ -470,7 +489,7 @@ impl<'a> RequestBuilder<'a> {
         serde_json::from_slice(&body).map_err(|e| Error::Decode(e.to_string()))
     }
 
-    async fn execute(self) -> Result<http::Response<Incoming>, Error> {
+    fn uri(&self) -> Result<(String, http::Uri), Error> {
         let path = self.path_and_query()?;
         let inner = &self.client.inner;
         let uri = http::Uri::builder()
@@ -479,6 +498,83 @@ impl<'a> RequestBuilder<'a> {
             .path_and_query(path.as_str())
             .build()
             .map_err(|e| Error::Request(format!("{path}: {e}")))?;
+        Ok((path, uri))
+    }
+
+    /// Opens a WebSocket on this request's path: a `GET` upgraded over HTTP/1.1, offering the
+    /// subprotocols `protocols` in order of preference, with the client's authentication, TLS,
+    /// proxy and throttle. The client's timeout (or this request's) covers the handshake only.
+    ///
+    /// An answer other than `101 Switching Protocols` is an error: the server's `Status` as
+    /// [`Error::Api`] (a 404 for a missing pod, a 403 when no offered protocol is supported),
+    /// or [`Error::Upgrade`] when the handshake itself is wrong (a bad `Sec-WebSocket-Accept`,
+    /// a protocol that was not offered).
+    pub async fn connect_websocket(
+        self,
+        protocols: &[&str],
+    ) -> Result<crate::upgrade::WebSocketConnection, Error> {
+        let timeout = self.timeout.or(self.client.inner.timeout);
+        let connect = self.upgrade(protocols);
+        match timeout {
+            Some(t) => tokio::time::timeout(t, connect)
+                .await
+                .map_err(|_| Error::Timeout(t))?,
+            None => connect.await,
+        }
+    }
+
+    async fn upgrade(
+        self,
+        protocols: &[&str],
+    ) -> Result<crate::upgrade::WebSocketConnection, Error> {
+        let (path, uri) = self.uri()?;
+        let inner = &self.client.inner;
+        let mut refreshed = false;
+        loop {
+            if let Some(limiter) = &inner.limiter {
+                limiter.wait().await?;
+            }
+            let key = crate::upgrade::new_key();
+            let mut request = crate::upgrade::handshake_request(&uri, &key, protocols)?
+                .header(USER_AGENT, inner.user_agent.clone());
+            let auth = inner.auth.header().await?;
+            if let Some(auth) = &auth {
+                request = request.header(AUTHORIZATION, auth.clone());
+            }
+            let request = request
+                .body(Full::new(Bytes::new()))
+                .map_err(|e| Error::Request(e.to_string()))?;
+            let response = inner
+                .upgrade_http
+                .request(request)
+                .await
+                .map_err(transport_error)?;
+            let status = response.status();
+            if status == StatusCode::SWITCHING_PROTOCOLS {
+                return crate::upgrade::finish(response, &key, protocols).await;
+            }
+            if status == StatusCode::UNAUTHORIZED && inner.auth.refreshable() && !refreshed {
+                refreshed = true;
+                let _ = read_body(response.into_body()).await;
+                inner.auth.invalidate(auth.as_ref()).await;
+                tracing::debug!(%path, "401 on upgrade: refreshing exec credentials");
+                continue;
+            }
+            let (parts, body) = response.into_parts();
+            let body = read_body(body).await.unwrap_or_default();
+            if parts.status.is_success() {
+                return Err(Error::Upgrade(format!(
+                    "{path}: the server answered {} instead of switching to a WebSocket",
+                    parts.status
+                )));
+            }
+            return Err(api_error(parts.status, &body));
+        }
+    }
+
+    async fn execute(self) -> Result<http::Response<Incoming>, Error> {
+        let (path, uri) = self.uri()?;
+        let inner = &self.client.inner;
         let idempotent = self.is_idempotent();
         let mut attempt: u32 = 0;
         let mut refreshed = false;

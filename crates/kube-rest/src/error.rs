@@ -141,6 +141,10 @@ pub enum Error {
     /// The response body could not be decoded.
     #[error("decoding the response: {0}")]
     Decode(String),
+    /// A connection upgrade (WebSocket) failed: the server did not switch protocols, the
+    /// handshake was invalid, or no offered subprotocol was chosen.
+    #[error("upgrade: {0}")]
+    Upgrade(String),
     /// The client-side throttle refused the request.
     #[error("client-side throttle: {0}")]
     Throttle(#[from] kube_flowcontrol::throttle::ThrottleError),

@@ -40,16 +40,20 @@
 pub mod api;
 mod auth;
 pub mod certs;
+pub mod channel;
 pub mod client;
 pub mod config;
 pub mod discovery;
 pub mod error;
+pub mod exec;
 pub mod kubeconfig;
+pub mod logs;
 pub mod params;
 mod proxy;
 pub use proxy::ProxyUrl;
 pub mod selector;
 pub mod tls;
+pub mod upgrade;
 pub mod watch;
 
 pub use api::{Api, ApiResource, DynamicObject, ListMeta, ObjectList, ResourceInfo};

@@ -1,0 +1,541 @@
+//! Kubernetes channel framing over a WebSocket (`*.channel.k8s.io`), shared by exec, attach and
+//! port forwarding.
+//!
+//! Every message starts with the number of the channel it belongs to: one byte in the binary
+//! protocols, an ASCII digit followed by base64 data in the `base64` ones. Exec and attach use
+//! 0 stdin, 1 stdout, 2 stderr, 3 error (the final status) and 4 resize. `v5.channel.k8s.io`
+//! adds a message `[255, channel]` that closes one channel, which is how stdin reaches EOF
+//! while the command still runs; older protocols cannot half-close.
+//!
+//! [`ChannelStreams`] runs the socket in one task: incoming data goes to one pipe per channel
+//! (an [`AsyncRead`](tokio::io::AsyncRead)), outgoing pipes are read and framed.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+
+use base64::Engine as _;
+use bytes::{BufMut as _, Bytes, BytesMut};
+use futures_util::stream::{SelectAll, Stream, StreamExt as _};
+use futures_util::{SinkExt as _, stream};
+use tokio::io::{AsyncWriteExt as _, DuplexStream};
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_util::io::ReaderStream;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::error::Error;
+use crate::upgrade::WebSocket;
+
+/// A `*.channel.k8s.io` WebSocket subprotocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ChannelProtocol {
+    /// `v5.channel.k8s.io`: v4 plus the close-channel message (stdin EOF).
+    V5,
+    /// `v4.channel.k8s.io`: the error channel carries a JSON `Status` with the exit code.
+    V4,
+    /// `v4.base64.channel.k8s.io`: v4 in base64 text messages.
+    V4Base64,
+    /// `v3.channel.k8s.io`: adds the resize channel; errors are plain text.
+    V3,
+    /// `v2.channel.k8s.io`: stdin, stdout, stderr and a plain-text error channel.
+    V2,
+    /// `channel.k8s.io`: the original binary protocol.
+    V1,
+    /// `base64.channel.k8s.io`: the original protocol in base64 text messages.
+    V1Base64,
+}
+
+/// Stdin.
+pub const STDIN: u8 = 0;
+/// Stdout.
+pub const STDOUT: u8 = 1;
+/// Stderr.
+pub const STDERR: u8 = 2;
+/// The error channel: the final status of the remote command.
+pub const ERROR: u8 = 3;
+/// Terminal size changes (client to server, JSON `{"Width":w,"Height":h}`).
+pub const RESIZE: u8 = 4;
+/// The v5 close-channel signal: `[CLOSE, channel]`.
+pub const CLOSE: u8 = 255;
+
+impl ChannelProtocol {
+    /// What exec and attach offer, best first (client-go's WebSocket executor offers v5 to v2;
+    /// `channel.k8s.io` reaches kubelets older than the v4 protocol).
+    pub const DEFAULT_OFFER: [ChannelProtocol; 5] = [
+        ChannelProtocol::V5,
+        ChannelProtocol::V4,
+        ChannelProtocol::V3,
+        ChannelProtocol::V2,
+        ChannelProtocol::V1,
+    ];
+
+    /// The subprotocol name sent in `Sec-WebSocket-Protocol`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChannelProtocol::V5 => "v5.channel.k8s.io",
+            ChannelProtocol::V4 => "v4.channel.k8s.io",
+            ChannelProtocol::V4Base64 => "v4.base64.channel.k8s.io",
+            ChannelProtocol::V3 => "v3.channel.k8s.io",
+            ChannelProtocol::V2 => "v2.channel.k8s.io",
+            ChannelProtocol::V1 => "channel.k8s.io",
+            ChannelProtocol::V1Base64 => "base64.channel.k8s.io",
+        }
+    }
+
+    /// The protocol named `name`; the empty name (no subprotocol) is `channel.k8s.io`.
+    pub fn from_name(name: &str) -> Option<ChannelProtocol> {
+        [
+            ChannelProtocol::V5,
+            ChannelProtocol::V4,
+            ChannelProtocol::V4Base64,
+            ChannelProtocol::V3,
+            ChannelProtocol::V2,
+            ChannelProtocol::V1,
+            ChannelProtocol::V1Base64,
+        ]
+        .into_iter()
+        .find(|p| p.name() == name)
+        .or((name.is_empty()).then_some(ChannelProtocol::V1))
+    }
+
+    /// Whether messages are base64 text rather than binary.
+    pub fn is_base64(self) -> bool {
+        matches!(self, ChannelProtocol::V4Base64 | ChannelProtocol::V1Base64)
+    }
+
+    /// Whether a channel can be closed on its own (v5).
+    pub fn can_close_channels(self) -> bool {
+        self == ChannelProtocol::V5
+    }
+
+    /// Whether the error channel carries a JSON `Status` (v4 and later) rather than text.
+    pub fn has_status(self) -> bool {
+        matches!(
+            self,
+            ChannelProtocol::V5 | ChannelProtocol::V4 | ChannelProtocol::V4Base64
+        )
+    }
+
+    /// Whether terminal resizes can be sent (v3 and later; the original protocols define
+    /// no resize channel for clients).
+    pub fn can_resize(self) -> bool {
+        !matches!(
+            self,
+            ChannelProtocol::V1 | ChannelProtocol::V1Base64 | ChannelProtocol::V2
+        )
+    }
+
+    /// One message carrying `data` on `channel`.
+    pub fn encode(self, channel: u8, data: &[u8]) -> Message {
+        if self.is_base64() {
+            let mut text = String::with_capacity(1 + data.len().div_ceil(3) * 4);
+            text.push(char::from(b'0' + channel.min(9)));
+            base64::engine::general_purpose::STANDARD.encode_string(data, &mut text);
+            Message::text(text)
+        } else {
+            let mut frame = BytesMut::with_capacity(1 + data.len());
+            frame.put_u8(channel);
+            frame.put_slice(data);
+            Message::Binary(frame.freeze())
+        }
+    }
+
+    /// The channel and data of a data message; `Ok(None)` for control messages (ping, pong,
+    /// close) and empty ones.
+    pub fn decode(self, message: Message) -> Result<Option<(u8, Bytes)>, Error> {
+        match message {
+            Message::Binary(bytes) if !self.is_base64() => {
+                if bytes.is_empty() {
+                    return Ok(None);
+                }
+                Ok(Some((bytes[0], bytes.slice(1..))))
+            }
+            Message::Text(text) if self.is_base64() => {
+                let text = text.as_bytes();
+                let Some((&digit, data)) = text.split_first() else {
+                    return Ok(None);
+                };
+                if !digit.is_ascii_digit() {
+                    return Err(Error::Decode(format!(
+                        "a {} message starts with {:?}, not a channel digit",
+                        self.name(),
+                        char::from(digit)
+                    )));
+                }
+                let data = base64::engine::general_purpose::STANDARD
+                    .decode(data)
+                    .map_err(|e| Error::Decode(format!("{}: {e}", self.name())))?;
+                Ok(Some((digit - b'0', Bytes::from(data))))
+            }
+            Message::Binary(_) | Message::Text(_) => Err(Error::Decode(format!(
+                "a {} message in the wrong format ({})",
+                self.name(),
+                if self.is_base64() {
+                    "binary instead of text"
+                } else {
+                    "text instead of binary"
+                }
+            ))),
+            Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => Ok(None),
+        }
+    }
+}
+
+impl std::fmt::Display for ChannelProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where the data of one incoming channel goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Incoming {
+    /// A pipe read through [`ChannelStreams::take_reader`].
+    Pipe,
+    /// Kept in memory and returned when the stream ends (small channels such as errors).
+    Collect,
+}
+
+/// Capacity of each pipe between the socket task and the caller.
+const PIPE_CAPACITY: usize = 64 * 1024;
+
+/// How a [`ChannelStreams`] ended.
+#[derive(Debug)]
+pub struct Ended {
+    /// The data of every [`Incoming::Collect`] channel.
+    pub collected: HashMap<u8, Vec<u8>>,
+    /// `Ok` when the server closed the socket cleanly (a close frame), the transport error
+    /// otherwise.
+    pub result: Result<(), Error>,
+}
+
+type Input = Pin<Box<dyn Stream<Item = Outgoing> + Send>>;
+
+enum Outgoing {
+    Data(u8, Bytes),
+    Eof(u8),
+    Raw(u8, Bytes),
+}
+
+/// The channels of one WebSocket, served by a background task.
+///
+/// Dropping it closes the socket (a normal close frame) and stops the task.
+#[derive(Debug)]
+pub struct ChannelStreams {
+    protocol: ChannelProtocol,
+    readers: HashMap<u8, DuplexStream>,
+    writers: HashMap<u8, DuplexStream>,
+    raw: tokio::sync::mpsc::UnboundedSender<(u8, Bytes)>,
+    ended: Option<oneshot::Receiver<Ended>>,
+    _stop: DropGuard,
+}
+
+impl ChannelStreams {
+    /// Starts serving `socket` (which speaks `protocol`): each of `incoming` gets a pipe or a
+    /// buffer, each of `outgoing` a pipe whose writes become messages; shutting one of those
+    /// down (or dropping it) closes the channel on v5 and is ignored by older protocols.
+    pub fn start(
+        socket: WebSocket,
+        protocol: ChannelProtocol,
+        incoming: &[(u8, Incoming)],
+        outgoing: &[u8],
+    ) -> ChannelStreams {
+        let mut readers = HashMap::new();
+        let mut sinks = HashMap::new();
+        let mut collected = HashMap::new();
+        for &(channel, kind) in incoming {
+            match kind {
+                Incoming::Pipe => {
+                    let (theirs, ours) = tokio::io::duplex(PIPE_CAPACITY);
+                    readers.insert(channel, theirs);
+                    sinks.insert(channel, ours);
+                }
+                Incoming::Collect => {
+                    collected.insert(channel, Vec::new());
+                }
+            }
+        }
+        let mut writers = HashMap::new();
+        let mut inputs: SelectAll<Input> = SelectAll::new();
+        for &channel in outgoing {
+            let (theirs, ours) = tokio::io::duplex(PIPE_CAPACITY);
+            writers.insert(channel, theirs);
+            let data = ReaderStream::new(ours).map(move |chunk| match chunk {
+                Ok(bytes) => Outgoing::Data(channel, bytes),
+                Err(_) => Outgoing::Eof(channel),
+            });
+            inputs.push(Box::pin(
+                data.chain(stream::once(async move { Outgoing::Eof(channel) })),
+            ));
+        }
+        let (raw, raw_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (ended_tx, ended_rx) = oneshot::channel();
+        let stop = CancellationToken::new();
+        let task = Driver {
+            socket,
+            protocol,
+            sinks,
+            collected,
+            inputs,
+            raw: raw_rx,
+        };
+        tokio::spawn(task.run(stop.clone(), ended_tx));
+        ChannelStreams {
+            protocol,
+            readers,
+            writers,
+            raw,
+            ended: Some(ended_rx),
+            _stop: stop.drop_guard(),
+        }
+    }
+
+    /// The negotiated protocol.
+    pub fn protocol(&self) -> ChannelProtocol {
+        self.protocol
+    }
+
+    /// The pipe carrying an incoming channel's data (once); it ends when the socket does.
+    pub fn take_reader(&mut self, channel: u8) -> Option<DuplexStream> {
+        self.readers.remove(&channel)
+    }
+
+    /// The pipe whose writes go out on a channel (once).
+    pub fn take_writer(&mut self, channel: u8) -> Option<DuplexStream> {
+        self.writers.remove(&channel)
+    }
+
+    /// Sends one message on `channel` as it is (resize events, for instance); `false` when the
+    /// socket has ended.
+    pub fn send(&self, channel: u8, data: Bytes) -> bool {
+        self.raw.send((channel, data)).is_ok()
+    }
+
+    /// A handle that sends messages like [`ChannelStreams::send`], usable from another task.
+    pub fn sender(&self) -> ChannelSender {
+        ChannelSender {
+            raw: self.raw.clone(),
+        }
+    }
+
+    /// Waits until the socket ends. Pipes not taken yet are dropped first, so unread output
+    /// cannot hold the socket up.
+    pub async fn ended(&mut self) -> Ended {
+        self.readers.clear();
+        self.writers.clear();
+        match self.ended.take() {
+            Some(ended) => ended.await.unwrap_or_else(|_| Ended {
+                collected: HashMap::new(),
+                result: Err(Error::Transport(
+                    "the channel task ended unexpectedly".into(),
+                )),
+            }),
+            None => Ended {
+                collected: HashMap::new(),
+                result: Err(Error::Request(
+                    "the end of this stream was already taken".into(),
+                )),
+            },
+        }
+    }
+}
+
+/// Sends messages on the channels of a [`ChannelStreams`] from any task.
+#[derive(Debug, Clone)]
+pub struct ChannelSender {
+    raw: tokio::sync::mpsc::UnboundedSender<(u8, Bytes)>,
+}
+
+impl ChannelSender {
+    /// Sends one message on `channel`; `false` when the socket has ended.
+    pub fn send(&self, channel: u8, data: Bytes) -> bool {
+        self.raw.send((channel, data)).is_ok()
+    }
+}
+
+struct Driver {
+    socket: WebSocket,
+    protocol: ChannelProtocol,
+    sinks: HashMap<u8, DuplexStream>,
+    collected: HashMap<u8, Vec<u8>>,
+    inputs: SelectAll<Input>,
+    /// Control messages (resizes), sent before pending pipe data: a resize issued before a
+    /// write reaches the server before that write.
+    raw: tokio::sync::mpsc::UnboundedReceiver<(u8, Bytes)>,
+}
+
+impl Driver {
+    async fn run(mut self, stop: CancellationToken, ended: oneshot::Sender<Ended>) {
+        let result = tokio::select! {
+            result = self.pump() => result,
+            _ = stop.cancelled() => {
+                // The caller is gone: say goodbye properly, but do not wait long for it.
+                let close = self.socket.close(Some(CloseFrame {
+                    code: CloseCode::Normal,
+                    reason: "client done".into(),
+                }));
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(1), close).await;
+                Ok(())
+            }
+        };
+        // Dropping the sinks ends the readers (EOF).
+        self.sinks.clear();
+        let _ = ended.send(Ended {
+            collected: std::mem::take(&mut self.collected),
+            result,
+        });
+    }
+
+    async fn pump(&mut self) -> Result<(), Error> {
+        loop {
+            tokio::select! {
+                biased;
+                Some((channel, bytes)) = self.raw.recv() => {
+                    self.forward(Outgoing::Raw(channel, bytes)).await?;
+                }
+                message = self.socket.next() => match message {
+                    Some(Ok(Message::Close(_))) => {
+                        // Send the close reply tungstenite queued, so the server is not kept
+                        // waiting for it.
+                        let close = self.socket.close(None);
+                        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), close).await;
+                        return Ok(());
+                    }
+                    None => return Ok(()),
+                    Some(Ok(message)) => self.deliver(message).await?,
+                    Some(Err(error)) => {
+                        return Err(Error::Transport(format!(
+                            "the {} stream broke: {error}",
+                            self.protocol
+                        )));
+                    }
+                },
+                Some(outgoing) = self.inputs.next() => self.forward(outgoing).await?,
+            }
+        }
+    }
+
+    async fn deliver(&mut self, message: Message) -> Result<(), Error> {
+        let Some((channel, data)) = self.protocol.decode(message)? else {
+            return Ok(());
+        };
+        if data.is_empty() {
+            // The server's "stream established" signal, or a keepalive.
+            return Ok(());
+        }
+        if let Some(buffer) = self.collected.get_mut(&channel) {
+            buffer.extend_from_slice(&data);
+        } else if let Some(sink) = self.sinks.get_mut(&channel) {
+            if sink.write_all(&data).await.is_err() {
+                // Nobody reads this channel any more: drop its data from now on.
+                tracing::debug!(channel, "channel reader dropped; discarding its data");
+                self.sinks.remove(&channel);
+            }
+        } else {
+            tracing::debug!(channel, bytes = data.len(), "data on an unexpected channel");
+        }
+        Ok(())
+    }
+
+    async fn forward(&mut self, outgoing: Outgoing) -> Result<(), Error> {
+        let message = match outgoing {
+            Outgoing::Data(channel, bytes) | Outgoing::Raw(channel, bytes) => {
+                self.protocol.encode(channel, &bytes)
+            }
+            Outgoing::Eof(channel) => {
+                if !self.protocol.can_close_channels() {
+                    tracing::debug!(
+                        channel,
+                        protocol = %self.protocol,
+                        "the protocol cannot close one channel; the remote side sees EOF only when the socket closes"
+                    );
+                    return Ok(());
+                }
+                Message::Binary(Bytes::from(vec![CLOSE, channel]))
+            }
+        };
+        self.socket.send(message).await.map_err(|error| {
+            Error::Transport(format!("writing to the {} stream: {error}", self.protocol))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for protocol in [
+            ChannelProtocol::V5,
+            ChannelProtocol::V4,
+            ChannelProtocol::V4Base64,
+            ChannelProtocol::V3,
+            ChannelProtocol::V2,
+            ChannelProtocol::V1,
+            ChannelProtocol::V1Base64,
+        ] {
+            assert_eq!(ChannelProtocol::from_name(protocol.name()), Some(protocol));
+        }
+        assert_eq!(ChannelProtocol::from_name(""), Some(ChannelProtocol::V1));
+        assert_eq!(ChannelProtocol::from_name("v6.channel.k8s.io"), None);
+    }
+
+    #[test]
+    fn binary_frames_carry_a_channel_byte() {
+        let message = ChannelProtocol::V5.encode(STDIN, b"foo\n");
+        assert_eq!(
+            message,
+            Message::Binary(Bytes::from_static(&[0, b'f', b'o', b'o', b'\n']))
+        );
+        let (channel, data) = ChannelProtocol::V5
+            .decode(Message::Binary(Bytes::from_static(&[1, b'\n'])))
+            .unwrap()
+            .unwrap();
+        assert_eq!((channel, &data[..]), (STDOUT, &b"\n"[..]));
+        assert_eq!(
+            ChannelProtocol::V4
+                .decode(Message::Binary(Bytes::new()))
+                .unwrap(),
+            None
+        );
+        assert!(ChannelProtocol::V4.decode(Message::text("1abc")).is_err());
+    }
+
+    #[test]
+    fn base64_frames_carry_a_channel_digit() {
+        // The example of the wsstream documentation.
+        let message = ChannelProtocol::V1Base64.encode(STDIN, b"foo\n");
+        assert_eq!(message, Message::text("0Zm9vCg=="));
+        let (channel, data) = ChannelProtocol::V1Base64
+            .decode(Message::text("1Cg=="))
+            .unwrap()
+            .unwrap();
+        assert_eq!((channel, &data[..]), (STDOUT, &b"\n"[..]));
+        assert!(
+            ChannelProtocol::V4Base64
+                .decode(Message::text("x"))
+                .is_err()
+        );
+        assert!(
+            ChannelProtocol::V4Base64
+                .decode(Message::text("1!!"))
+                .is_err()
+        );
+        assert_eq!(
+            ChannelProtocol::V4Base64.decode(Message::text("")).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn capabilities_follow_the_versions() {
+        assert!(ChannelProtocol::V5.can_close_channels());
+        assert!(!ChannelProtocol::V4.can_close_channels());
+        assert!(ChannelProtocol::V4.has_status() && !ChannelProtocol::V3.has_status());
+        assert!(ChannelProtocol::V3.can_resize() && !ChannelProtocol::V2.can_resize());
+    }
+}
