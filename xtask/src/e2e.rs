@@ -59,8 +59,55 @@ enum Target {
     Kind,
 }
 
-/// The examples run as end-to-end checks: (package, example).
-const EXAMPLES: &[(&str, &str)] = &[("kube-rest", "pod_lifecycle")];
+/// An example run as an end-to-end check.
+struct Example {
+    package: &'static str,
+    example: &'static str,
+    args: &'static [&'static str],
+    /// The exit code it must end with.
+    code: i32,
+    /// Text its output (stdout and stderr) must contain.
+    expect: &'static str,
+    /// Runs only against the embedded server (it needs the demo pod or the missing kubelet).
+    embedded_only: bool,
+}
+
+const EXAMPLES: &[Example] = &[
+    Example {
+        package: "kube-rest",
+        example: "pod_lifecycle",
+        args: &[],
+        code: 0,
+        expect: "deleted pod",
+        embedded_only: false,
+    },
+    // The failure path: no kubelet, so every step after the creation reports the server's
+    // error, the pod is still deleted and the exit code is 1, without hanging.
+    Example {
+        package: "kube-rest",
+        example: "pod_lifecycle",
+        args: &["--without-kubelet", "--ready-timeout", "2"],
+        code: 1,
+        expect: "does not have a host assigned",
+        embedded_only: true,
+    },
+    Example {
+        package: "kube-rest",
+        example: "exec",
+        args: &[],
+        code: 0,
+        expect: "hello from exec-demo",
+        embedded_only: true,
+    },
+    Example {
+        package: "kube-rest",
+        example: "exec",
+        args: &["--", "sh", "-c", "hostname; exit 3"],
+        code: 3,
+        expect: "command terminated with exit code 3",
+        embedded_only: true,
+    },
+];
 
 /// Entry point: parses the target and runs every check for it.
 pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
@@ -126,25 +173,51 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
             Some(path)
         }
     };
-    for (package, example) in EXAMPLES {
-        eprintln!("== example {package}/{example}");
+    for example in EXAMPLES {
+        let Example {
+            package,
+            example: name,
+            args,
+            code,
+            expect,
+            embedded_only,
+        } = example;
+        let label = format!("{package}/{name} {}", args.join(" "));
+        let label = label.trim_end();
+        if *embedded_only && !matches!(target, Target::Embedded) {
+            println!("SKIP example {label}: embedded server only");
+            continue;
+        }
+        eprintln!("== example {label}");
         let mut command = Command::new(&cargo);
         command
             .current_dir(root)
-            .args(["run", "-q", "-p", package, "--example", example]);
+            .args(["run", "-q", "-p", package, "--example", name, "--"])
+            .args(args.iter())
+            .stdin(Stdio::null());
         if let Some(path) = &kubeconfig {
             command.env("KUBECONFIG", path);
         }
-        match command.status() {
-            Ok(status) if status.success() => {
-                println!("PASS example {package}/{example}");
-                passed += 1;
-            }
-            Ok(status) => {
-                println!("FAIL example {package}/{example}: {status}");
-                failures.push(format!("{package}/{example}"));
-            }
-            Err(error) => return Err(format!("cannot run cargo: {error}")),
+        let started = Instant::now();
+        let output = command
+            .output()
+            .map_err(|error| format!("cannot run cargo: {error}"))?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        print!("{text}");
+        let took = started.elapsed().as_secs_f64();
+        if output.status.code() == Some(*code) && text.contains(expect) {
+            println!("PASS example {label} (exit {code}, {took:.1} s)");
+            passed += 1;
+        } else {
+            println!(
+                "FAIL example {label}: {} (expected exit {code} and {expect:?})",
+                output.status
+            );
+            failures.push(label.to_string());
         }
     }
     println!("examples: {passed} passed, {} failed", failures.len());
@@ -446,6 +519,40 @@ fn kubectl_against_testserver(root: &Path) -> Result<(), String> {
         );
         tally.failures.push("watch".into());
     }
+    // Logs and exec, served by the simulated kubelet.
+    steps = vec![
+        step(
+            "wait Ready",
+            &["wait", "--for=condition=Ready", "pod/web", "--timeout=30s"],
+            true,
+            "condition met",
+        ),
+        step(
+            "logs",
+            &["logs", "web", "--tail=1", "--timestamps"],
+            true,
+            "Z ",
+        ),
+        step(
+            "exec",
+            &["exec", "web", "--", "echo", "hello-from-exec"],
+            true,
+            "hello-from-exec",
+        ),
+        step(
+            "exec exit code",
+            &["exec", "web", "--", "sh", "-c", "exit 3"],
+            false,
+            "command terminated with exit code 3",
+        ),
+        step(
+            "exec missing pod",
+            &["exec", "nosuch", "--", "true"],
+            false,
+            "NotFound",
+        ),
+    ];
+    run_steps(&steps, &mut tally);
     steps = vec![
         step("delete", &["delete", "pod", "web"], true, "deleted"),
         step("gone", &["get", "pod", "web"], false, "NotFound"),
