@@ -10,6 +10,10 @@
 //! * [`discovery`]: server version, groups and resources (aggregated or legacy discovery), an
 //!   on-disk [`DiscoveryCache`], and resolution from kinds or kubectl-style names.
 //! * [`watch`]: incremental decoding of watch streams into [`WatchEvent`]s.
+//! * [`logs`]: container logs, whole or followed ([`LogStream`](logs::LogStream) is an
+//!   `AsyncBufRead`, [`Api::log_lines`] a `Stream`); [`exec`]: exec and attach with stdin,
+//!   stdout, stderr, a terminal and exit codes, over the WebSocket channel protocols of
+//!   [`channel`] and the upgrades of [`upgrade`].
 //! * [`selector`]: label selectors built, parsed and printed; [`certs`]: a generated CA and
 //!   PEM helpers.
 //!
