@@ -8,7 +8,12 @@
 //! while the command still runs; older protocols cannot half-close.
 //!
 //! [`ChannelStreams`] runs the socket in one task: incoming data goes to one pipe per channel
-//! (an [`AsyncRead`](tokio::io::AsyncRead)), outgoing pipes are read and framed.
+//! (an [`AsyncRead`](tokio::io::AsyncRead)), outgoing pipes are read and framed. The task pings
+//! the server every 5 s and gives up when nothing arrived for 61 s (client-go's periods), so a
+//! dead connection ends with an error instead of waiting forever.
+//!
+//! One task serves every channel: a pipe that is taken but not read stops the others once its
+//! 64 KiB buffer is full. Read every pipe you take, concurrently, or drop it.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -17,7 +22,10 @@ use base64::Engine as _;
 use bytes::{BufMut as _, Bytes, BytesMut};
 use futures_util::stream::{SelectAll, Stream, StreamExt as _};
 use futures_util::{SinkExt as _, stream};
-use tokio::io::{AsyncWriteExt as _, DuplexStream};
+use std::io;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, DuplexStream, ReadBuf};
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -38,9 +46,11 @@ pub enum ChannelProtocol {
     V4,
     /// `v4.base64.channel.k8s.io`: v4 in base64 text messages.
     V4Base64,
-    /// `v3.channel.k8s.io`: adds the resize channel; errors are plain text.
+    /// `v3.channel.k8s.io`: adds the resize channel; errors are plain text. A SPDY protocol
+    /// name: kubelets do not offer it over WebSocket (some servers do).
     V3,
-    /// `v2.channel.k8s.io`: stdin, stdout, stderr and a plain-text error channel.
+    /// `v2.channel.k8s.io`: stdin, stdout, stderr and a plain-text error channel. A SPDY
+    /// protocol name, like [`ChannelProtocol::V3`].
     V2,
     /// `channel.k8s.io`: the original binary protocol.
     V1,
@@ -62,13 +72,13 @@ pub const RESIZE: u8 = 4;
 pub const CLOSE: u8 = 255;
 
 impl ChannelProtocol {
-    /// What exec and attach offer, best first (client-go's WebSocket executor offers v5 to v2;
-    /// `channel.k8s.io` reaches kubelets older than the v4 protocol).
-    pub const DEFAULT_OFFER: [ChannelProtocol; 5] = [
+    /// What exec and attach offer, best first: v5 (what kube-apiserver 1.30+ translates, and
+    /// the only protocol client-go's WebSocket executor offers), then the kubelet's own
+    /// WebSocket protocols, which an API server passing the upgrade through reaches: v4 and
+    /// `channel.k8s.io`. Only v5 can deliver stdin EOF before the end.
+    pub const DEFAULT_OFFER: [ChannelProtocol; 3] = [
         ChannelProtocol::V5,
         ChannelProtocol::V4,
-        ChannelProtocol::V3,
-        ChannelProtocol::V2,
         ChannelProtocol::V1,
     ];
 
@@ -119,20 +129,12 @@ impl ChannelProtocol {
         )
     }
 
-    /// Whether terminal resizes can be sent (v3 and later; the original protocols define
-    /// no resize channel for clients).
-    pub fn can_resize(self) -> bool {
-        !matches!(
-            self,
-            ChannelProtocol::V1 | ChannelProtocol::V1Base64 | ChannelProtocol::V2
-        )
-    }
-
     /// One message carrying `data` on `channel`.
     pub fn encode(self, channel: u8, data: &[u8]) -> Message {
         if self.is_base64() {
             let mut text = String::with_capacity(1 + data.len().div_ceil(3) * 4);
-            text.push(char::from(b'0' + channel.min(9)));
+            // As the Go side: '0' + channel, also past '9' (port forwarding uses many).
+            text.push(char::from(b'0'.wrapping_add(channel)));
             base64::engine::general_purpose::STANDARD.encode_string(data, &mut text);
             Message::text(text)
         } else {
@@ -158,7 +160,7 @@ impl ChannelProtocol {
                 let Some((&digit, data)) = text.split_first() else {
                     return Ok(None);
                 };
-                if !digit.is_ascii_digit() {
+                if digit < b'0' {
                     return Err(Error::Decode(format!(
                         "a {} message starts with {:?}, not a channel digit",
                         self.name(),
@@ -201,6 +203,50 @@ pub enum Incoming {
 
 /// Capacity of each pipe between the socket task and the caller.
 const PIPE_CAPACITY: usize = 64 * 1024;
+/// At most this much is kept of a [`Incoming::Collect`] channel (a status is a few hundred
+/// bytes); the rest is dropped with a warning.
+const COLLECT_LIMIT: usize = 64 * 1024;
+/// client-go's WebSocket ping period.
+const PING_PERIOD: std::time::Duration = std::time::Duration::from_secs(5);
+/// client-go's read deadline: twelve missed pings and a second.
+const READ_DEADLINE: std::time::Duration = std::time::Duration::from_secs(61);
+
+/// A pipe carrying one incoming channel: read only; EOF when the socket ends.
+#[derive(Debug)]
+pub struct ChannelReader(DuplexStream);
+
+/// A pipe whose writes go out on one channel: write only; shutting it down or dropping it
+/// closes the channel (v5).
+#[derive(Debug)]
+pub struct ChannelWriter(DuplexStream);
+
+impl AsyncRead for ChannelReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ChannelWriter {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
 
 /// How a [`ChannelStreams`] ended.
 #[derive(Debug)]
@@ -210,6 +256,8 @@ pub struct Ended {
     /// `Ok` when the server closed the socket cleanly (a close frame), the transport error
     /// otherwise.
     pub result: Result<(), Error>,
+    /// The code and reason of the server's close frame, when it sent one.
+    pub close: Option<(u16, String)>,
 }
 
 type Input = Pin<Box<dyn Stream<Item = Outgoing> + Send>>;
@@ -226,8 +274,8 @@ enum Outgoing {
 #[derive(Debug)]
 pub struct ChannelStreams {
     protocol: ChannelProtocol,
-    readers: HashMap<u8, DuplexStream>,
-    writers: HashMap<u8, DuplexStream>,
+    readers: HashMap<u8, ChannelReader>,
+    writers: HashMap<u8, ChannelWriter>,
     raw: tokio::sync::mpsc::UnboundedSender<(u8, Bytes)>,
     ended: Option<oneshot::Receiver<Ended>>,
     _stop: DropGuard,
@@ -250,7 +298,7 @@ impl ChannelStreams {
             match kind {
                 Incoming::Pipe => {
                     let (theirs, ours) = tokio::io::duplex(PIPE_CAPACITY);
-                    readers.insert(channel, theirs);
+                    readers.insert(channel, ChannelReader(theirs));
                     sinks.insert(channel, ours);
                 }
                 Incoming::Collect => {
@@ -262,7 +310,7 @@ impl ChannelStreams {
         let mut inputs: SelectAll<Input> = SelectAll::new();
         for &channel in outgoing {
             let (theirs, ours) = tokio::io::duplex(PIPE_CAPACITY);
-            writers.insert(channel, theirs);
+            writers.insert(channel, ChannelWriter(theirs));
             let data = ReaderStream::new(ours).map(move |chunk| match chunk {
                 Ok(bytes) => Outgoing::Data(channel, bytes),
                 Err(_) => Outgoing::Eof(channel),
@@ -281,6 +329,8 @@ impl ChannelStreams {
             collected,
             inputs,
             raw: raw_rx,
+            close: None,
+            last_read: tokio::time::Instant::now(),
         };
         tokio::spawn(task.run(stop.clone(), ended_tx));
         ChannelStreams {
@@ -299,12 +349,12 @@ impl ChannelStreams {
     }
 
     /// The pipe carrying an incoming channel's data (once); it ends when the socket does.
-    pub fn take_reader(&mut self, channel: u8) -> Option<DuplexStream> {
+    pub fn take_reader(&mut self, channel: u8) -> Option<ChannelReader> {
         self.readers.remove(&channel)
     }
 
     /// The pipe whose writes go out on a channel (once).
-    pub fn take_writer(&mut self, channel: u8) -> Option<DuplexStream> {
+    pub fn take_writer(&mut self, channel: u8) -> Option<ChannelWriter> {
         self.writers.remove(&channel)
     }
 
@@ -332,12 +382,14 @@ impl ChannelStreams {
                 result: Err(Error::Transport(
                     "the channel task ended unexpectedly".into(),
                 )),
+                close: None,
             }),
             None => Ended {
                 collected: HashMap::new(),
                 result: Err(Error::Request(
                     "the end of this stream was already taken".into(),
                 )),
+                close: None,
             },
         }
     }
@@ -365,6 +417,9 @@ struct Driver {
     /// Control messages (resizes), sent before pending pipe data: a resize issued before a
     /// write reaches the server before that write.
     raw: tokio::sync::mpsc::UnboundedReceiver<(u8, Bytes)>,
+    close: Option<(u16, String)>,
+    /// When the server last sent anything (data, pong, ping).
+    last_read: tokio::time::Instant,
 }
 
 impl Driver {
@@ -386,18 +441,35 @@ impl Driver {
         let _ = ended.send(Ended {
             collected: std::mem::take(&mut self.collected),
             result,
+            close: self.close.take(),
         });
     }
 
     async fn pump(&mut self) -> Result<(), Error> {
+        let mut pings =
+            tokio::time::interval_at(tokio::time::Instant::now() + PING_PERIOD, PING_PERIOD);
+        pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
                 Some((channel, bytes)) = self.raw.recv() => {
                     self.forward(Outgoing::Raw(channel, bytes)).await?;
                 }
+                _ = pings.tick() => {
+                    if self.last_read.elapsed() >= READ_DEADLINE {
+                        return Err(Error::Transport(format!(
+                            "the {} stream is dead: nothing from the server for {} s",
+                            self.protocol,
+                            READ_DEADLINE.as_secs()
+                        )));
+                    }
+                    self.socket.send(Message::Ping(Bytes::new())).await.map_err(|error| {
+                        Error::Transport(format!("pinging over the {} stream: {error}", self.protocol))
+                    })?;
+                }
                 message = self.socket.next() => match message {
-                    Some(Ok(Message::Close(_))) => {
+                    Some(Ok(Message::Close(frame))) => {
+                        self.close = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
                         // Send the close reply tungstenite queued, so the server is not kept
                         // waiting for it.
                         let close = self.socket.close(None);
@@ -405,7 +477,10 @@ impl Driver {
                         return Ok(());
                     }
                     None => return Ok(()),
-                    Some(Ok(message)) => self.deliver(message).await?,
+                    Some(Ok(message)) => {
+                        self.last_read = tokio::time::Instant::now();
+                        self.deliver(message).await?;
+                    }
                     Some(Err(error)) => {
                         return Err(Error::Transport(format!(
                             "the {} stream broke: {error}",
@@ -427,7 +502,15 @@ impl Driver {
             return Ok(());
         }
         if let Some(buffer) = self.collected.get_mut(&channel) {
-            buffer.extend_from_slice(&data);
+            let room = COLLECT_LIMIT.saturating_sub(buffer.len());
+            if data.len() > room {
+                tracing::warn!(
+                    channel,
+                    dropped = data.len() - room,
+                    "channel data over 64 KiB dropped"
+                );
+            }
+            buffer.extend_from_slice(&data[..data.len().min(room)]);
         } else if let Some(sink) = self.sinks.get_mut(&channel) {
             if sink.write_all(&data).await.is_err() {
                 // Nobody reads this channel any more: drop its data from now on.
@@ -447,7 +530,7 @@ impl Driver {
             }
             Outgoing::Eof(channel) => {
                 if !self.protocol.can_close_channels() {
-                    tracing::debug!(
+                    tracing::warn!(
                         channel,
                         protocol = %self.protocol,
                         "the protocol cannot close one channel; the remote side sees EOF only when the socket closes"
@@ -517,7 +600,7 @@ mod tests {
         assert_eq!((channel, &data[..]), (STDOUT, &b"\n"[..]));
         assert!(
             ChannelProtocol::V4Base64
-                .decode(Message::text("x"))
+                .decode(Message::text("!"))
                 .is_err()
         );
         assert!(
@@ -536,6 +619,13 @@ mod tests {
         assert!(ChannelProtocol::V5.can_close_channels());
         assert!(!ChannelProtocol::V4.can_close_channels());
         assert!(ChannelProtocol::V4.has_status() && !ChannelProtocol::V3.has_status());
-        assert!(ChannelProtocol::V3.can_resize() && !ChannelProtocol::V2.can_resize());
+    }
+
+    #[test]
+    fn base64_channels_past_nine_round_trip() {
+        // Port forwarding numbers two channels per port.
+        let message = ChannelProtocol::V4Base64.encode(11, b"x");
+        let (channel, data) = ChannelProtocol::V4Base64.decode(message).unwrap().unwrap();
+        assert_eq!((channel, &data[..]), (11, &b"x"[..]));
     }
 }

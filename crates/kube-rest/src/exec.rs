@@ -19,17 +19,24 @@
 //! # }
 //! ```
 //!
-//! The client offers `v5.channel.k8s.io` down to `channel.k8s.io` and adapts to what the server
-//! picks: with v5, shutting stdin down reaches the command as EOF; with older protocols the
-//! command sees EOF only when the connection closes (as with client-go's WebSocket executor),
-//! and before v4 the exit code is parsed from the server's error text.
+//! The client offers `v5.channel.k8s.io`, `v4.channel.k8s.io` and `channel.k8s.io` and adapts
+//! to what the server picks: with v5, shutting stdin down reaches the command as EOF; with
+//! older protocols the command sees EOF only when the connection closes (client-go's WebSocket
+//! executor offers v5 alone for that reason; we keep the older ones for commands without
+//! stdin, and [`AttachedProcess::can_close_stdin`] tells which you got), and before v4 the exit
+//! code is parsed from the server's error text.
+//!
+//! Read every pipe you take, concurrently (one task serves the whole connection: an unread
+//! pipe stops the others once 64 KiB are waiting in it), or drop it.
 
 use bytes::Bytes;
 use k8s_openapi::api::core::v1::Pod;
-use tokio::io::{AsyncReadExt as _, DuplexStream};
+use tokio::io::AsyncReadExt as _;
 
 use crate::api::Api;
-use crate::channel::{self, ChannelProtocol, ChannelSender, ChannelStreams, Incoming};
+use crate::channel::{
+    self, ChannelProtocol, ChannelReader, ChannelSender, ChannelStreams, ChannelWriter, Incoming,
+};
 use crate::error::{Error, Status};
 
 /// Options of [`Api::exec`] and [`Api::attach`] (client-go's `PodExecOptions` /
@@ -258,24 +265,30 @@ impl AttachedProcess {
 
     /// The command's stdin (once). Shutting it down (or dropping it) is EOF for the command
     /// with `v5.channel.k8s.io`; older protocols cannot signal EOF before the end.
-    pub fn stdin(&mut self) -> Option<DuplexStream> {
+    pub fn stdin(&mut self) -> Option<ChannelWriter> {
         self.streams.take_writer(channel::STDIN)
     }
 
     /// The command's stdout (once); EOF when the command ends.
-    pub fn stdout(&mut self) -> Option<DuplexStream> {
+    pub fn stdout(&mut self) -> Option<ChannelReader> {
         self.streams.take_reader(channel::STDOUT)
     }
 
     /// The command's stderr (once); EOF when the command ends.
-    pub fn stderr(&mut self) -> Option<DuplexStream> {
+    pub fn stderr(&mut self) -> Option<ChannelReader> {
         self.streams.take_reader(channel::STDERR)
     }
 
-    /// Sends terminal size changes, when the command has a terminal and the protocol
-    /// (v3 or later) can carry them.
+    /// Whether shutting stdin down reaches the command as EOF (v5); with older protocols the
+    /// command sees EOF only when the connection ends.
+    pub fn can_close_stdin(&self) -> bool {
+        self.protocol().can_close_channels()
+    }
+
+    /// Sends terminal size changes, when the command has a terminal (the kubelet reads the
+    /// resize channel with every WebSocket protocol).
     pub fn terminal_resizer(&self) -> Option<TerminalResizer> {
-        (self.tty && self.protocol().can_resize()).then(|| TerminalResizer {
+        self.tty.then(|| TerminalResizer {
             sender: self.streams.sender(),
         })
     }
@@ -290,11 +303,32 @@ impl AttachedProcess {
         let protocol = self.protocol();
         let mut ended = self.streams.ended().await;
         let error_channel = ended.collected.remove(&channel::ERROR).unwrap_or_default();
-        decode_status(protocol, &error_channel, ended.result)
+        let result = match (ended.result, ended.close) {
+            (Ok(()), Some((code, reason))) if code != 1000 => Err(Error::Transport(format!(
+                "the server closed the {protocol} stream with code {code}{}{reason}",
+                if reason.is_empty() { "" } else { ": " }
+            ))),
+            (result, _) => result,
+        };
+        decode_status(protocol, &error_channel, result)
     }
 
-    /// Reads stdout and stderr to the end and waits for the exit status.
+    /// Closes stdin if it was attached and not taken, reads stdout and stderr to the end and
+    /// waits for the exit status (`std::process::Command::output`). With stdin attached this
+    /// needs v5, the only protocol that can close stdin: otherwise it fails at once rather
+    /// than wait for a command that waits for EOF.
     pub async fn output(mut self) -> Result<Output, Error> {
+        if let Some(mut stdin) = self.stdin() {
+            if !self.can_close_stdin() {
+                return Err(Error::Request(format!(
+                    "output() cannot close stdin over {}: take stdin and end the command yourself",
+                    self.protocol()
+                )));
+            }
+            use tokio::io::AsyncWriteExt as _;
+            // A closed connection is reported by join below.
+            let _ = stdin.shutdown().await;
+        }
         let mut stdout = self.stdout();
         let mut stderr = self.stderr();
         let (out, err) = tokio::join!(read_all(stdout.as_mut()), read_all(stderr.as_mut()));
@@ -307,7 +341,7 @@ impl AttachedProcess {
     }
 }
 
-async fn read_all(pipe: Option<&mut DuplexStream>) -> Vec<u8> {
+async fn read_all(pipe: Option<&mut ChannelReader>) -> Vec<u8> {
     let mut data = Vec::new();
     if let Some(pipe) = pipe {
         // A pipe fails only when the socket task is gone; its end is then reported by join.

@@ -174,13 +174,17 @@ impl AsyncBufRead for LogStream {
 impl Api<Pod> {
     /// The log of a container of the pod `name`, read to the end (with `follow`, until the
     /// container stops).
+    ///
+    /// The client's timeout covers the response head only (a followed log may stream for
+    /// long); invalid UTF-8 is replaced.
     pub async fn logs(&self, name: &str, params: &LogParams) -> Result<String, Error> {
-        let body = self
-            .subresource_request(http::Method::GET, name, "log")?
-            .params(params.query())
-            .accept("*/*")
-            .send()
-            .await?;
+        use tokio::io::AsyncReadExt as _;
+        let mut stream = self.log_stream(name, params).await?;
+        let mut body = Vec::new();
+        stream
+            .read_to_end(&mut body)
+            .await
+            .map_err(|e| Error::Transport(e.to_string()))?;
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
