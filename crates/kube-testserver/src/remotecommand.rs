@@ -52,10 +52,6 @@ pub enum Protocol {
     V4,
     /// `v4.base64.channel.k8s.io`.
     V4Base64,
-    /// `v3.channel.k8s.io`.
-    V3,
-    /// `v2.channel.k8s.io`.
-    V2,
     /// `channel.k8s.io`.
     V1,
     /// `base64.channel.k8s.io`.
@@ -64,13 +60,13 @@ pub enum Protocol {
     Unnamed,
 }
 
-/// The named protocols the server supports, in the order it lists them.
-pub const SUPPORTED: [Protocol; 7] = [
+/// The named protocols the server supports, in the order it lists them: the kubelet's
+/// WebSocket protocols (`v3`/`v2.channel.k8s.io` are SPDY names, refused over WebSocket as a
+/// kubelet refuses them).
+pub const SUPPORTED: [Protocol; 5] = [
     Protocol::V5,
     Protocol::V4,
     Protocol::V4Base64,
-    Protocol::V3,
-    Protocol::V2,
     Protocol::V1,
     Protocol::Base64,
 ];
@@ -94,8 +90,6 @@ impl Protocol {
             Protocol::V5 => "v5.channel.k8s.io",
             Protocol::V4 => "v4.channel.k8s.io",
             Protocol::V4Base64 => "v4.base64.channel.k8s.io",
-            Protocol::V3 => "v3.channel.k8s.io",
-            Protocol::V2 => "v2.channel.k8s.io",
             Protocol::V1 => "channel.k8s.io",
             Protocol::Base64 => "base64.channel.k8s.io",
             Protocol::Unnamed => "",
@@ -117,7 +111,7 @@ impl Protocol {
         if self.is_base64() {
             use base64::Engine as _;
             let mut text = String::with_capacity(1 + data.len() * 4 / 3 + 4);
-            text.push(char::from(b'0' + channel % 10));
+            text.push(char::from(b'0'.wrapping_add(channel)));
             text.push_str(&base64::engine::general_purpose::STANDARD.encode(data));
             Message::Text(text.into())
         } else {
