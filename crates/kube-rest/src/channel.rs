@@ -82,6 +82,17 @@ impl ChannelProtocol {
         ChannelProtocol::V1,
     ];
 
+    /// Every protocol this crate speaks.
+    pub const ALL: [ChannelProtocol; 7] = [
+        ChannelProtocol::V5,
+        ChannelProtocol::V4,
+        ChannelProtocol::V4Base64,
+        ChannelProtocol::V3,
+        ChannelProtocol::V2,
+        ChannelProtocol::V1,
+        ChannelProtocol::V1Base64,
+    ];
+
     /// The subprotocol name sent in `Sec-WebSocket-Protocol`.
     pub fn name(self) -> &'static str {
         match self {
@@ -97,18 +108,10 @@ impl ChannelProtocol {
 
     /// The protocol named `name`; the empty name (no subprotocol) is `channel.k8s.io`.
     pub fn from_name(name: &str) -> Option<ChannelProtocol> {
-        [
-            ChannelProtocol::V5,
-            ChannelProtocol::V4,
-            ChannelProtocol::V4Base64,
-            ChannelProtocol::V3,
-            ChannelProtocol::V2,
-            ChannelProtocol::V1,
-            ChannelProtocol::V1Base64,
-        ]
-        .into_iter()
-        .find(|p| p.name() == name)
-        .or((name.is_empty()).then_some(ChannelProtocol::V1))
+        ChannelProtocol::ALL
+            .into_iter()
+            .find(|p| p.name() == name)
+            .or((name.is_empty()).then_some(ChannelProtocol::V1))
     }
 
     /// Whether messages are base64 text rather than binary.
@@ -552,15 +555,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for protocol in [
-            ChannelProtocol::V5,
-            ChannelProtocol::V4,
-            ChannelProtocol::V4Base64,
-            ChannelProtocol::V3,
-            ChannelProtocol::V2,
-            ChannelProtocol::V1,
-            ChannelProtocol::V1Base64,
-        ] {
+        for protocol in ChannelProtocol::ALL {
             assert_eq!(ChannelProtocol::from_name(protocol.name()), Some(protocol));
         }
         assert_eq!(ChannelProtocol::from_name(""), Some(ChannelProtocol::V1));
