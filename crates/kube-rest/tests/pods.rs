@@ -519,8 +519,9 @@ async fn unsupported_subprotocols_are_refused_clearly() {
 }
 
 /// A server that accepts the WebSocket upgrade, sends the "stream established" frame and
-/// `hello` on stdout, then drops the TCP connection without a close frame.
-async fn truncating_exec_server() -> (String, tokio::task::JoinHandle<()>) {
+/// `hello` on stdout, then drops the TCP connection without a close frame, or with `go_silent`
+/// keeps it open and never reads or writes again (a dead peer whose TCP connection lives on).
+async fn truncating_exec_server(go_silent: bool) -> (String, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(async move {
@@ -550,6 +551,9 @@ async fn truncating_exec_server() -> (String, tokio::task::JoinHandle<()>) {
             .await
             .unwrap();
         socket.flush().await.unwrap();
+        if go_silent {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
         drop(socket);
     });
     (url, task)
@@ -557,7 +561,7 @@ async fn truncating_exec_server() -> (String, tokio::task::JoinHandle<()>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_cut_mid_stream_is_a_transport_error() {
-    let (url, server) = truncating_exec_server().await;
+    let (url, server) = truncating_exec_server(false).await;
     let client =
         Client::try_from_config(Config::new(url.parse().unwrap()).without_throttle()).unwrap();
     let pods: Api<Pod> = Api::namespaced(client, "default");
@@ -601,4 +605,36 @@ async fn a_log_cut_mid_stream_ends_with_an_error() {
     let last = lines.last().unwrap();
     assert!(matches!(last, Err(Error::Transport(_))), "{last:?}");
     server.await.unwrap();
+}
+
+/// A peer that stops answering (not even pongs) is given up after client-go's 61 s read
+/// deadline; the paused clock makes that instant.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_silent_server_is_given_up_after_the_read_deadline() {
+    let (url, server) = truncating_exec_server(true).await;
+    let client =
+        Client::try_from_config(Config::new(url.parse().unwrap()).without_throttle()).unwrap();
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let mut process = pods
+        .exec("p", ["sleep", "1000"], &AttachParams::default())
+        .await
+        .unwrap();
+    let mut stdout = process.stdout().unwrap();
+    let started = tokio::time::Instant::now();
+    let mut hello = [0u8; 6];
+    stdout.read_exact(&mut hello).await.unwrap();
+    assert_eq!(&hello, b"hello\n");
+    let error = process.join().await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("nothing from the server for 61 s"),
+        "{error}"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(61) && waited <= Duration::from_secs(70),
+        "{waited:?}"
+    );
+    server.abort();
 }
