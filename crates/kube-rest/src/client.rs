@@ -146,7 +146,21 @@ impl ClientBuilder {
                 None => builder,
             }
         };
-        let tcp = Connector::new(http, config.proxy_url.as_ref())?;
+        // The kubeconfig's proxy-url, else the environment's (client-go's
+        // http.ProxyFromEnvironment), unless turned off.
+        let proxy = match &config.proxy_url {
+            Some(proxy) => Some(proxy.clone()),
+            None if config.proxy_from_env => {
+                let proxy = crate::proxy_env::proxy_for(uri, |name| std::env::var(name).ok())
+                    .map_err(|e| Error::Config(crate::error::ConfigError::Invalid(e)))?;
+                if let Some(proxy) = &proxy {
+                    tracing::debug!(?proxy, server = %uri, "using the proxy from the environment");
+                }
+                proxy
+            }
+            None => None,
+        };
+        let tcp = Connector::new(http, proxy.as_ref())?;
         let upgrade_connector = https(tls.clone())
             .enable_http1()
             .wrap_connector(tcp.clone());

@@ -105,6 +105,9 @@ pub struct Config {
     /// Connect through this proxy: `http://` (a CONNECT tunnel, for `https://` and `http://`
     /// servers alike) or `socks5://`, with optional `user:password@`.
     pub proxy_url: Option<crate::proxy::ProxyUrl>,
+    /// Without a `proxy_url`, take the proxy from `HTTPS_PROXY`/`HTTP_PROXY` and `NO_PROXY`
+    /// as client-go does (on by default; never for localhost or loopback addresses).
+    pub proxy_from_env: bool,
     /// The client certificate and key (PEM).
     pub client_identity: Option<(Source, Source)>,
     /// How requests authenticate.
@@ -138,6 +141,7 @@ impl Config {
             insecure_skip_tls_verify: false,
             tls_server_name: None,
             proxy_url: None,
+            proxy_from_env: true,
             client_identity: None,
             credentials: Credentials::None,
             timeout: None,
@@ -149,6 +153,12 @@ impl Config {
             max_retries: 10,
             max_retry_after: Duration::from_secs(60),
         }
+    }
+
+    /// Ignores `HTTPS_PROXY`/`HTTP_PROXY`: connects directly unless `proxy_url` is set.
+    pub fn without_env_proxy(mut self) -> Config {
+        self.proxy_from_env = false;
+        self
     }
 
     /// Connects through this proxy (`http://host:port` or `socks5://host:port`).

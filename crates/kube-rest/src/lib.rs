@@ -54,6 +54,7 @@ pub mod kubeconfig;
 pub mod logs;
 pub mod params;
 mod proxy;
+mod proxy_env;
 pub use proxy::ProxyUrl;
 pub mod selector;
 pub mod tls;
