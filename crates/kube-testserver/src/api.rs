@@ -1357,10 +1357,12 @@ fn graceful_pod_delete(pod: &Value, requested: Option<i64>) -> Graceful {
     if period < 0 {
         period = 1;
     }
-    let timestamp = jiff::Timestamp::now()
-        .checked_add(jiff::SignedDuration::from_secs(period))
-        .map(format_seconds)
-        .unwrap_or_else(|_| object::now_rfc3339());
+    // A period past the representable range ends at the far future, never at "now".
+    let timestamp = format_seconds(
+        jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_secs(period))
+            .unwrap_or(jiff::Timestamp::MAX),
+    );
     Graceful::Set { timestamp, period }
 }
 

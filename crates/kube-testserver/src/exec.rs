@@ -33,6 +33,8 @@ use crate::status::ApiError;
 
 /// The default interval of the attached main process's output.
 pub const DEFAULT_ATTACH_INTERVAL: Duration = Duration::from_secs(1);
+/// The largest WebSocket message a session accepts.
+const MAX_MESSAGE: usize = 16 << 20;
 
 /// Exec and attach state shared by the server.
 #[derive(Debug)]
@@ -172,12 +174,7 @@ fn names(pod: &Value, field: &str) -> Vec<String> {
 }
 
 /// Checks the pod as kube-apiserver and the kubelet do; returns the container name.
-fn validate(
-    kind: Kind,
-    pod: &Value,
-    name: &str,
-    container: Option<&str>,
-) -> Result<String, ApiError> {
+fn validate(pod: &Value, name: &str, container: Option<&str>) -> Result<String, ApiError> {
     let containers = names(pod, "containers");
     let init = names(pod, "initContainers");
     let ephemeral = names(pod, "ephemeralContainers");
@@ -211,16 +208,8 @@ fn validate(
             "pod {name} does not have a host assigned"
         )));
     }
-    let phase = pod["status"]["phase"].as_str().unwrap_or("");
-    if matches!(phase, "Succeeded" | "Failed") {
-        let what = match kind {
-            Kind::Exec => "exec into",
-            Kind::Attach => "attach to",
-        };
-        return Err(ApiError::bad_request(format!(
-            "cannot {what} a container in a completed pod; current phase is {phase}"
-        )));
-    }
+    // A completed pod's containers are not running: "container not found", as the kubelet
+    // says (kubectl checks the phase itself before it asks).
     if running_container(pod, &container).is_none() {
         return Err(ApiError::bad_request(format!(
             "container not found ({})",
@@ -313,7 +302,7 @@ fn prepare(
             Some(pods) => ApiError::not_found(&pods, &target.pod),
             None => ApiError::path_not_found(),
         })?;
-    let container = validate(target.kind, &pod, &target.pod, options.container.as_deref())?;
+    let container = validate(&pod, &target.pod, options.container.as_deref())?;
     let websocket = header_has(request, header::UPGRADE, "websocket")
         && header_has(request, header::CONNECTION, "upgrade");
     let key = request
@@ -361,7 +350,14 @@ fn upgrade(
                 return;
             }
         };
-        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+        // Bounded messages: stdin chunks from kubectl are 32 KiB; 16 MiB leaves room for
+        // any client while capping what one session can buffer.
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(MAX_MESSAGE))
+            .max_frame_size(Some(MAX_MESSAGE));
+        let ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
         let streams = prepared.options.streams;
         let shutdown = server.shutdown.clone();
         match target.kind {

@@ -139,11 +139,17 @@ impl Lines {
     /// Which lines a request gets out of the first `count`: the last `tail` of them, and of
     /// those the ones written at or after `since` (the kubelet applies tail, then since).
     pub fn select(&self, count: u64, tail: Option<u64>, since: Option<Timestamp>) -> Range<u64> {
-        let mut first = tail.map_or(0, |tail| count.saturating_sub(tail));
-        if let Some(since) = since {
-            first = first.max(self.first_since(since));
+        self.first_line(count, tail, since).min(count)..count
+    }
+
+    /// The first line a request gets, which may not be written yet (a `since` in the future:
+    /// a followed log starts there).
+    pub fn first_line(&self, count: u64, tail: Option<u64>, since: Option<Timestamp>) -> u64 {
+        let first = tail.map_or(0, |tail| count.saturating_sub(tail));
+        match since {
+            Some(since) => first.max(self.first_since(since)),
+            None => first,
         }
-        first.min(count)..count
     }
 }
 
@@ -574,7 +580,8 @@ pub fn serve(
     let running = !options.previous && instance.run.finished.is_none();
     let count = lines.count_at(instance.run.finished.unwrap_or(now));
     let tail = options.tail_lines.map(|t| u64::try_from(t).unwrap_or(0));
-    let range = lines.select(count, tail, options.since(now));
+    let since = options.since(now);
+    let range = lines.select(count, tail, since);
     let follow = options.follow && running;
     let stream = LogStream {
         guard: StreamGuard::new(server),
@@ -583,7 +590,12 @@ pub fn serve(
         container,
         instance,
         lines,
-        next: range.start,
+        // Following, lines before `since` are never sent, even those not written yet.
+        next: if follow {
+            lines.first_line(count, tail, since)
+        } else {
+            range.start
+        },
         end: (!follow).then_some(range.end),
         timestamps: options.timestamps,
         budget: options.limit_bytes.map(|l| u64::try_from(l).unwrap_or(0)),

@@ -268,10 +268,41 @@ const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// Stdin chunks buffered before the server stops reading the socket.
 const STDIN_BUFFER: usize = 16;
 
+/// How long a session may take to say goodbye once the server shuts down.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
 /// Runs a remote command over `ws`: `process` gets the process's streams; the session ends
 /// when it finishes (status, then close), when the client closes or vanishes (the process is
 /// dropped), or at `shutdown`.
+///
+/// Like the kubelet, it stops reading the socket while the process does not read its stdin
+/// (16 chunks queued), and a client that stops reading holds the session up by TCP
+/// backpressure; a server shutdown ends the session in any case.
 pub async fn run_session<S, F, Fut>(
+    ws: WebSocketStream<S>,
+    protocol: Protocol,
+    streams: Streams,
+    shutdown: CancellationToken,
+    process: F,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(ProcessIo) -> Fut,
+    Fut: Future<Output = Termination>,
+{
+    let stop = shutdown.clone();
+    tokio::select! {
+        biased;
+        () = session(ws, protocol, streams, shutdown, process) => {}
+        // A send blocked on a client that stopped reading cannot see the shutdown: give the
+        // session a moment to send its close frame, then drop it.
+        () = async {
+            stop.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {}
+    }
+}
+
+async fn session<S, F, Fut>(
     ws: WebSocketStream<S>,
     protocol: Protocol,
     streams: Streams,

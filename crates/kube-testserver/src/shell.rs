@@ -17,6 +17,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
+/// The longest line the TTY line discipline keeps (Linux N_TTY's 4095).
+const MAX_LINE: usize = 4095;
+/// The most input `read_line` buffers while waiting for a newline.
+const MAX_PENDING: usize = 64 * 1024;
+
 /// Which output stream a write goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
@@ -197,7 +202,8 @@ impl Stdin {
                     }
                 }
                 '\u{1b}' => self.escape = Escape::Started,
-                c if c == '\t' || !c.is_control() => {
+                // Linux's N_TTY keeps at most 4095 characters of a line; the rest is dropped.
+                c if (c == '\t' || !c.is_control()) && self.line.len() < MAX_LINE => {
                     let mut buffer = [0u8; 4];
                     echo.extend_from_slice(c.encode_utf8(&mut buffer).as_bytes());
                     self.line.push(c);
@@ -238,6 +244,11 @@ impl Stdin {
             }
             if let Some(end) = self.cooked.iter().position(|&b| b == b'\n') {
                 return Input::Data(self.cooked.drain(..=end).collect());
+            }
+            // A "line" without a newline is handed over in pieces rather than buffered
+            // without bound.
+            if self.cooked.len() >= MAX_PENDING {
+                return Input::Data(self.cooked.drain(..MAX_PENDING).collect());
             }
             let at_end = self.eof_pending || self.raw.is_none();
             if at_end {

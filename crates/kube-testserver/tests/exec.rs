@@ -581,6 +581,6 @@ async fn validation_errors() {
     assert!(reply.status.is_success(), "{:?}", reply.json());
     assert_eq!(
         c.get(exec).await.json()["message"],
-        "cannot exec into a container in a completed pod; current phase is Succeeded"
+        "container not found (\"main\")"
     );
 }

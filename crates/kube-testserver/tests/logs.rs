@@ -149,8 +149,9 @@ async fn logs_are_the_seed_loop_with_tail_since_timestamps_and_limit() {
     assert_eq!(step, jiff::SignedDuration::try_from(INTERVAL).unwrap());
 
     // Since: only the lines written at or after it.
-    let (_, text) = logs(&c, "clock", "sinceSeconds=1&timestamps=true").await;
+    // The cutoff is taken before asking: the server's own is later, never earlier.
     let cutoff = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1);
+    let (_, text) = logs(&c, "clock", "sinceSeconds=1&timestamps=true").await;
     for line in text.lines() {
         let time: jiff::Timestamp = line.split(' ').next().unwrap().parse().unwrap();
         assert!(time >= cutoff - jiff::SignedDuration::from_millis(100));
@@ -348,6 +349,27 @@ async fn follow_streams_new_lines_and_stops_when_cancelled() {
 }
 
 #[tokio::test]
+async fn follow_from_a_future_since_time_starts_there() {
+    let (server, c) = server(Some(Duration::from_millis(20))).await;
+    running_pod(&c, "clock", &["main"]).await;
+    wait_for_lines(&c, "clock", 2).await;
+    let since = jiff::Timestamp::now() + jiff::SignedDuration::from_millis(1500);
+    let query = format!(
+        "timestamps=true&sinceTime={}",
+        since.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    );
+    // sinceTime has seconds precision on the wire: round the expectation the same way.
+    let cutoff = jiff::Timestamp::from_second(since.as_second()).unwrap();
+    let mut body = follow(&server, "clock", &query).await;
+    let mut text = String::new();
+    read_lines(&mut body, &mut text, 2).await;
+    for line in text.lines() {
+        let time: jiff::Timestamp = line.split(' ').next().unwrap().parse().unwrap();
+        assert!(time >= cutoff, "{line} is before {cutoff}");
+    }
+}
+
+#[tokio::test]
 async fn follow_ends_when_the_pod_is_deleted() {
     let (server, c) = server(Some(Duration::from_millis(20))).await;
     running_pod(&c, "clock", &["main"]).await;
@@ -373,6 +395,7 @@ async fn deleting_a_running_pod_honours_its_grace_period() {
     let (_server, c) = server(Some(delay)).await;
     running_pod(&c, "web", &["main"]).await;
     let started = std::time::Instant::now();
+    let asked = jiff::Timestamp::now();
     let reply = c.delete(&pod_path("web")).await;
     assert_eq!(reply.status, StatusCode::OK);
     let deleted = reply.json();
@@ -382,9 +405,13 @@ async fn deleting_a_running_pod_honours_its_grace_period() {
         .unwrap()
         .parse()
         .unwrap();
-    let grace = deadline.duration_since(jiff::Timestamp::now());
+    // The deadline is the server's now (truncated to seconds) plus 30 s.
+    let answered = jiff::Timestamp::now();
+    let grace = deadline.duration_since(asked);
     assert!(
-        grace > jiff::SignedDuration::from_secs(28) && grace <= jiff::SignedDuration::from_secs(30)
+        grace >= jiff::SignedDuration::from_secs(29)
+            && grace <= answered.duration_since(asked) + jiff::SignedDuration::from_secs(30),
+        "{grace:?}"
     );
     // Terminating: still there, until the kubelet stopped its containers.
     let terminating = c.get(&pod_path("web")).await;
