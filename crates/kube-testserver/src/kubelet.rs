@@ -125,6 +125,11 @@ fn run_pod(pod: &Value, now: Timestamp, containers: &Containers) -> Value {
                         containers.finished(old, now);
                     }
                     let last = if s["state"]["running"].is_object() {
+                        // The instance before the previous one can no longer be asked for.
+                        if let Some(older) = s["lastState"]["terminated"]["containerID"].as_str()
+                        {
+                            containers.forget(older);
+                        }
                         json!({"terminated": crate::logs::terminated_state(
                             137,
                             &s["state"]["running"]["startedAt"],
@@ -451,6 +456,17 @@ mod tests {
                 "finishedAt": "2026-01-01T00:01:00Z", "containerID": first_id})
         );
         assert_eq!(containers.run(&first_id).unwrap().finished, Some(t1));
+        // A second restart: the first instance is no longer anyone's previous one.
+        let second_id = status["containerID"].as_str().unwrap().to_string();
+        let mut updated = restarted.clone();
+        updated["spec"]["containers"][0]["image"] = json!("nginx:3");
+        let again = run_pod(&updated, t1, &containers);
+        assert_eq!(
+            again["status"]["containerStatuses"][0]["lastState"]["terminated"]["containerID"],
+            second_id.as_str()
+        );
+        assert!(containers.run(&first_id).is_none());
+        assert!(containers.run(&second_id).is_some());
         let mut terminating = pod.clone();
         terminating["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
         assert!(!needs_work(&terminating));
