@@ -1,6 +1,8 @@
-//! Request authentication: fixed and file-backed bearer tokens, basic auth, exec plugins.
+//! Request authentication: fixed and file-backed bearer tokens, basic auth, exec plugins
+//! (tokens, and client certificates handed to TLS through [`ExecCertificates`]).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use base64::Engine as _;
@@ -45,19 +47,42 @@ pub(crate) enum Authenticator {
     Exec(Box<ExecAuth>),
 }
 
-/// A token from an exec plugin and until when it is valid.
+/// A credential from an exec plugin (a token, a client certificate, or both) and until when
+/// it is valid.
 #[derive(Debug)]
 pub(crate) struct ExecToken {
-    header: HeaderValue,
+    header: Option<HeaderValue>,
     expires: Option<SystemTime>,
 }
 
-/// Runs an exec credential plugin and caches its token.
+/// The client certificate an exec plugin returned, for the TLS handshakes of new connections
+/// (client-go's `GetClientCertificate` callback). Empty until the plugin ran.
+#[derive(Debug, Default)]
+pub(crate) struct ExecCertificates {
+    current: parking_lot::RwLock<Option<Arc<rustls::sign::CertifiedKey>>>,
+}
+
+impl rustls::client::ResolvesClientCert for ExecCertificates {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.current.read().clone()
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// Runs an exec credential plugin and caches its token and certificate.
 #[derive(Debug)]
 pub(crate) struct ExecAuth {
     config: ExecConfig,
     clock: SharedClock,
     cached: tokio::sync::Mutex<Option<ExecToken>>,
+    certificates: Arc<ExecCertificates>,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +105,8 @@ struct ExecCredentialStatus {
     expiration_timestamp: Option<String>,
     #[serde(default)]
     client_certificate_data: Option<String>,
+    #[serde(default)]
+    client_key_data: Option<String>,
 }
 
 /// The longest an exec credential plugin may run (a hung plugin must not wedge the client).
@@ -143,19 +170,26 @@ impl ExecAuth {
                 what()
             ))
         })?;
-        let token = match (
-            status.token.filter(|t| !t.is_empty()),
-            status.client_certificate_data,
+        let token = status.token.filter(|t| !t.is_empty());
+        let certificate = match (
+            status.client_certificate_data.filter(|c| !c.is_empty()),
+            status.client_key_data.filter(|k| !k.is_empty()),
         ) {
-            (Some(token), _) => token,
-            (None, Some(_)) => {
+            (Some(certificate), Some(key)) => Some(certified_key(&certificate, &key, &what())?),
+            (None, None) => None,
+            _ => {
                 return Err(Error::Auth(format!(
-                    "{} returned a client certificate; kube-rest supports token credentials from exec plugins only",
+                    "{} returned only one of clientCertificateData and clientKeyData",
                     what()
                 )));
             }
-            (None, None) => return Err(Error::Auth(format!("{} returned no token", what()))),
         };
+        if token.is_none() && certificate.is_none() {
+            return Err(Error::Auth(format!(
+                "{} returned neither a token nor a client certificate",
+                what()
+            )));
+        }
         let expires = match status.expiration_timestamp.filter(|t| !t.is_empty()) {
             Some(timestamp) => {
                 let parsed: jiff::Timestamp = timestamp.parse().map_err(|e| {
@@ -165,13 +199,17 @@ impl ExecAuth {
             }
             None => None,
         };
+        if let Some(certificate) = certificate {
+            // New connections present it; pooled ones keep the one they were opened with.
+            *self.certificates.current.write() = Some(Arc::new(certificate));
+        }
         Ok(ExecToken {
-            header: bearer(&token, &what())?,
+            header: token.map(|t| bearer(&t, &what())).transpose()?,
             expires,
         })
     }
 
-    async fn header(&self) -> Result<HeaderValue, Error> {
+    async fn header(&self) -> Result<Option<HeaderValue>, Error> {
         let mut cached = self.cached.lock().await;
         if let Some(token) = cached.as_ref()
             && token.expires.is_none_or(|at| self.clock.wall_now() < at)
@@ -184,13 +222,28 @@ impl ExecAuth {
         Ok(header)
     }
 
-    /// Forgets the cached token unless it already changed since `used` was sent.
-    async fn invalidate(&self, used: &HeaderValue) {
+    /// Forgets the cached credential unless it already changed since `used` was sent.
+    async fn invalidate(&self, used: Option<&HeaderValue>) {
         let mut cached = self.cached.lock().await;
-        if cached.as_ref().is_some_and(|t| t.header == *used) {
+        if cached.as_ref().is_some_and(|t| t.header.as_ref() == used) {
             *cached = None;
         }
     }
+}
+
+/// A client certificate and key from an exec plugin's PEM data.
+fn certified_key(
+    certificate: &str,
+    key: &str,
+    what: &str,
+) -> Result<rustls::sign::CertifiedKey, Error> {
+    let auth = |e: Error| Error::Auth(format!("{what}: {e}"));
+    let chain = crate::tls::parse_certificates(certificate.as_bytes(), "clientCertificateData")
+        .map_err(auth)?;
+    let key = crate::tls::parse_private_key(key.as_bytes(), "clientKeyData").map_err(auth)?;
+    let signing = rustls::crypto::ring::sign::any_supported_type(&key)
+        .map_err(|e| Error::Auth(format!("{what}: clientKeyData: {e}")))?;
+    Ok(rustls::sign::CertifiedKey::new(chain, signing))
 }
 
 fn bearer(token: &str, what: &str) -> Result<HeaderValue, Error> {
@@ -225,6 +278,7 @@ impl Authenticator {
                 config: config.clone(),
                 clock,
                 cached: tokio::sync::Mutex::new(None),
+                certificates: Arc::default(),
             })),
             Credentials::Basic { username, password } => {
                 let encoded = base64::engine::general_purpose::STANDARD
@@ -243,7 +297,7 @@ impl Authenticator {
     /// length changed since the last read, an exec plugin is run when its token expired.
     pub(crate) async fn header(&self) -> Result<Option<HeaderValue>, Error> {
         match self {
-            Authenticator::Exec(exec) => exec.header().await.map(Some),
+            Authenticator::Exec(exec) => exec.header().await,
             _ => self.file_header(),
         }
     }
@@ -255,8 +309,16 @@ impl Authenticator {
 
     /// Drops cached credentials after a 401.
     pub(crate) async fn invalidate(&self, used: Option<&HeaderValue>) {
-        if let (Authenticator::Exec(exec), Some(used)) = (self, used) {
+        if let Authenticator::Exec(exec) = self {
             exec.invalidate(used).await;
+        }
+    }
+
+    /// Where an exec plugin's client certificate goes, for the TLS configuration.
+    pub(crate) fn exec_certificates(&self) -> Option<Arc<ExecCertificates>> {
+        match self {
+            Authenticator::Exec(exec) => Some(Arc::clone(&exec.certificates)),
+            _ => None,
         }
     }
 

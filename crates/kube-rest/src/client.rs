@@ -127,7 +127,15 @@ impl ClientBuilder {
         http.set_nodelay(true);
         // Like client-go's dialer: TCP keepalive, so a silently dead peer is noticed.
         http.set_keepalive(Some(Duration::from_secs(30)));
-        let tls = crate::tls::client_config(&config)?;
+        let auth = Authenticator::new(&config.credentials, clock.clone())?;
+        let mut tls = crate::tls::client_config(&config)?;
+        // An exec plugin may return a client certificate: without a configured one, TLS asks
+        // the plugin's latest (client-go's GetClientCertificate).
+        if config.client_identity.is_none()
+            && let Some(certificates) = auth.exec_certificates()
+        {
+            tls.client_auth_cert_resolver = certificates;
+        }
         let server_name = match &config.tls_server_name {
             Some(name) => Some(
                 ServerName::try_from(name.clone())
@@ -190,7 +198,7 @@ impl ClientBuilder {
                 scheme,
                 authority,
                 path_prefix,
-                auth: Authenticator::new(&config.credentials, clock.clone())?,
+                auth,
                 limiter,
                 clock,
                 timeout: config.timeout,

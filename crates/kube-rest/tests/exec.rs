@@ -206,3 +206,71 @@ users:
     assert_eq!(exec.args, ["a", "b"]);
     assert_eq!(exec.env[0].name, "X");
 }
+
+/// An ExecCredential printed by `/bin/cat` from a file.
+fn cat_plugin(dir: &Path, name: &str, status: serde_json::Value) -> ExecConfig {
+    let path = dir.join(name);
+    let credential = serde_json::json!({
+        "apiVersion": "client.authentication.k8s.io/v1",
+        "kind": "ExecCredential",
+        "status": status,
+    });
+    std::fs::write(&path, credential.to_string()).unwrap();
+    ExecConfig {
+        command: "/bin/cat".into(),
+        args: vec![path.to_string_lossy().into_owned()],
+        api_version: "client.authentication.k8s.io/v1".into(),
+        interactive_mode: Some("Never".into()),
+        ..ExecConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_plugins_may_return_client_certificates() {
+    let server = TestServer::builder()
+        .client_cert_auth(true)
+        .start()
+        .await
+        .unwrap();
+    let dir = temp_dir();
+    let mut config = config_of(&server);
+    let Some((kube_rest::Source::Data(cert), kube_rest::Source::Data(key))) =
+        config.client_identity.take()
+    else {
+        panic!("the test server's kubeconfig carries a client certificate");
+    };
+    let (cert, key) = (
+        String::from_utf8(cert).unwrap(),
+        String::from_utf8(key).unwrap(),
+    );
+    // Without the plugin's certificate the server does not know us.
+    let anonymous = config.clone().with_credentials(Credentials::None);
+    let api: Api<ConfigMap> = Api::default_namespaced(Client::try_from_config(anonymous).unwrap());
+    let err = api.list(&ListParams::default()).await.unwrap_err();
+    assert!(err.is_forbidden() || err.is_unauthorized(), "{err}");
+
+    let plugin = cat_plugin(
+        &dir,
+        "cert.json",
+        serde_json::json!({"clientCertificateData": cert, "clientKeyData": key}),
+    );
+    let with_plugin = config.clone().with_credentials(Credentials::Exec(plugin));
+    let api: Api<ConfigMap> =
+        Api::default_namespaced(Client::try_from_config(with_plugin).unwrap());
+    api.list(&ListParams::default()).await.unwrap();
+
+    // Half a certificate is refused with a clear message.
+    let half = cat_plugin(
+        &dir,
+        "half.json",
+        serde_json::json!({"clientCertificateData": cert}),
+    );
+    let api: Api<ConfigMap> = Api::default_namespaced(
+        Client::try_from_config(config.with_credentials(Credentials::Exec(half))).unwrap(),
+    );
+    let err = api.list(&ListParams::default()).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Auth(ref m) if m.contains("only one of clientCertificateData")),
+        "{err}"
+    );
+}
