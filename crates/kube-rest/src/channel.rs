@@ -34,7 +34,7 @@ use tokio_util::io::ReaderStream;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::error::Error;
-use crate::upgrade::WebSocket;
+use tokio_tungstenite::WebSocketStream;
 
 /// A `*.channel.k8s.io` WebSocket subprotocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -288,12 +288,18 @@ impl ChannelStreams {
     /// Starts serving `socket` (which speaks `protocol`): each of `incoming` gets a pipe or a
     /// buffer, each of `outgoing` a pipe whose writes become messages; shutting one of those
     /// down (or dropping it) closes the channel on v5 and is ignored by older protocols.
-    pub fn start(
-        socket: WebSocket,
+    ///
+    /// `socket` is usually an [`upgrade::WebSocket`](crate::upgrade::WebSocket); any
+    /// WebSocket stream works (an in-memory one in tests).
+    pub fn start<S>(
+        socket: WebSocketStream<S>,
         protocol: ChannelProtocol,
         incoming: &[(u8, Incoming)],
         outgoing: &[u8],
-    ) -> ChannelStreams {
+    ) -> ChannelStreams
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let mut readers = HashMap::new();
         let mut sinks = HashMap::new();
         let mut collected = HashMap::new();
@@ -411,8 +417,8 @@ impl ChannelSender {
     }
 }
 
-struct Driver {
-    socket: WebSocket,
+struct Driver<S> {
+    socket: WebSocketStream<S>,
     protocol: ChannelProtocol,
     sinks: HashMap<u8, DuplexStream>,
     collected: HashMap<u8, Vec<u8>>,
@@ -425,7 +431,7 @@ struct Driver {
     last_read: tokio::time::Instant,
 }
 
-impl Driver {
+impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
     async fn run(mut self, stop: CancellationToken, ended: oneshot::Sender<Ended>) {
         let result = tokio::select! {
             result = self.pump() => result,
@@ -622,5 +628,140 @@ mod tests {
         let message = ChannelProtocol::V4Base64.encode(11, b"x");
         let (channel, data) = ChannelProtocol::V4Base64.decode(message).unwrap().unwrap();
         assert_eq!((channel, &data[..]), (11, &b"x"[..]));
+    }
+
+    /// A client ChannelStreams and the raw server side of an in-memory WebSocket.
+    async fn pair(
+        protocol: ChannelProtocol,
+        incoming: &[(u8, Incoming)],
+        outgoing: &[u8],
+    ) -> (ChannelStreams, WebSocketStream<DuplexStream>) {
+        use tokio_tungstenite::tungstenite::protocol::Role;
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let client = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+        let server = WebSocketStream::from_raw_socket(server, Role::Server, None).await;
+        (
+            ChannelStreams::start(client, protocol, incoming, outgoing),
+            server,
+        )
+    }
+
+    #[tokio::test]
+    async fn pipes_carry_channels_and_v5_closes_stdin() {
+        use tokio::io::AsyncReadExt as _;
+        let (mut streams, mut server) = pair(
+            ChannelProtocol::V5,
+            &[(STDOUT, Incoming::Pipe), (ERROR, Incoming::Collect)],
+            &[STDIN],
+        )
+        .await;
+        let mut stdin = streams.take_writer(STDIN).unwrap();
+        let mut stdout = streams.take_reader(STDOUT).unwrap();
+        stdin.write_all(b"ping").await.unwrap();
+        stdin.shutdown().await.unwrap();
+        let message = server.next().await.unwrap().unwrap();
+        assert_eq!(message, ChannelProtocol::V5.encode(STDIN, b"ping"));
+        let close = server.next().await.unwrap().unwrap();
+        assert_eq!(close, Message::Binary(Bytes::from_static(&[CLOSE, STDIN])));
+        // The server answers, reports a status and closes.
+        server
+            .send(ChannelProtocol::V5.encode(STDOUT, b""))
+            .await
+            .unwrap();
+        server
+            .send(ChannelProtocol::V5.encode(STDOUT, b"pong"))
+            .await
+            .unwrap();
+        server
+            .send(ChannelProtocol::V5.encode(ERROR, br#"{"status":"Success"}"#))
+            .await
+            .unwrap();
+        server.close(None).await.unwrap();
+        let mut out = String::new();
+        stdout.read_to_string(&mut out).await.unwrap();
+        assert_eq!(out, "pong");
+        let ended = streams.ended().await;
+        ended.result.unwrap();
+        assert_eq!(ended.collected[&ERROR], br#"{"status":"Success"}"#);
+    }
+
+    #[tokio::test]
+    async fn pre_v5_protocols_do_not_send_the_close_signal() {
+        let (mut streams, mut server) =
+            pair(ChannelProtocol::V4, &[(ERROR, Incoming::Collect)], &[STDIN]).await;
+        let mut stdin = streams.take_writer(STDIN).unwrap();
+        stdin.write_all(b"x").await.unwrap();
+        stdin.shutdown().await.unwrap();
+        drop(stdin);
+        let resize = Bytes::from_static(br#"{"Width":1,"Height":2}"#);
+        assert!(streams.send(RESIZE, resize.clone()));
+        // Resizes go ahead of pipe data, and no [255, 0] follows.
+        let mut seen = vec![server.next().await.unwrap().unwrap()];
+        seen.push(server.next().await.unwrap().unwrap());
+        assert!(seen.contains(&ChannelProtocol::V4.encode(STDIN, b"x")));
+        assert!(seen.contains(&ChannelProtocol::V4.encode(RESIZE, &resize)));
+        server.close(None).await.unwrap();
+        while let Some(Ok(message)) = server.next().await {
+            assert!(message.is_close(), "{message:?}");
+        }
+        streams.ended().await.result.unwrap();
+    }
+
+    #[tokio::test]
+    async fn unread_and_dropped_pipes_do_not_block_the_others() {
+        let (mut streams, mut server) = pair(
+            ChannelProtocol::V5,
+            &[
+                (STDOUT, Incoming::Pipe),
+                (STDERR, Incoming::Pipe),
+                (ERROR, Incoming::Collect),
+            ],
+            &[],
+        )
+        .await;
+        // Stderr is dropped unread: its data is discarded, stdout still flows.
+        drop(streams.take_reader(STDERR));
+        let big = vec![b'e'; 200 * 1024];
+        server
+            .send(ChannelProtocol::V5.encode(STDERR, &big))
+            .await
+            .unwrap();
+        server
+            .send(ChannelProtocol::V5.encode(ERROR, &vec![b's'; 100 * 1024]))
+            .await
+            .unwrap();
+        server
+            .send(ChannelProtocol::V5.encode(STDOUT, b"fine"))
+            .await
+            .unwrap();
+        server.close(None).await.unwrap();
+        let mut stdout = streams.take_reader(STDOUT).unwrap();
+        let mut out = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut stdout, &mut out)
+            .await
+            .unwrap();
+        assert_eq!(out, b"fine");
+        let ended = streams.ended().await;
+        // The error channel keeps at most 64 KiB.
+        assert_eq!(ended.collected[&ERROR].len(), COLLECT_LIMIT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pings_flow_and_a_silent_peer_is_given_up() {
+        let (mut streams, mut server) =
+            pair(ChannelProtocol::V5, &[(ERROR, Incoming::Collect)], &[]).await;
+        // The client pings every 5 s; a peer that reads (and so pongs) keeps it alive.
+        let first = server.next().await.unwrap().unwrap();
+        assert!(matches!(first, Message::Ping(_)), "{first:?}");
+        // Now the peer goes silent: nothing read, nothing answered.
+        let started = tokio::time::Instant::now();
+        let ended = streams.ended().await;
+        let error = ended.result.unwrap_err();
+        assert!(
+            error.to_string().contains("nothing from the server"),
+            "{error}"
+        );
+        assert!(started.elapsed() >= READ_DEADLINE - PING_PERIOD * 2);
+        drop(server);
     }
 }
