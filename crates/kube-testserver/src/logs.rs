@@ -268,39 +268,47 @@ impl LogOptions {
     }
 }
 
-/// The container a request is for: the named one, or the only one.
+/// The container a request is for: the named one (a container, init or ephemeral container,
+/// as `podHasContainerWithName`), or the only one (kube-apiserver's LogLocation).
 fn choose_container(pod: &Value, name: &str, asked: Option<&str>) -> Result<String, ApiError> {
-    let names: Vec<&str> = pod["spec"]["containers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c["name"].as_str())
-        .collect();
+    let names = |list: &str| -> Vec<&str> {
+        pod["spec"][list]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["name"].as_str())
+            .collect()
+    };
+    let (containers, init) = (names("containers"), names("initContainers"));
     match asked {
-        Some(container) if names.contains(&container) => Ok(container.to_string()),
-        Some(container) => {
-            let init = pod["spec"]["initContainers"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c["name"] == container);
-            if init {
-                Ok(container.to_string())
-            } else {
-                Err(ApiError::bad_request(format!(
-                    "container {container} is not valid for pod {name}"
-                )))
-            }
+        Some(container)
+            if containers.contains(&container)
+                || init.contains(&container)
+                || names("ephemeralContainers").contains(&container) =>
+        {
+            Ok(container.to_string())
         }
-        None => match names.as_slice() {
+        Some(container) => Err(ApiError::bad_request(format!(
+            "container {container} is not valid for pod {name}"
+        ))),
+        None => match containers.as_slice() {
             [only] => Ok((*only).to_string()),
             [] => Err(ApiError::bad_request(format!(
                 "a container name must be specified for pod {name}"
             ))),
-            _ => Err(ApiError::bad_request(format!(
-                "a container name must be specified for pod {name}, choose one of: [{}]",
-                names.join(" ")
-            ))),
+            _ => {
+                let mut message = format!(
+                    "a container name must be specified for pod {name}, choose one of: [{}]",
+                    containers.join(" ")
+                );
+                if !init.is_empty() {
+                    message.push_str(&format!(
+                        " or one of the init containers: [{}]",
+                        init.join(" ")
+                    ));
+                }
+                Err(ApiError::bad_request(message))
+            }
         },
     }
 }
@@ -752,6 +760,20 @@ mod tests {
         assert_eq!(choose_container(&pod, "p", Some("b")).unwrap(), "b");
         let single = json!({"spec": {"containers": [{"name": "a"}]}});
         assert_eq!(choose_container(&single, "p", None).unwrap(), "a");
+        let with_init = json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}],
+            "initContainers": [{"name": "setup"}], "ephemeralContainers": [{"name": "debug"}]}});
+        assert_eq!(
+            choose_container(&with_init, "p", None).unwrap_err().message,
+            "a container name must be specified for pod p, choose one of: [a b] or one of the init containers: [setup]"
+        );
+        assert_eq!(
+            choose_container(&with_init, "p", Some("setup")).unwrap(),
+            "setup"
+        );
+        assert_eq!(
+            choose_container(&with_init, "p", Some("debug")).unwrap(),
+            "debug"
+        );
     }
 
     #[test]
