@@ -8,7 +8,7 @@
 //! while the command still runs; older protocols cannot half-close.
 //!
 //! [`ChannelStreams`] runs the socket in one task: incoming data goes to one pipe per channel
-//! (an [`AsyncRead`](tokio::io::AsyncRead)), outgoing pipes are read and framed. The task pings
+//! (an `AsyncRead`), outgoing pipes are read and framed. The task pings
 //! the server every 5 s and gives up when nothing arrived for 61 s (client-go's periods), so a
 //! dead connection ends with an error instead of waiting forever.
 //!

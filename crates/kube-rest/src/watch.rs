@@ -1,7 +1,7 @@
 //! Watch streams: [`WatchStream`], the named stream [`Api::watch`](crate::Api::watch) returns,
 //! and [`WatchDecoder`], the incremental decoding of watch events from a chunked body.
 //!
-//! The event types themselves ([`WatchEvent`], [`Bookmark`](kube_apimachinery::Bookmark)) are
+//! The event types themselves ([`WatchEvent`], [`Bookmark`]) are
 //! kube-apimachinery's, shared with the other crates.
 
 use std::collections::{BTreeMap, VecDeque};
