@@ -36,13 +36,17 @@ fn library_packages(root: &Path, cargo: &str) -> Result<Vec<Package>, String> {
     let mut packages = Vec::new();
     for package in metadata["packages"].as_array().into_iter().flatten() {
         let publishable = !matches!(package["publish"].as_array(), Some(list) if list.is_empty());
-        let has_lib = package["targets"].as_array().into_iter().flatten().any(|t| {
-            t["kind"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|k| k == "lib")
-        });
+        let has_lib = package["targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| {
+                t["kind"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|k| k == "lib")
+            });
         if !publishable || !has_lib {
             continue;
         }
@@ -130,6 +134,9 @@ pub fn run(root: &Path) -> Result<(), String> {
             ));
         }
     }
-    eprintln!("== {} checks: every library crate builds alone", checks.len());
+    eprintln!(
+        "== {} checks: every library crate builds alone",
+        checks.len()
+    );
     Ok(())
 }

@@ -369,7 +369,7 @@ where
             .params(params.to_query(resource_version))
             .send_streaming()
             .await?;
-        Ok(WatchStream::new(response.into_body()))
+        Ok(WatchStream::from_stream(response.into_body()))
     }
 }
 

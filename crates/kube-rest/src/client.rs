@@ -511,7 +511,7 @@ impl<'a> RequestBuilder<'a> {
     /// Sends the request and returns the response head with its streaming body. Error
     /// statuses are decoded into [`Error::Api`]. The client's timeout covers only the
     /// response head here (this is how watches are opened).
-    pub async fn send_streaming(self) -> Result<http::Response<Incoming>, Error> {
+    pub async fn send_streaming(self) -> Result<http::Response<crate::Body>, Error> {
         let timeout = self.timeout.or(self.client.inner.timeout);
         let response = match timeout {
             Some(t) => tokio::time::timeout(t, self.execute())
@@ -519,7 +519,7 @@ impl<'a> RequestBuilder<'a> {
                 .map_err(|_| Error::Timeout(t))??,
             None => self.execute().await?,
         };
-        Ok(response)
+        Ok(response.map(crate::Body::new))
     }
 
     /// Sends the request and reads the whole body (within the timeout).

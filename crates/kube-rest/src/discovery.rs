@@ -188,7 +188,7 @@ impl Client {
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| ct.contains("g=apidiscovery.k8s.io") && ct.contains("v=v2"));
-        let body = crate::client::read_body(response.into_body()).await?;
+        let body = response.into_body().bytes().await?;
         if !aggregated {
             return Ok(None);
         }

@@ -51,6 +51,7 @@
 
 pub mod api;
 mod auth;
+mod body;
 #[cfg(feature = "certs")]
 pub mod certs;
 #[cfg(feature = "ws")]
@@ -74,6 +75,7 @@ pub mod upgrade;
 pub mod watch;
 
 pub use api::{Api, ApiResource};
+pub use body::Body;
 pub use client::{Client, ClientBuilder, RequestBuilder};
 pub use config::{Config, Credentials, KubeconfigLoader, Overrides, Source};
 pub use discovery::{DiscoveredResource, Discovery, DiscoveryCache, ServerVersion};

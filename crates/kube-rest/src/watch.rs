@@ -211,16 +211,6 @@ impl<K> std::fmt::Debug for WatchStream<K> {
 }
 
 impl<K: DeserializeOwned> WatchStream<K> {
-    /// Decodes the events of a response body.
-    pub(crate) fn new(body: hyper::body::Incoming) -> WatchStream<K> {
-        use futures_util::TryStreamExt as _;
-        use http_body_util::BodyExt as _;
-        let body = body
-            .into_data_stream()
-            .map_err(|e| Error::Transport(e.to_string()));
-        WatchStream::from_stream(body)
-    }
-
     /// Decodes the events of any stream of body chunks (a recorded watch, another transport).
     pub fn from_stream<S>(body: S) -> WatchStream<K>
     where
