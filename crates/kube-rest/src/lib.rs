@@ -14,8 +14,9 @@
 //!   `AsyncBufRead`, [`Api::log_lines`] a `Stream`); [`exec`]: exec and attach with stdin,
 //!   stdout, stderr, a terminal and exit codes, over the WebSocket channel protocols of
 //!   [`channel`] and the upgrades of [`upgrade`].
-//! * [`selector`]: label selectors built, parsed and printed; [`certs`]: a generated CA and
-//!   PEM helpers.
+//! * [`labels`] and [`fields`]: apimachinery's label and field selectors (kube-apimachinery's,
+//!   re-exported; [`Selector`] is the label selector); `certs`: a generated CA and PEM
+//!   helpers.
 //!
 //! Errors are one [`Error`] enum; API failures carry the server's decoded [`Status`] and answer
 //! [`Error::is_not_found`], [`Error::is_conflict`] and friends.
@@ -68,7 +69,6 @@ pub mod params;
 mod proxy;
 mod proxy_env;
 pub use proxy::ProxyUrl;
-pub mod selector;
 pub mod tls;
 #[cfg(feature = "ws")]
 pub mod upgrade;
@@ -80,13 +80,16 @@ pub use client::{Client, ClientBuilder, RequestBuilder};
 pub use config::{Config, Credentials, KubeconfigLoader, Overrides, Source};
 pub use discovery::{DiscoveredResource, Discovery, DiscoveryCache, ServerVersion};
 pub use error::{ConfigError, Error};
+pub use kube_apimachinery::labels::{
+    Error as SelectorError, Labels, Operator, Requirement, Selector,
+};
 pub use kube_apimachinery::{
     Bookmark, DynamicObject, ListMeta, ListParams, Object, ObjectList, ResourceInfo, Scope, Status,
     StatusCause, StatusDetails, VersionMatch, WatchEvent, WatchParams,
 };
+pub use kube_apimachinery::{fields, labels};
 pub use kubeconfig::Kubeconfig;
 pub use params::{DeleteParams, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy};
-pub use selector::{Requirement, Selector, SelectorError};
 pub use watch::WatchStream;
 
 pub use k8s_openapi;
