@@ -31,13 +31,17 @@
 //! ```
 //!
 //! k8s-openapi is a dependency without a version feature: the application picks the
-//! Kubernetes version by enabling one `k8s-openapi/v1_XX` (or `latest`) feature itself.
+//! Kubernetes version by enabling one `k8s-openapi/v1_XX` (or `latest`) feature itself. The
+//! k8s-openapi parts (`Object`, `DynamicObject`, `ResourceInfo::of`, the `LabelSelector`
+//! conversion) sit behind the default `k8s-openapi` feature: a server that only handles JSON
+//! (kube-testserver) turns it off and needs no Kubernetes version at all.
 
 pub mod channel;
 pub mod fields;
 mod gofmt;
 pub mod labels;
 mod list;
+#[cfg(feature = "k8s-openapi")]
 mod object;
 mod params;
 mod resource;
@@ -45,15 +49,17 @@ mod status;
 mod watch;
 
 pub use list::{ListMeta, ObjectList};
+#[cfg(feature = "k8s-openapi")]
 pub use object::{DynamicObject, Object};
 pub use params::{ListParams, VersionMatch, WatchParams};
 pub use resource::{ResourceInfo, Scope};
 pub use status::{Status, StatusCause, StatusDetails, reason_for_code};
 pub use watch::{Bookmark, INITIAL_EVENTS_END_ANNOTATION, WatchEvent};
 
+#[cfg(feature = "k8s-openapi")]
 pub use k8s_openapi;
 
 /// The README's examples, compiled and run as doc tests.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "k8s-openapi"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
