@@ -130,7 +130,11 @@ fn candidate(
         .on_new_leader({
             let (timeline, id) = (timeline.clone(), id.to_string());
             move |leader: &str| {
-                let leader = if leader.is_empty() { "nobody (released)" } else { leader };
+                let leader = if leader.is_empty() {
+                    "nobody (released)"
+                } else {
+                    leader
+                };
                 timeline.log(format!("{id} observes the leader: {leader}"));
             }
         })
@@ -152,7 +156,11 @@ fn candidate(
     })
 }
 
-async fn wait_for_leader(timeline: &Timeline, not: Option<&str>, limit: Duration) -> Option<String> {
+async fn wait_for_leader(
+    timeline: &Timeline,
+    not: Option<&str>,
+    limit: Duration,
+) -> Option<String> {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if let Some(leader) = timeline.leader()
@@ -212,7 +220,10 @@ async fn run() -> Result<bool> {
     tokio::time::sleep(s(3)).await;
 
     // 1. Kill the leader: no release, the others wait for the lease to expire.
-    let victim = candidates.iter().position(|c| c.id == first).expect("a candidate");
+    let victim = candidates
+        .iter()
+        .position(|c| c.id == first)
+        .expect("a candidate");
     let killed = candidates.remove(victim);
     killed.task.abort();
     let _ = killed.task.await;
@@ -227,7 +238,10 @@ async fn run() -> Result<bool> {
     tokio::time::sleep(s(2)).await;
 
     // 2. The new leader steps down with a release: the last candidate takes over at its poll.
-    let index = candidates.iter().position(|c| c.id == second).expect("a candidate");
+    let index = candidates
+        .iter()
+        .position(|c| c.id == second)
+        .expect("a candidate");
     let stepping_down = candidates.remove(index);
     let released_at = Instant::now();
     timeline.log(format!("{second} steps down (release)"));
@@ -251,8 +265,16 @@ async fn run() -> Result<bool> {
     let _ = api.delete(&lease_name, &DeleteParams::default()).await;
 
     let overlaps = *timeline.overlaps.lock();
-    println!("\nfailover after killing the leader: {:.2} s (bound {:.1} s: lease + 2 jittered retry periods + 1 s)", crash_failover.as_secs_f64(), crash_bound.as_secs_f64());
-    println!("handover after a release: {:.2} s (bound {:.1} s: one jittered retry period + 1 s)", release_failover.as_secs_f64(), release_bound.as_secs_f64());
+    println!(
+        "\nfailover after killing the leader: {:.2} s (bound {:.1} s: lease + 2 jittered retry periods + 1 s)",
+        crash_failover.as_secs_f64(),
+        crash_bound.as_secs_f64()
+    );
+    println!(
+        "handover after a release: {:.2} s (bound {:.1} s: one jittered retry period + 1 s)",
+        release_failover.as_secs_f64(),
+        release_bound.as_secs_f64()
+    );
     println!("moments with two leaders: {overlaps}");
     if overlaps > 0 {
         ok = false;

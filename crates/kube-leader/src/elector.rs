@@ -258,7 +258,12 @@ impl<L: Lock> LeaderElector<L> {
     /// The last observed holder, empty if none was observed yet or the lock was released
     /// (client-go's `GetLeader`).
     pub fn leader(&self) -> String {
-        self.inner.state.lock().observed_record.holder_identity.clone()
+        self.inner
+            .state
+            .lock()
+            .observed_record
+            .holder_identity
+            .clone()
     }
 
     /// The health check of [`HealthzAdaptor`](crate::HealthzAdaptor): an error when this
@@ -272,7 +277,12 @@ impl<L: Lock> LeaderElector<L> {
         let since = state
             .observed_time
             .map_or(Duration::MAX, |t| self.inner.clock.since(t));
-        if since > self.inner.lease_duration.saturating_add(max_tolerable_expired_lease) {
+        if since
+            > self
+                .inner
+                .lease_duration
+                .saturating_add(max_tolerable_expired_lease)
+        {
             return Err(RenewOverdue {
                 name: self.inner.name.clone(),
                 since_last_renewal: since,
@@ -647,7 +657,10 @@ impl<'a, L: Lock> RunGuard<'a, L> {
         self.stopped = true;
         if let Some(leading) = &self.leading {
             leading.cancel();
-            self.elector.inner.metrics.leader_off(&self.elector.inner.name);
+            self.elector
+                .inner
+                .metrics
+                .leader_off(&self.elector.inner.name);
         }
         (self.elector.inner.on_stopped_leading)();
     }

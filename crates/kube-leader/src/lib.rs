@@ -90,7 +90,7 @@ pub use healthz::HealthzAdaptor;
 pub use lock::{Lock, LockError, Observed};
 pub use memory::{
     Fault, FaultInjector, FaultOutcome, MemoryLock, MemoryStore, Operation, OperationCounts,
-    WriteEvent,
+    WriteEvent, WriteObserver,
 };
 pub use metrics::{LeaderMetrics, NoopMetrics};
 pub use multilock::{MultiLock, UNKNOWN_LEADER, concat_raw_records};

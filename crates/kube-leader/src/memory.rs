@@ -131,7 +131,8 @@ impl OperationCounts {
     }
 }
 
-type WriteObserver = Arc<dyn Fn(&WriteEvent) + Send + Sync>;
+/// A function told about every applied write ([`MemoryStore::set_write_observer`]).
+pub type WriteObserver = Arc<dyn Fn(&WriteEvent) + Send + Sync>;
 
 /// The shared state behind [`MemoryLock`]s: one record with a version counter.
 ///
@@ -219,13 +220,18 @@ impl MemoryStore {
     }
 
     /// Installs a function called (outside the store's lock) after every applied write.
-    pub fn set_write_observer(&self, observer: Option<Arc<dyn Fn(&WriteEvent) + Send + Sync>>) {
+    pub fn set_write_observer(&self, observer: Option<WriteObserver>) {
         self.inner.state.lock().observer = observer;
     }
 
     /// The current record, if the lock object exists.
     pub fn record(&self) -> Option<LeaderElectionRecord> {
-        self.inner.state.lock().object.as_ref().map(|(r, _)| r.clone())
+        self.inner
+            .state
+            .lock()
+            .object
+            .as_ref()
+            .map(|(r, _)| r.clone())
     }
 
     /// Writes `record` directly (creating the object if needed), as an administrator would;
@@ -295,7 +301,8 @@ impl MemoryStore {
             self.inner.clock.sleep(fault.response_delay).await;
         }
         if fault.outcome == FaultOutcome::LoseResponse {
-            return Err(self.unavailable("injected failure: the request was applied but its reply was lost"));
+            return Err(self
+                .unavailable("injected failure: the request was applied but its reply was lost"));
         }
         result
     }
@@ -424,14 +431,29 @@ mod tests {
             let store = MemoryStore::new("ns/lock");
             let a = store.lock("a");
             assert!(a.get().await.unwrap().is_none());
-            assert!(a.update(&1, &held_by("a")).await.unwrap_err().is_not_found());
+            assert!(
+                a.update(&1, &held_by("a"))
+                    .await
+                    .unwrap_err()
+                    .is_not_found()
+            );
             let v1 = a.create(&held_by("a")).await.unwrap();
-            assert!(a.create(&held_by("a")).await.unwrap_err().is_already_exists());
+            assert!(
+                a.create(&held_by("a"))
+                    .await
+                    .unwrap_err()
+                    .is_already_exists()
+            );
             let seen = a.get().await.unwrap().unwrap();
             assert_eq!(seen.version, v1);
             let v2 = a.update(&v1, &held_by("a")).await.unwrap();
             assert_ne!(v1, v2);
-            assert!(a.update(&v1, &held_by("a")).await.unwrap_err().is_conflict());
+            assert!(
+                a.update(&v1, &held_by("a"))
+                    .await
+                    .unwrap_err()
+                    .is_conflict()
+            );
             assert_eq!(
                 store.operations("a"),
                 OperationCounts {

@@ -47,7 +47,9 @@ impl LeaderElectionRecord {
         let json = AnnotationJson {
             holder_identity: self.holder_identity.clone(),
             lease_duration_seconds: self.lease_duration_seconds,
-            acquire_time: self.acquire_time.map(|t| format_time(t, Precision::Seconds)),
+            acquire_time: self
+                .acquire_time
+                .map(|t| format_time(t, Precision::Seconds)),
             renew_time: self.renew_time.map(|t| format_time(t, Precision::Seconds)),
             leader_transitions: self.leader_transitions,
             strategy: None,
@@ -138,7 +140,11 @@ fn format_time(time: SystemTime, precision: Precision) -> String {
         Precision::Micros => jiff::Unit::Microsecond,
     };
     let ts = ts
-        .round(jiff::TimestampRound::new().smallest(unit).mode(jiff::RoundMode::Trunc))
+        .round(
+            jiff::TimestampRound::new()
+                .smallest(unit)
+                .mode(jiff::RoundMode::Trunc),
+        )
         .unwrap_or(ts);
     ts.to_string()
 }

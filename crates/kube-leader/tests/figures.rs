@@ -75,7 +75,10 @@ fn failover_after_crash_and_release() {
     // Goals: a crash is covered within lease + retry on average; the bound for the worst case
     // is lease + 2 jittered polls. A release is taken over within one (jittered) retry period.
     assert!(crash_mean <= lease + retry, "{crash_mean:?}");
-    assert!(crash_max <= lease + retry.mul_f64(2.0 * 2.2), "{crash_max:?}");
+    assert!(
+        crash_max <= lease + retry.mul_f64(2.0 * 2.2),
+        "{crash_max:?}"
+    );
     assert!(release_mean <= retry, "{release_mean:?}");
     assert!(release_max <= retry.mul_f64(2.2), "{release_max:?}");
     assert!(sim.tracker.lock().violations.is_empty());

@@ -21,10 +21,13 @@ async fn server() -> (TestServer, Client) {
     (server, client)
 }
 
+/// (candidate, "started" or "stopped", when).
+type Events = Arc<Mutex<Vec<(String, &'static str, Instant)>>>;
+
 const RETRY: Duration = Duration::from_millis(300);
 
 /// A candidate with short timings that records when it started and stopped leading.
-fn candidate<L: Lock>(lock: L, events: Arc<Mutex<Vec<(String, &'static str, Instant)>>>) -> LeaderElector<L> {
+fn candidate<L: Lock>(lock: L, events: Events) -> LeaderElector<L> {
     let id = lock.identity().to_string();
     LeaderElector::builder(lock)
         .lease_duration(Duration::from_secs(3))
@@ -141,13 +144,29 @@ async fn concurrent_updates_conflict() {
     assert_eq!(a.get().await.unwrap().unwrap().record.holder_identity, "a");
 
     // The same for a ConfigMap and an Endpoints annotation.
-    let cm = ConfigMapLock::new(Api::<ConfigMap>::namespaced(client.clone(), "default"), "race", "a");
-    let cm_b = ConfigMapLock::new(Api::<ConfigMap>::namespaced(client.clone(), "default"), "race", "b");
+    let cm = ConfigMapLock::new(
+        Api::<ConfigMap>::namespaced(client.clone(), "default"),
+        "race",
+        "a",
+    );
+    let cm_b = ConfigMapLock::new(
+        Api::<ConfigMap>::namespaced(client.clone(), "default"),
+        "race",
+        "b",
+    );
     cm.create(&held("a")).await.unwrap();
-    let (seen_a, seen_b) = (cm.get().await.unwrap().unwrap(), cm_b.get().await.unwrap().unwrap());
+    let (seen_a, seen_b) = (
+        cm.get().await.unwrap().unwrap(),
+        cm_b.get().await.unwrap().unwrap(),
+    );
     assert_eq!(seen_a.record.holder_identity, "a");
     cm.update(&seen_a.version, &renewed("a")).await.unwrap();
-    assert!(cm_b.update(&seen_b.version, &held("b")).await.unwrap_err().is_conflict());
+    assert!(
+        cm_b.update(&seen_b.version, &held("b"))
+            .await
+            .unwrap_err()
+            .is_conflict()
+    );
     let ep = EndpointsLock::new(Api::<Endpoints>::namespaced(client, "default"), "race", "a");
     let v = ep.create(&held("a")).await.unwrap();
     let seen = ep.get().await.unwrap().unwrap();
@@ -164,7 +183,10 @@ async fn multilock_migrates_from_configmap_to_lease() {
     let leases = Api::<Lease>::namespaced(client, "default");
     let events = Arc::new(Mutex::new(Vec::new()));
     // An old candidate leads on the ConfigMap alone.
-    let old = candidate(ConfigMapLock::new(configmaps.clone(), "mig", "old"), events.clone());
+    let old = candidate(
+        ConfigMapLock::new(configmaps.clone(), "mig", "old"),
+        events.clone(),
+    );
     let cancel_old = CancellationToken::new();
     let run_old = tokio::spawn({
         let (old, cancel) = (old.clone(), cancel_old.clone());

@@ -115,7 +115,11 @@ impl Lock for ScriptedLock {
         self.answer(Verb::Create).map(|_| 1)
     }
 
-    async fn update(&self, _version: &u64, _record: &LeaderElectionRecord) -> Result<u64, LockError> {
+    async fn update(
+        &self,
+        _version: &u64,
+        _record: &LeaderElectionRecord,
+    ) -> Result<u64, LockError> {
         self.answer(Verb::Update).map(|_| 2)
     }
 
@@ -189,7 +193,10 @@ fn run_case<L: Lock>(case: Case, lock: L, script: &SharedScript) {
     clock.step(Duration::from_secs(1000 * 3600));
     let reported = Arc::new(Mutex::new(Vec::new()));
     let le = elector(lock, &clock, reported.clone());
-    let raw = case.observed_raw.clone().unwrap_or_else(|| case.observed.raw());
+    let raw = case
+        .observed_raw
+        .clone()
+        .unwrap_or_else(|| case.observed.raw());
     let time = match case.observed_at {
         ObservedAt::Never => None,
         ObservedAt::Past => Some(start),
@@ -199,17 +206,26 @@ fn run_case<L: Lock>(case: Case, lock: L, script: &SharedScript) {
     script.lock().expected.extend(case.script);
 
     let mut succeeded = futures_executor::block_on(le.try_acquire_or_renew()).succeeded();
-    if succeeded != case.expect_success {
-        if let Some(after) = case.retry_after {
-            clock.step(after);
-            succeeded = futures_executor::block_on(le.try_acquire_or_renew()).succeeded();
-        }
+    if succeeded != case.expect_success
+        && let Some(after) = case.retry_after
+    {
+        clock.step(after);
+        succeeded = futures_executor::block_on(le.try_acquire_or_renew()).succeeded();
     }
     assert_eq!(succeeded, case.expect_success, "{}: success", case.name);
     let observed = le.observed_record();
-    assert_eq!(observed.holder_identity, case.holder, "{}: holder", case.name);
+    assert_eq!(
+        observed.holder_identity, case.holder,
+        "{}: holder",
+        case.name
+    );
     let script = script.lock();
-    assert!(script.unexpected.is_empty(), "{}: {:?}", case.name, script.unexpected);
+    assert!(
+        script.unexpected.is_empty(),
+        "{}: {:?}",
+        case.name,
+        script.unexpected
+    );
     assert!(
         script.expected.is_empty(),
         "{}: {} expected requests not made",
@@ -312,7 +328,10 @@ fn try_acquire_or_renew_table() {
             observed_raw: None,
             observed_at: ObservedAt::Future,
             retry_after: None,
-            script: vec![expect(Get, LEASE, Found(held(""))), expect(Update, LEASE, Ok)],
+            script: vec![
+                expect(Get, LEASE, Found(held(""))),
+                expect(Update, LEASE, Ok),
+            ],
             expect_success: true,
             transition: true,
             holder: "baz",
@@ -334,7 +353,10 @@ fn try_acquire_or_renew_table() {
             observed_raw: None,
             observed_at: ObservedAt::Future,
             retry_after: None,
-            script: vec![expect(Get, LEASE, Found(held("baz"))), expect(Update, LEASE, Ok)],
+            script: vec![
+                expect(Get, LEASE, Found(held("baz"))),
+                expect(Update, LEASE, Ok),
+            ],
             expect_success: true,
             transition: false,
             holder: "baz",
@@ -714,7 +736,12 @@ fn fast_path_after_lock_acquired() {
     use Verb::*;
     assert_eq!(
         fast_path_ops(vec![Reply::Ok, Reply::Ok], 2),
-        vec![(Get, LEASE), (Create, LEASE), (Update, LEASE), (Update, LEASE)]
+        vec![
+            (Get, LEASE),
+            (Create, LEASE),
+            (Update, LEASE),
+            (Update, LEASE)
+        ]
     );
 }
 
@@ -722,10 +749,7 @@ fn fast_path_after_lock_acquired() {
 fn fallback_to_slow_path_after_fast_path_fails() {
     use Verb::*;
     assert_eq!(
-        fast_path_ops(
-            vec![Reply::Ok, Reply::Conflict, Reply::Ok, Reply::Ok],
-            4
-        ),
+        fast_path_ops(vec![Reply::Ok, Reply::Conflict, Reply::Ok, Reply::Ok], 4),
         vec![
             (Get, LEASE),
             (Create, LEASE),
@@ -869,5 +893,9 @@ fn leadership_ends_at_renew_deadline_after_last_successful_attempt_start() {
         pool.run_until_stalled();
     }
     let stopped = stopped_at.lock().unwrap() - start;
-    assert_eq!(stopped, Duration::from_secs(12), "2 s attempt start + 10 s deadline");
+    assert_eq!(
+        stopped,
+        Duration::from_secs(12),
+        "2 s attempt start + 10 s deadline"
+    );
 }

@@ -85,12 +85,12 @@ impl Lock for LeaseLock {
                 labels: (!self.labels.is_empty()).then(|| self.labels.clone()),
                 ..ObjectMeta::default()
             },
-            spec: Some(record_to_lease_spec(record).map_err(|reason| {
-                LockError::InvalidInput {
+            spec: Some(
+                record_to_lease_spec(record).map_err(|reason| LockError::InvalidInput {
                     lock: self.description.clone(),
                     reason,
-                }
-            })?),
+                })?,
+            ),
         };
         self.api
             .create(&PostParams::default(), &lease)
@@ -98,14 +98,19 @@ impl Lock for LeaseLock {
             .map_err(|e| api_error(&self.description, e))
     }
 
-    async fn update(&self, version: &Lease, record: &LeaderElectionRecord) -> Result<Lease, LockError> {
+    async fn update(
+        &self,
+        version: &Lease,
+        record: &LeaderElectionRecord,
+    ) -> Result<Lease, LockError> {
         let mut lease = version.clone();
-        lease.spec = Some(record_to_lease_spec(record).map_err(|reason| {
-            LockError::InvalidInput {
-                lock: self.description.clone(),
-                reason,
-            }
-        })?);
+        lease.spec =
+            Some(
+                record_to_lease_spec(record).map_err(|reason| LockError::InvalidInput {
+                    lock: self.description.clone(),
+                    reason,
+                })?,
+            );
         if !self.labels.is_empty() {
             let labels = lease.meta_mut().labels.get_or_insert_with(BTreeMap::new);
             for (k, v) in &self.labels {
