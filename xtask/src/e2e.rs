@@ -70,6 +70,8 @@ struct Example {
     expect: &'static str,
     /// Runs only against the embedded server (it needs the demo pod or the missing kubelet).
     embedded_only: bool,
+    /// Cargo features of the package the example needs.
+    features: &'static str,
 }
 
 const EXAMPLES: &[Example] = &[
@@ -80,6 +82,7 @@ const EXAMPLES: &[Example] = &[
         code: 0,
         expect: "deleted pod",
         embedded_only: false,
+        features: "",
     },
     // The failure path: no kubelet, so every step after the creation reports the server's
     // error, the pod is still deleted and the exit code is 1, without hanging.
@@ -90,6 +93,7 @@ const EXAMPLES: &[Example] = &[
         code: 1,
         expect: "does not have a host assigned",
         embedded_only: true,
+        features: "",
     },
     Example {
         package: "kube-rest",
@@ -98,6 +102,7 @@ const EXAMPLES: &[Example] = &[
         code: 0,
         expect: "hello from exec-demo",
         embedded_only: true,
+        features: "",
     },
     Example {
         package: "kube-rest",
@@ -106,6 +111,18 @@ const EXAMPLES: &[Example] = &[
         code: 3,
         expect: "command terminated with exit code 3",
         embedded_only: true,
+        features: "",
+    },
+    // Three candidates on a Lease: the leader is killed, another takes over within the lease
+    // plus two jittered retry periods; a release hands over within one.
+    Example {
+        package: "kube-leader",
+        example: "leader",
+        args: &[],
+        code: 0,
+        expect: "leader election demo passed",
+        embedded_only: false,
+        features: "rest",
     },
 ];
 
@@ -181,6 +198,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
             code,
             expect,
             embedded_only,
+            features,
         } = example;
         let label = format!("{package}/{name} {}", args.join(" "));
         let label = label.trim_end();
@@ -192,7 +210,13 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
         let mut command = Command::new(&cargo);
         command
             .current_dir(root)
-            .args(["run", "-q", "-p", package, "--example", name, "--"])
+            .args(["run", "-q", "-p", package, "--example", name])
+            .args(if features.is_empty() {
+                Vec::new()
+            } else {
+                vec!["--features", features]
+            })
+            .arg("--")
             .args(args.iter())
             .stdin(Stdio::null());
         if let Some(path) = &kubeconfig {
