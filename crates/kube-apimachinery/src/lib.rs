@@ -15,6 +15,10 @@
 //! k8s-openapi is a dependency without a version feature: the application picks the
 //! Kubernetes version by enabling one `k8s-openapi/v1_XX` (or `latest`) feature itself.
 
+pub mod channel;
+pub mod fields;
+mod gofmt;
+pub mod labels;
 mod list;
 mod object;
 mod params;

@@ -89,9 +89,10 @@ mod tests {
         assert_eq!(page.continue_token(), Some("abc"));
         assert_eq!(page.metadata.remaining_item_count, Some(3));
         assert_eq!(page.items.len(), 1);
-        let empty: ObjectList<Pod> =
-            serde_json::from_str(r#"{"metadata":{"resourceVersion":"1","continue":""},"items":null}"#)
-                .unwrap();
+        let empty: ObjectList<Pod> = serde_json::from_str(
+            r#"{"metadata":{"resourceVersion":"1","continue":""},"items":null}"#,
+        )
+        .unwrap();
         assert!(empty.items.is_empty());
         assert_eq!(empty.continue_token(), None);
     }

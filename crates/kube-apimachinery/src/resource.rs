@@ -103,7 +103,10 @@ mod tests {
     #[test]
     fn scope_and_names_of_typed_resources() {
         let pod = ResourceInfo::of::<Pod>();
-        assert_eq!((pod.api_version(), pod.group_resource()), ("v1".into(), "pods".into()));
+        assert_eq!(
+            (pod.api_version(), pod.group_resource()),
+            ("v1".into(), "pods".into())
+        );
         assert!(pod.is_namespaced());
         assert_eq!(ResourceInfo::of::<Namespace>().scope, Scope::Cluster);
         let crd = ResourceInfo::new("example.com", "v1", "PodSet", "podsets", Scope::Namespaced);

@@ -87,8 +87,11 @@ mod tests {
         assert_eq!(e.map(|n| n * 2), WatchEvent::Modified(6));
         let b: WatchEvent<u8> = WatchEvent::Bookmark(Bookmark {
             resource_version: "5".into(),
-            annotations: [(INITIAL_EVENTS_END_ANNOTATION.to_string(), "true".to_string())]
-                .into(),
+            annotations: [(
+                INITIAL_EVENTS_END_ANNOTATION.to_string(),
+                "true".to_string(),
+            )]
+            .into(),
         });
         assert!(b.object().is_none());
         assert!(matches!(b, WatchEvent::Bookmark(ref b) if b.is_initial_events_end()));

@@ -27,9 +27,10 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 
 use crate::api::{ApiServer, Body, User, error_response, flag};
 use crate::object::meta_str;
-use crate::remotecommand::{self, Protocol, Streams, Termination};
+use crate::remotecommand::{self, Streams, Termination};
 use crate::shell::{self, Input, Outcome, ProcessIo, Stream};
 use crate::status::ApiError;
+use kube_apimachinery::channel::ChannelProtocol;
 
 /// The default interval of the attached main process's output.
 pub const DEFAULT_ATTACH_INTERVAL: Duration = Duration::from_secs(1);
@@ -262,7 +263,8 @@ pub(crate) async fn serve(
 struct Prepared {
     options: Options,
     container: String,
-    protocol: Protocol,
+    /// `None`: the client offered no subprotocol.
+    protocol: Option<ChannelProtocol>,
     key: String,
 }
 
@@ -341,6 +343,8 @@ fn upgrade(
     let on_upgrade = hyper::upgrade::on(&mut request);
     let guard = SessionGuard::new(&server.streaming.sessions);
     let protocol = prepared.protocol;
+    // Without a subprotocol the client speaks `channel.k8s.io`.
+    let framing = protocol.unwrap_or(ChannelProtocol::V1);
     tokio::spawn(async move {
         let guard = guard;
         let upgraded = match on_upgrade.await {
@@ -364,7 +368,7 @@ fn upgrade(
             Kind::Exec => {
                 let command = prepared.options.command;
                 let hostname = target.pod.clone();
-                remotecommand::run_session(ws, protocol, streams, shutdown, |io| async move {
+                remotecommand::run_session(ws, framing, streams, shutdown, |io| async move {
                     let outcome = shell::exec(&command, &hostname, io).await;
                     termination(command, outcome)
                 })
@@ -380,7 +384,7 @@ fn upgrade(
                             && restart_count(&server, &target, &prepared.container) == restarts
                     }
                 };
-                remotecommand::run_session(ws, protocol, streams, shutdown, |io| {
+                remotecommand::run_session(ws, framing, streams, shutdown, |io| {
                     main_process(io, interval, alive)
                 })
                 .await;
@@ -393,7 +397,7 @@ fn upgrade(
         .header(header::UPGRADE, "websocket")
         .header(header::CONNECTION, "Upgrade")
         .header(header::SEC_WEBSOCKET_ACCEPT, prepared.key.as_str());
-    if protocol != Protocol::Unnamed {
+    if let Some(protocol) = protocol {
         builder = builder.header(header::SEC_WEBSOCKET_PROTOCOL, protocol.name());
     }
     builder

@@ -2,10 +2,9 @@
 //! `wsstream` speaks them: subprotocol negotiation, channel framing and a session that wires a
 //! process ([`crate::shell`]) to a WebSocket.
 //!
-//! * Binary protocols: each message is one channel byte followed by the data; base64 ones: a
-//!   text message of an ASCII digit channel followed by the base64 of the data.
-//! * Channels: 0 stdin, 1 stdout, 2 stderr, 3 error (server to client), 4 resize (client to
-//!   server, `{"Width":W,"Height":H}`).
+//! * Framing (one channel byte, or a channel digit and base64 text) and the resize messages
+//!   are kube-apimachinery's [`channel`](kube_apimachinery::channel) module, shared with the
+//!   client side.
 //! * The server first sends an empty message on the lowest writable channel (stdout if
 //!   requested, else stderr, else error): the stream is established.
 //! * `v5.channel.k8s.io` only: the client message `[255, channel]` closes that channel (stdin
@@ -28,122 +27,53 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
 
-use crate::shell::{Output, ProcessIo, Stdin, Stream, TerminalSize};
+use kube_apimachinery::channel::{
+    ChannelProtocol, Decoded, ERROR, Frame, RESIZE, STDERR, STDIN, STDOUT, TerminalSize,
+};
 
-/// The stdin channel (client to server).
-pub const STDIN: u8 = 0;
-/// The stdout channel.
-pub const STDOUT: u8 = 1;
-/// The stderr channel.
-pub const STDERR: u8 = 2;
-/// The error channel: the final status.
-pub const ERROR: u8 = 3;
-/// The resize channel (client to server).
-pub const RESIZE: u8 = 4;
-/// The v5 close-channel marker: `[255, channel]`.
-pub const CLOSE: u8 = 255;
-
-/// A remote-command subprotocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// `v5.channel.k8s.io`: v4 and the close-channel message.
-    V5,
-    /// `v4.channel.k8s.io`: JSON status on the error channel.
-    V4,
-    /// `v4.base64.channel.k8s.io`.
-    V4Base64,
-    /// `channel.k8s.io`.
-    V1,
-    /// `base64.channel.k8s.io`.
-    Base64,
-    /// No subprotocol: binary `channel.k8s.io` framing.
-    Unnamed,
-}
+use crate::shell::{Output, ProcessIo, Stdin, Stream};
 
 /// The named protocols the server supports, in the order it lists them: the kubelet's
 /// WebSocket protocols (`v3`/`v2.channel.k8s.io` are SPDY names, refused over WebSocket as a
 /// kubelet refuses them).
-pub const SUPPORTED: [Protocol; 5] = [
-    Protocol::V5,
-    Protocol::V4,
-    Protocol::V4Base64,
-    Protocol::V1,
-    Protocol::Base64,
+pub const SUPPORTED: [ChannelProtocol; 5] = [
+    ChannelProtocol::V5,
+    ChannelProtocol::V4,
+    ChannelProtocol::V4Base64,
+    ChannelProtocol::V1,
+    ChannelProtocol::V1Base64,
 ];
 
 /// The prefix of the subprotocol browser clients carry a bearer token in.
 pub const BEARER_PROTOCOL_PREFIX: &str = "base64url.bearer.authorization.k8s.io.";
 
-/// One client message, decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Frame {
-    /// Data on a channel.
-    Data(u8, Bytes),
-    /// v5: the client closed a channel.
-    Close(u8),
+/// One WebSocket message carrying `data` on `channel`.
+fn encode(protocol: ChannelProtocol, channel: u8, data: &[u8]) -> Option<Message> {
+    match protocol.encode(channel, data) {
+        Ok(Frame::Binary(bytes)) => Some(Message::Binary(bytes)),
+        Ok(Frame::Text(text)) => Some(Message::text(text)),
+        // Only the exec channels (0 to 4) are sent, which every protocol carries.
+        Err(error) => {
+            tracing::error!(%error, "remote-command message not sent");
+            None
+        }
+    }
 }
 
-impl Protocol {
-    /// The `Sec-WebSocket-Protocol` value (empty for [`Protocol::Unnamed`]).
-    pub fn name(self) -> &'static str {
-        match self {
-            Protocol::V5 => "v5.channel.k8s.io",
-            Protocol::V4 => "v4.channel.k8s.io",
-            Protocol::V4Base64 => "v4.base64.channel.k8s.io",
-            Protocol::V1 => "channel.k8s.io",
-            Protocol::Base64 => "base64.channel.k8s.io",
-            Protocol::Unnamed => "",
+/// Decodes a client message; `None` for control messages and malformed ones (ignored, as
+/// the kubelet ignores what it cannot route).
+fn decode(protocol: ChannelProtocol, message: Message) -> Option<Decoded> {
+    let decoded = match message {
+        Message::Binary(bytes) => protocol.decode_binary(bytes),
+        Message::Text(text) => protocol.decode_text(text.as_str()),
+        _ => return None,
+    };
+    match decoded {
+        Ok(decoded) => decoded,
+        Err(error) => {
+            tracing::debug!(%error, "remote-command message ignored");
+            None
         }
-    }
-
-    /// Whether messages are text with base64 data.
-    pub fn is_base64(self) -> bool {
-        matches!(self, Protocol::V4Base64 | Protocol::Base64)
-    }
-
-    /// Whether the final status is a JSON `Status` (v4 and later).
-    pub fn json_status(self) -> bool {
-        matches!(self, Protocol::V5 | Protocol::V4 | Protocol::V4Base64)
-    }
-
-    /// Encodes data on a channel.
-    pub fn encode(self, channel: u8, data: &[u8]) -> Message {
-        if self.is_base64() {
-            use base64::Engine as _;
-            let mut text = String::with_capacity(1 + data.len() * 4 / 3 + 4);
-            text.push(char::from(b'0'.wrapping_add(channel)));
-            text.push_str(&base64::engine::general_purpose::STANDARD.encode(data));
-            Message::Text(text.into())
-        } else {
-            let mut bytes = Vec::with_capacity(1 + data.len());
-            bytes.push(channel);
-            bytes.extend_from_slice(data);
-            Message::Binary(bytes.into())
-        }
-    }
-
-    /// Decodes a client message (`None`: not a channel message, or malformed).
-    pub fn decode(self, message: &Message) -> Option<Frame> {
-        if self.is_base64() {
-            use base64::Engine as _;
-            let Message::Text(text) = message else {
-                return None;
-            };
-            let bytes = text.as_bytes();
-            let channel = bytes.first()?.checked_sub(b'0')?;
-            let data = base64::engine::general_purpose::STANDARD
-                .decode(&bytes[1..])
-                .ok()?;
-            return Some(Frame::Data(channel, Bytes::from(data)));
-        }
-        let Message::Binary(bytes) = message else {
-            return None;
-        };
-        let (&channel, rest) = bytes.split_first()?;
-        if channel == CLOSE && self == Protocol::V5 {
-            return rest.first().map(|&closed| Frame::Close(closed));
-        }
-        Some(Frame::Data(channel, bytes.slice(1..)))
     }
 }
 
@@ -178,15 +108,17 @@ pub fn bearer_token_offer(headers: &http::HeaderMap) -> Option<String> {
         })
 }
 
-/// Picks the first offered protocol the server supports (no offer: [`Protocol::Unnamed`]);
-/// the error is wsstream's message.
-pub fn negotiate(offered: &[String]) -> Result<Protocol, String> {
+/// Picks the first offered protocol the server supports; `None` when the client offered
+/// none (it then speaks `channel.k8s.io` without naming it). The error is wsstream's
+/// message.
+pub fn negotiate(offered: &[String]) -> Result<Option<ChannelProtocol>, String> {
     if offered.is_empty() {
-        return Ok(Protocol::Unnamed);
+        return Ok(None);
     }
     offered
         .iter()
         .find_map(|offer| SUPPORTED.into_iter().find(|p| p.name() == offer))
+        .map(Some)
         .ok_or_else(|| {
             let supported: Vec<&str> = SUPPORTED.iter().map(|p| p.name()).collect();
             format!(
@@ -240,8 +172,8 @@ impl Termination {
     }
 
     /// What the error channel carries for `protocol` (`None`: nothing).
-    pub fn error_channel(&self, protocol: Protocol) -> Option<Vec<u8>> {
-        if protocol.json_status() {
+    pub fn error_channel(&self, protocol: ChannelProtocol) -> Option<Vec<u8>> {
+        if protocol.has_status() {
             return serde_json::to_vec(&self.status()).ok();
         }
         self.status()["message"]
@@ -280,7 +212,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 /// backpressure; a server shutdown ends the session in any case.
 pub async fn run_session<S, F, Fut>(
     ws: WebSocketStream<S>,
-    protocol: Protocol,
+    protocol: ChannelProtocol,
     streams: Streams,
     shutdown: CancellationToken,
     process: F,
@@ -304,7 +236,7 @@ pub async fn run_session<S, F, Fut>(
 
 async fn session<S, F, Fut>(
     ws: WebSocketStream<S>,
-    protocol: Protocol,
+    protocol: ChannelProtocol,
     streams: Streams,
     shutdown: CancellationToken,
     process: F,
@@ -321,7 +253,10 @@ async fn session<S, F, Fut>(
     } else {
         ERROR
     };
-    if sink.send(protocol.encode(first, &[])).await.is_err() {
+    let Some(established) = encode(protocol, first, &[]) else {
+        return;
+    };
+    if sink.send(established).await.is_err() {
         return;
     }
     let (out_tx, mut out_rx) = mpsc::channel::<(Stream, Bytes)>(STDIN_BUFFER);
@@ -360,8 +295,8 @@ async fn session<S, F, Fut>(
             }
             termination = &mut running => break termination,
             Some((stream, data)) = out_rx.recv() => {
-                if let Some(channel) = to_channel(stream)
-                    && sink.send(protocol.encode(channel, &data)).await.is_err()
+                if let Some(message) = to_channel(stream).and_then(|c| encode(protocol, c, &data))
+                    && sink.send(message).await.is_err()
                 {
                     return;
                 }
@@ -385,18 +320,21 @@ async fn session<S, F, Fut>(
                     Some(Err(_)) | None => return,
                     Some(Ok(message)) => message,
                 };
-                match protocol.decode(&message) {
-                    Some(Frame::Data(STDIN, data))
+                match decode(protocol, message) {
+                    Some(Decoded::Data { channel: STDIN, data })
                         if stdin_tx.is_some() && !stdin_closing && !data.is_empty() =>
                     {
                         pending_stdin.push_back(data);
                     }
-                    Some(Frame::Data(RESIZE, data)) => {
-                        if let Some(size) = parse_resize(&data) {
-                            let _ = resize_tx.send(Some(size));
+                    Some(Decoded::Data { channel: RESIZE, data }) => {
+                        match TerminalSize::from_json(&data) {
+                            Ok(size) => {
+                                let _ = resize_tx.send(Some(size));
+                            }
+                            Err(error) => tracing::debug!(%error, "resize ignored"),
                         }
                     }
-                    Some(Frame::Close(STDIN)) => {
+                    Some(Decoded::Close { channel: STDIN }) => {
                         stdin_closing = true;
                         if pending_stdin.is_empty() {
                             stdin_tx = None;
@@ -412,14 +350,16 @@ async fn session<S, F, Fut>(
     // The process is done: flush what it wrote, then the status, then close.
     out_rx.close();
     while let Some((stream, data)) = out_rx.recv().await {
-        if let Some(channel) = to_channel(stream)
-            && sink.send(protocol.encode(channel, &data)).await.is_err()
+        if let Some(message) = to_channel(stream).and_then(|c| encode(protocol, c, &data))
+            && sink.send(message).await.is_err()
         {
             return;
         }
     }
-    if let Some(status) = termination.error_channel(protocol)
-        && sink.send(protocol.encode(ERROR, &status)).await.is_err()
+    if let Some(message) = termination
+        .error_channel(protocol)
+        .and_then(|status| encode(protocol, ERROR, &status))
+        && sink.send(message).await.is_err()
     {
         return;
     }
@@ -441,21 +381,6 @@ async fn session<S, F, Fut>(
     .await;
 }
 
-/// Parses a resize message (`{"Width":W,"Height":H}`).
-pub fn parse_resize(data: &[u8]) -> Option<TerminalSize> {
-    let value: Value = serde_json::from_slice(data).ok()?;
-    let dimension = |key: &str| {
-        value
-            .get(key)
-            .and_then(Value::as_u64)
-            .and_then(|n| u16::try_from(n).ok())
-    };
-    Some(TerminalSize {
-        width: dimension("Width")?,
-        height: dimension("Height")?,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -466,19 +391,21 @@ mod tests {
 
     #[test]
     fn negotiation_takes_the_clients_first_supported_offer() {
-        assert_eq!(negotiate(&[]), Ok(Protocol::Unnamed));
+        assert_eq!(negotiate(&[]), Ok(None));
         assert_eq!(
             negotiate(&offers(&[
                 "v6.channel.k8s.io",
                 "v4.channel.k8s.io",
                 "v5.channel.k8s.io"
             ])),
-            Ok(Protocol::V4)
+            Ok(Some(ChannelProtocol::V4))
         );
         assert_eq!(
             negotiate(&offers(&["base64.channel.k8s.io"])),
-            Ok(Protocol::Base64)
+            Ok(Some(ChannelProtocol::V1Base64))
         );
+        // SPDY names are refused over WebSocket, as by a kubelet.
+        assert!(negotiate(&offers(&["v3.channel.k8s.io"])).is_err());
         let error = negotiate(&offers(&["v9.channel.k8s.io", "foo"])).unwrap_err();
         assert!(
             error.starts_with(
@@ -505,50 +432,56 @@ mod tests {
     }
 
     #[test]
-    fn framing() {
-        let message = Protocol::V5.encode(STDOUT, b"hi");
+    fn websocket_messages_map_onto_the_shared_framing() {
         assert_eq!(
-            message,
-            Message::Binary(Bytes::from_static(&[1, b'h', b'i']))
+            encode(ChannelProtocol::V5, STDOUT, b"hi"),
+            Some(Message::Binary(Bytes::from_static(&[1, b'h', b'i'])))
         );
         assert_eq!(
-            Protocol::V5.decode(&Message::Binary(Bytes::from_static(&[0, b'x']))),
-            Some(Frame::Data(0, Bytes::from_static(b"x")))
+            encode(ChannelProtocol::V4Base64, STDERR, b"hello"),
+            Some(Message::text("2aGVsbG8="))
         );
         assert_eq!(
-            Protocol::V5.decode(&Message::Binary(Bytes::from_static(&[255, 0]))),
-            Some(Frame::Close(0))
+            decode(
+                ChannelProtocol::V5,
+                Message::Binary(Bytes::from_static(&[255, 0]))
+            ),
+            Some(Decoded::Close { channel: STDIN })
         );
-        // Before v5, 255 is just an unknown channel.
         assert_eq!(
-            Protocol::V4.decode(&Message::Binary(Bytes::from_static(&[255, 0]))),
-            Some(Frame::Data(255, Bytes::from_static(&[0])))
-        );
-        let text = Protocol::V4Base64.encode(STDERR, b"hello");
-        assert_eq!(text, Message::Text("2aGVsbG8=".into()));
-        assert_eq!(
-            Protocol::Base64.decode(&Message::Text("0aGVsbG8=".into())),
-            Some(Frame::Data(0, Bytes::from_static(b"hello")))
-        );
-        assert_eq!(Protocol::V4.decode(&Message::Text("0x".into())), None);
-        assert_eq!(Protocol::V4.decode(&Message::Binary(Bytes::new())), None);
-        assert_eq!(
-            parse_resize(br#"{"Width":80,"Height":24}"#),
-            Some(TerminalSize {
-                width: 80,
-                height: 24
+            decode(ChannelProtocol::V1Base64, Message::text("0aGVsbG8=")),
+            Some(Decoded::Data {
+                channel: STDIN,
+                data: Bytes::from_static(b"hello")
             })
         );
-        assert_eq!(parse_resize(b"{}"), None);
+        // Malformed and control messages are ignored.
+        assert_eq!(decode(ChannelProtocol::V4, Message::text("0x")), None);
+        assert_eq!(
+            decode(ChannelProtocol::V4, Message::Binary(Bytes::new())),
+            None
+        );
+        assert_eq!(
+            decode(ChannelProtocol::V4, Message::Ping(Bytes::new())),
+            None
+        );
     }
 
     #[test]
     fn statuses() {
         assert_eq!(
-            String::from_utf8(Termination::Success.error_channel(Protocol::V5).unwrap()).unwrap(),
+            String::from_utf8(
+                Termination::Success
+                    .error_channel(ChannelProtocol::V5)
+                    .unwrap()
+            )
+            .unwrap(),
             r#"{"metadata":{},"status":"Success"}"#
         );
-        assert_eq!(Termination::Success.error_channel(Protocol::V1), None);
+        assert_eq!(
+            Termination::Success.error_channel(ChannelProtocol::V1),
+            None
+        );
         let exit = Termination::ExitCode {
             command: vec!["sh".into(), "-c".into(), "exit 3".into()],
             code: 3,
@@ -558,7 +491,7 @@ mod tests {
             json!({"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: error executing command [sh -c exit 3], exit code 3","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"3"}]}})
         );
         assert_eq!(
-            exit.error_channel(Protocol::Base64).unwrap(),
+            exit.error_channel(ChannelProtocol::V1Base64).unwrap(),
             b"command terminated with non-zero exit code: error executing command [sh -c exit 3], exit code 3"
         );
     }

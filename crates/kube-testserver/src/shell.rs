@@ -32,13 +32,7 @@ pub enum Stream {
 }
 
 /// A terminal size, as the resize channel sends it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TerminalSize {
-    /// Columns.
-    pub width: u16,
-    /// Rows.
-    pub height: u16,
-}
+pub use kube_apimachinery::channel::TerminalSize;
 
 /// Where a process writes: a channel of `(stream, bytes)` chunks.
 #[derive(Debug, Clone)]
