@@ -8,6 +8,7 @@
 //! | [`Indexer`] | thread-safe store with named multi-value indices | `Indexer`, `ThreadSafeStore` |
 //! | [`DeltaFifo`] | per-key delta lists, relist tombstones, resync, async pop | `DeltaFIFO` |
 //! | [`RealFifo`] | every event in order | `RealFIFO` |
+//! | [`Lister`], [`NamespacedLister`] | typed reads by label selector, namespace, name, index | `ListAll`, generated listers |
 //!
 //! Objects are any [`kube_apimachinery::Object`] (k8s-openapi resources and
 //! `DynamicObject`), stored and handed out as `Arc<K>`: reading the cache never deep-clones
@@ -81,6 +82,7 @@ mod delta_fifo;
 mod index;
 mod indexer;
 mod key;
+mod lister;
 mod queue;
 mod real_fifo;
 mod store;
@@ -93,5 +95,6 @@ pub use key::{
     DeletedFinalStateUnknown, KeyError, ObjectKey, ObjectOrTombstone,
     deletion_handling_meta_namespace_key, meta_namespace_key, split_meta_namespace_key,
 };
+pub use lister::{Lister, NamespacedLister};
 pub use queue::{PopError, ProcessError};
 pub use real_fifo::RealFifo;
