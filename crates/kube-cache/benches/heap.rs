@@ -23,8 +23,11 @@ const COPIES: usize = 10_000;
 
 fn fixture() -> serde_json::Value {
     let path = std::env::var("POD_FIXTURE").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/pod-realistic.json")
-            .to_string()
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/fixtures/pod-realistic.json"
+        )
+        .to_string()
     });
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let mut pod: serde_json::Value = serde_json::from_str(&text).expect("fixture is JSON");
@@ -107,7 +110,10 @@ fn main() {
 
     // Typed metadata, everything else kept as compact JSON text (a possible compact K).
     let before = dhat::HeapStats::get().curr_bytes;
-    let compact: Vec<(k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, Box<str>)> = jsons
+    let compact: Vec<(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+        Box<str>,
+    )> = jsons
         .iter()
         .map(|json| {
             let mut value: serde_json::Map<String, serde_json::Value> =

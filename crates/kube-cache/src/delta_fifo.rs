@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use tokio::sync::{Notify, watch};
 
 use crate::delta::{Delta, DeltaType, Deltas, KeyListerGetter};
-use crate::key::{DeletedFinalStateUnknown, ObjectOrTombstone, meta_namespace_key};
+use crate::key::{DeletedFinalStateUnknown, ObjectOrTombstone, meta_namespace_key, with_key};
 use crate::queue::{PopError, ProcessError, SyncState, wait_synced, wait_until};
 use crate::store::{Map, Set};
 
@@ -212,10 +212,12 @@ impl<K: Object + Send + Sync + 'static> DeltaFifo<K> {
     }
 
     fn write(&self, kind: DeltaType, obj: Arc<K>) {
-        let key = meta_namespace_key(obj.as_ref());
-        let mut state = self.shared.state.lock();
-        state.sync.populate(&self.shared.synced);
-        self.queue_action_locked(&mut state, kind, ObjectOrTombstone::Object(obj), key);
+        with_key(obj.as_ref(), |key| {
+            let mut state = self.shared.state.lock();
+            state.sync.populate(&self.shared.synced);
+            let object = ObjectOrTombstone::Object(Arc::clone(&obj));
+            self.queue_action_locked(&mut state, kind, object, key);
+        });
     }
 
     /// Queues a `Deleted` delta, unless the object is neither queued nor known: then it was
@@ -223,23 +225,20 @@ impl<K: Object + Send + Sync + 'static> DeltaFifo<K> {
     /// `Delete`).
     pub fn delete(&self, obj: impl Into<Arc<K>>) {
         let obj = obj.into();
-        let key = meta_namespace_key(obj.as_ref());
-        let mut state = self.shared.state.lock();
-        state.sync.populate(&self.shared.synced);
-        let queued = state.items.contains_key(key.as_str());
-        let known = match &self.shared.known {
-            Some(known) => known.get_by_key(&key).is_some(),
-            None => false,
-        };
-        if !queued && !known {
-            return;
-        }
-        self.queue_action_locked(
-            &mut state,
-            DeltaType::Deleted,
-            ObjectOrTombstone::Object(obj),
-            key,
-        );
+        with_key(obj.as_ref(), |key| {
+            let mut state = self.shared.state.lock();
+            state.sync.populate(&self.shared.synced);
+            let queued = state.items.contains_key(key);
+            let known = match &self.shared.known {
+                Some(known) => known.get_by_key(key).is_some(),
+                None => false,
+            };
+            if !queued && !known {
+                return;
+            }
+            let object = ObjectOrTombstone::Object(Arc::clone(&obj));
+            self.queue_action_locked(&mut state, DeltaType::Deleted, object, key);
+        });
     }
 
     fn queue_action_locked(
@@ -247,10 +246,10 @@ impl<K: Object + Send + Sync + 'static> DeltaFifo<K> {
         state: &mut State<K>,
         kind: DeltaType,
         object: ObjectOrTombstone<K>,
-        key: String,
+        key: &str,
     ) {
         let delta = Delta { kind, object };
-        match state.items.get_mut(key.as_str()) {
+        match state.items.get_mut(key) {
             Some(deltas) => {
                 deltas.push(delta);
                 dedup_deltas(deltas);
@@ -289,8 +288,8 @@ impl<K: Object + Send + Sync + 'static> DeltaFifo<K> {
         let mut state = self.shared.state.lock();
         let mut keys: Set<String> = Set::with_capacity_and_hasher(list.len(), Default::default());
         for (key, obj) in list {
-            keys.insert(key.clone());
-            self.queue_action_locked(&mut state, kind, ObjectOrTombstone::Object(obj), key);
+            self.queue_action_locked(&mut state, kind, ObjectOrTombstone::Object(obj), &key);
+            keys.insert(key);
         }
 
         // Deletions of queued objects the new list lacks.
@@ -310,7 +309,7 @@ impl<K: Object + Send + Sync + 'static> DeltaFifo<K> {
                 key: key.clone(),
                 obj: last,
             };
-            self.queue_action_locked(&mut state, DeltaType::Deleted, tombstone.into(), key);
+            self.queue_action_locked(&mut state, DeltaType::Deleted, tombstone.into(), &key);
         }
 
         // Deletions of known objects, not queued, that the new list lacks.
@@ -332,7 +331,7 @@ impl<K: Object + Send + Sync + 'static> DeltaFifo<K> {
                     key: key.clone(),
                     obj: last,
                 };
-                self.queue_action_locked(&mut state, DeltaType::Deleted, tombstone.into(), key);
+                self.queue_action_locked(&mut state, DeltaType::Deleted, tombstone.into(), &key);
             }
         }
 
@@ -364,7 +363,7 @@ impl<K: Object + Send + Sync + 'static> DeltaFifo<K> {
             if state.items.contains_key(id.as_str()) {
                 continue;
             }
-            self.queue_action_locked(&mut state, DeltaType::Sync, obj.into(), id);
+            self.queue_action_locked(&mut state, DeltaType::Sync, obj.into(), &id);
         }
     }
 
@@ -433,7 +432,9 @@ impl<K: Object + Send + Sync + 'static> DeltaFifo<K> {
                 // Pass the wake-up on: another popper may be waiting for the next key.
                 self.shared.notify.notify_one();
             }
-            let process = process.take().expect("a pop calls its process function once");
+            let process = process
+                .take()
+                .expect("a pop calls its process function once");
             return Some(match process(&deltas, is_in_initial_list) {
                 Ok(()) => Ok(deltas),
                 Err(ProcessError::Failed(error)) => Err(PopError::Process(error)),

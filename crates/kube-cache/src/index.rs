@@ -83,7 +83,10 @@ impl<'a> IndexValues<'a> {
 
     /// The values, in the order given.
     pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
-        self.first.iter().chain(self.rest.iter()).map(|v| v.as_ref())
+        self.first
+            .iter()
+            .chain(self.rest.iter())
+            .map(|v| v.as_ref())
     }
 }
 

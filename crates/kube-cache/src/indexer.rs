@@ -7,7 +7,7 @@ use kube_apimachinery::Object;
 use parking_lot::{Mutex, RwLock};
 
 use crate::index::{IndexError, IndexValues, Indexers, NAMESPACE_INDEX, meta_namespace_index};
-use crate::key::meta_namespace_key;
+use crate::key::{meta_namespace_key, with_key};
 use crate::store::{LastRv, Set, Store};
 
 /// A thread-safe store of objects by key, with named secondary indices (client-go's
@@ -154,26 +154,29 @@ impl<K: Object + Send + Sync + 'static> Indexer<K> {
     /// Adds an object, or replaces the one with the same key (client-go's `Add`).
     pub fn add(&self, obj: impl Into<Arc<K>>) {
         let obj = obj.into();
-        let key = meta_namespace_key(obj.as_ref());
-        self.shared.store.write().upsert(&key, obj);
+        with_key(obj.as_ref(), |key| {
+            self.shared.store.write().upsert(key, Arc::clone(&obj))
+        });
     }
 
     /// Same as [`add`](Indexer::add) (client-go's `Update`); returns the previous object.
     pub fn update(&self, obj: impl Into<Arc<K>>) -> Option<Arc<K>> {
         let obj = obj.into();
-        let key = meta_namespace_key(obj.as_ref());
-        self.shared.store.write().upsert(&key, obj)
+        with_key(obj.as_ref(), |key| {
+            self.shared.store.write().upsert(key, Arc::clone(&obj))
+        })
     }
 
     /// Removes the object with this object's key; the last seen resource version becomes the
     /// given object's (client-go's `Delete`, `DeleteWithObject`). Returns the removed object.
     pub fn delete(&self, obj: impl Into<Arc<K>>) -> Option<Arc<K>> {
         let obj = obj.into();
-        let key = meta_namespace_key(obj.as_ref());
-        let mut store = self.shared.store.write();
-        let removed = store.remove(&key);
-        store.last_rv = LastRv::Object(obj);
-        removed
+        with_key(obj.as_ref(), |key| {
+            let mut store = self.shared.store.write();
+            let removed = store.remove(key);
+            store.last_rv = LastRv::Object(Arc::clone(&obj));
+            removed
+        })
     }
 
     /// Removes the object under `key`; returns it (client-go's `ThreadSafeStore.Delete`).
@@ -183,7 +186,7 @@ impl<K: Object + Send + Sync + 'static> Indexer<K> {
 
     /// The stored object with the same key as `obj` (client-go's `Get`).
     pub fn get(&self, obj: &K) -> Option<Arc<K>> {
-        self.get_by_key(&meta_namespace_key(obj))
+        with_key(obj, |key| self.get_by_key(key))
     }
 
     /// The object under `key` (client-go's `GetByKey`).

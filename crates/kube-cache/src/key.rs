@@ -246,3 +246,25 @@ pub fn deletion_handling_meta_namespace_key<K: Object>(obj: &ObjectOrTombstone<K
         ObjectOrTombstone::Tombstone(t) => t.key.clone(),
     }
 }
+
+/// Calls `f` with the object's [`meta_namespace_key`], built on the stack when it is short
+/// (the write paths look a key up far more often than they store a new one).
+pub(crate) fn with_key<K: Object + ?Sized, R>(obj: &K, f: impl FnOnce(&str) -> R) -> R {
+    const INLINE: usize = 160;
+    let name = obj.name();
+    let Some(namespace) = obj.namespace() else {
+        return f(name);
+    };
+    let len = namespace.len() + 1 + name.len();
+    if len <= INLINE {
+        let mut buf = [0u8; INLINE];
+        buf[..namespace.len()].copy_from_slice(namespace.as_bytes());
+        buf[namespace.len()] = b'/';
+        buf[namespace.len() + 1..len].copy_from_slice(name.as_bytes());
+        // Two strings joined by '/' are UTF-8; the fallback is never taken.
+        if let Ok(key) = std::str::from_utf8(&buf[..len]) {
+            return f(key);
+        }
+    }
+    f(&meta_namespace_key(obj))
+}

@@ -188,7 +188,11 @@ impl<K: Object + Send + Sync + 'static> RealFifo<K> {
             Self::push_locked(&self.shared, &mut state, delta);
         }
         for obj in list {
-            Self::push_locked(&self.shared, &mut state, Delta::new(DeltaType::Replaced, obj));
+            Self::push_locked(
+                &self.shared,
+                &mut state,
+                Delta::new(DeltaType::Replaced, obj),
+            );
         }
         if !state.sync.populated {
             state.sync.populated = true;
@@ -263,7 +267,9 @@ impl<K: Object + Send + Sync + 'static> RealFifo<K> {
         if !state.items.is_empty() {
             self.shared.notify.notify_one();
         }
-        let process = process.take().expect("a pop calls its process function once");
+        let process = process
+            .take()
+            .expect("a pop calls its process function once");
         let result = process(&deltas, is_in_initial_list);
         if state.sync.initial_population_count > 0 {
             state.sync.initial_population_count -= 1;

@@ -50,7 +50,11 @@ async fn basic_two_producers_keep_order() {
         let deltas = f.pop(ok).await.unwrap();
         let obj = deltas[0].object.object().unwrap().clone();
         let v: usize = val(&obj).parse().unwrap();
-        let last = if obj.name().starts_with('a') { &mut last_a } else { &mut last_b };
+        let last = if obj.name().starts_with('a') {
+            &mut last_a
+        } else {
+            &mut last_b
+        };
         assert!(v > *last, "{v} out of order after {last}");
         *last = v;
     }
@@ -156,7 +160,9 @@ fn replace_makes_deletions_for_objects_only_in_queue() {
                 .known_objects(known(&[]))
                 .emit_delta_type_replaced(replaced)
                 .build(),
-            DeltaFifo::builder().emit_delta_type_replaced(replaced).build(),
+            DeltaFifo::builder()
+                .emit_delta_type_replaced(replaced)
+                .build(),
         ] {
             ops(&f, &obj, &obj_v2);
             assert_eq!(pop(&f), expected, "{name}");
@@ -177,16 +183,26 @@ fn requeue_on_pop() {
         })
         .unwrap();
     assert!(got.is_some());
-    assert!(f.get_by_key("foo").is_some(), "object should have been requeued");
+    assert!(
+        f.get_by_key("foo").is_some(),
+        "object should have been requeued"
+    );
 
     let err = f
         .try_pop(|_, _| Err(ProcessError::Requeue(Some("test error".to_string()))))
         .unwrap_err();
     assert!(matches!(err, PopError::Process(ref e) if e == "test error"));
-    assert!(f.get_by_key("foo").is_some(), "object should have been requeued");
+    assert!(
+        f.get_by_key("foo").is_some(),
+        "object should have been requeued"
+    );
 
-    f.try_pop(|_, _| Ok::<(), ProcessError<String>>(())).unwrap();
-    assert!(f.get_by_key("foo").is_none(), "object should have been removed");
+    f.try_pop(|_, _| Ok::<(), ProcessError<String>>(()))
+        .unwrap();
+    assert!(
+        f.get_by_key("foo").is_none(),
+        "object should have been removed"
+    );
 
     f.add(mk("bar", 1));
     let err = f
@@ -456,7 +472,10 @@ fn has_synced_table() {
         (vec![replace_two], false),
         (vec![replace_two, pop1], false),
         (vec![replace_two, pop1, pop1], true),
-        (vec![|f| f.replace([mk("a", 1), mk("a", 2)], "0"), pop1], true),
+        (
+            vec![|f| f.replace([mk("a", 1), mk("a", 2)], "0"), pop1],
+            true,
+        ),
         (vec![|f| f.delete(mk("a", 1))], true),
         (vec![|f| f.update(mk("a", 1))], true),
     ];

@@ -75,7 +75,11 @@ fn keys_of_objects() {
     pod.meta_mut().name = Some("web".into());
     assert_eq!(meta_namespace_key(&pod), "web");
     pod.meta_mut().namespace = Some(String::new());
-    assert_eq!(meta_namespace_key(&pod), "web", "an empty namespace is none");
+    assert_eq!(
+        meta_namespace_key(&pod),
+        "web",
+        "an empty namespace is none"
+    );
     pod.meta_mut().namespace = Some("prod".into());
     assert_eq!(meta_namespace_key(&pod), "prod/web");
     assert_eq!(ObjectKey::of(&pod), ObjectKey::new("prod", "web"));
@@ -116,6 +120,9 @@ fn deletion_handling_keys() {
     }
     .into();
     assert!(tombstone.is_tombstone());
-    assert_eq!(tombstone.object().map(Arc::as_ref), Some(mk("x", 3).as_ref()));
+    assert_eq!(
+        tombstone.object().map(Arc::as_ref),
+        Some(mk("x", 3).as_ref())
+    );
     assert!(ObjectOrTombstone::Object(mk("y", 1)).tombstone().is_none());
 }

@@ -23,7 +23,10 @@ fn obj(ns: &str, name: &str, labels: &[(&str, &str)]) -> ConfigMap {
 }
 
 fn store(objects: usize, matching: usize, labels: &[(&str, &str)]) -> Indexer<ConfigMap> {
-    let store = Indexer::builder().without_namespace_index().build().unwrap();
+    let store = Indexer::builder()
+        .without_namespace_index()
+        .build()
+        .unwrap();
     for i in 0..objects {
         let labels = if i < matching { labels } else { &[][..] };
         store.add(obj("", &format!("obj-{i}"), labels));
@@ -34,9 +37,23 @@ fn store(objects: usize, matching: usize, labels: &[(&str, &str)]) -> Indexer<Co
 #[test]
 fn list_all() {
     let cases = [
-        ("subset match", 10_000, 1_000, &[("match", "true")][..], "match=true", 1_000),
+        (
+            "subset match",
+            10_000,
+            1_000,
+            &[("match", "true")][..],
+            "match=true",
+            1_000,
+        ),
         ("all match", 10_000, 0, &[][..], "", 10_000),
-        ("no match", 10_000, 0, &[("nomatch", "true")][..], "match=true", 0),
+        (
+            "no match",
+            10_000,
+            0,
+            &[("nomatch", "true")][..],
+            "match=true",
+            0,
+        ),
     ];
     for (name, objects, matching, labels, selector, expected) in cases {
         let lister = Lister::new(store(objects, matching, labels));
@@ -62,22 +79,46 @@ fn namespaced_listing_and_get() {
         keys
     };
     assert_eq!(names(lister.namespaced("a").list(&web)), ["a/x"]);
-    assert_eq!(names(lister.namespaced("a").list(&Selector::everything())), ["a/x", "a/y"]);
-    assert_eq!(names(lister.namespaced("").list(&web)), ["a/x", "b/x"], "\"\" is every namespace");
-    assert!(lister.namespaced("c").list(&Selector::everything()).is_empty());
-    assert_eq!(lister.namespaced("b").get("x").unwrap().namespace(), Some("b"));
+    assert_eq!(
+        names(lister.namespaced("a").list(&Selector::everything())),
+        ["a/x", "a/y"]
+    );
+    assert_eq!(
+        names(lister.namespaced("").list(&web)),
+        ["a/x", "b/x"],
+        "\"\" is every namespace"
+    );
+    assert!(
+        lister
+            .namespaced("c")
+            .list(&Selector::everything())
+            .is_empty()
+    );
+    assert_eq!(
+        lister.namespaced("b").get("x").unwrap().namespace(),
+        Some("b")
+    );
     assert!(lister.namespaced("b").get("y").is_none());
     assert_eq!(lister.get("a", "y").unwrap().name(), "y");
     let stored = indexer.get_by_key("a/y").unwrap();
-    assert!(Arc::ptr_eq(&stored, &lister.get("a", "y").unwrap()), "no copy");
+    assert!(
+        Arc::ptr_eq(&stored, &lister.get("a", "y").unwrap()),
+        "no copy"
+    );
     assert_eq!(lister.by_index("namespace", "b").unwrap().len(), 1);
     assert!(lister.by_index("nope", "b").is_err());
 
     // Without a namespace index, a namespaced list scans.
-    let plain = Indexer::builder().without_namespace_index().build().unwrap();
+    let plain = Indexer::builder()
+        .without_namespace_index()
+        .build()
+        .unwrap();
     plain.add(obj("a", "x", &[("app", "web")]));
     plain.add(obj("b", "x", &[("app", "web")]));
-    assert_eq!(names(Lister::new(plain).namespaced("b").list(&web)), ["b/x"]);
+    assert_eq!(
+        names(Lister::new(plain).namespaced("b").list(&web)),
+        ["b/x"]
+    );
 }
 
 #[test]

@@ -40,7 +40,11 @@ fn store_op() -> impl Strategy<Value = StoreOp> {
 }
 
 fn split_vals(obj: &Obj) -> Vec<String> {
-    val(obj).split(',').filter(|v| !v.is_empty()).map(String::from).collect()
+    val(obj)
+        .split(',')
+        .filter(|v| !v.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 /// Recomputes an index from the items and compares it with the indexer's.
@@ -53,7 +57,11 @@ fn check_index(store: &Indexer<Obj>, name: &str, f: impl Fn(&Obj) -> Vec<String>
         }
     }
     let values: BTreeSet<String> = store.list_index_func_values(name).into_iter().collect();
-    assert_eq!(values, expected.keys().cloned().collect(), "values of {name}");
+    assert_eq!(
+        values,
+        expected.keys().cloned().collect(),
+        "values of {name}"
+    );
     for (value, keys) in &expected {
         let got: BTreeSet<String> = store.index_keys(name, value).unwrap().into_iter().collect();
         assert_eq!(&got, keys, "{name}={value}");
@@ -250,7 +258,10 @@ async fn one_key_never_handed_to_two_poppers() {
                     let result = fifo
                         .pop(|deltas, _| {
                             let key = deltas[0].key();
-                            assert!(in_flight.lock().unwrap().insert(key.clone()), "{key} handed out twice");
+                            assert!(
+                                in_flight.lock().unwrap().insert(key.clone()),
+                                "{key} handed out twice"
+                            );
                             assert!(deltas.iter().all(|d| d.key() == key), "one key per pop");
                             std::hint::spin_loop();
                             in_flight.lock().unwrap().remove(&key);
@@ -272,5 +283,9 @@ async fn one_key_never_handed_to_two_poppers() {
     for p in poppers {
         p.await.unwrap();
     }
-    assert_eq!(processed.load(std::sync::atomic::Ordering::Relaxed), 10_000, "every delta delivered");
+    assert_eq!(
+        processed.load(std::sync::atomic::Ordering::Relaxed),
+        10_000,
+        "every delta delivered"
+    );
 }

@@ -134,7 +134,11 @@ async fn add_update_delivers_every_event() {
     f.delete(mk("foo", 15));
     assert_eq!(
         f.list(),
-        vec![d(Added, mk("foo", 10)), d(Updated, mk("foo", 12)), d(Deleted, mk("foo", 15))]
+        vec![
+            d(Added, mk("foo", 10)),
+            d(Updated, mk("foo", 12)),
+            d(Deleted, mk("foo", 15))
+        ]
     );
     for want in ["10", "12", "15"] {
         let got = f.pop(ok).await.unwrap();
@@ -351,8 +355,14 @@ fn has_synced_table() {
         (vec![replace_two, pop1], false),
         (vec![replace_two, pop1, pop1], true),
         // Every event counts, duplicates included.
-        (vec![|f| f.replace([mk("a", 1), mk("a", 2)], "0"), pop1], false),
-        (vec![|f| f.replace([mk("a", 1), mk("a", 2)], "0"), pop1, pop1], true),
+        (
+            vec![|f| f.replace([mk("a", 1), mk("a", 2)], "0"), pop1],
+            false,
+        ),
+        (
+            vec![|f| f.replace([mk("a", 1), mk("a", 2)], "0"), pop1, pop1],
+            true,
+        ),
     ];
     for (i, (actions, synced)) in cases.into_iter().enumerate() {
         let f = empty_known();

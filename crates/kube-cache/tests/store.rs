@@ -36,7 +36,12 @@ fn do_test_store(store: &Indexer<Obj>) {
 
 #[test]
 fn cache() {
-    do_test_store(&Indexer::builder().without_namespace_index().build().unwrap());
+    do_test_store(
+        &Indexer::builder()
+            .without_namespace_index()
+            .build()
+            .unwrap(),
+    );
     do_test_store(&Indexer::new());
     do_test_store(&Indexer::builder().indexers(by_val()).build().unwrap());
 }
@@ -66,7 +71,9 @@ fn pod(name: &str, labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> Pod
     let mut pod = Pod::default();
     pod.meta_mut().name = Some(name.into());
     let map = |kv: &[(&str, &str)]| -> BTreeMap<String, String> {
-        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     };
     pod.meta_mut().labels = Some(map(labels));
     pod.meta_mut().annotations = Some(map(annotations));
@@ -131,10 +138,17 @@ fn multi_index_keys() {
         ("elmo1", set(&[])),
     ];
     for (user, want) in &expected {
-        assert_eq!(&names(&index.by_index("byUser", user).unwrap()), want, "{user}");
+        assert_eq!(
+            &names(&index.by_index("byUser", user).unwrap()),
+            want,
+            "{user}"
+        );
     }
     index.delete(pod3);
-    assert_eq!(names(&index.by_index("byUser", "ernie").unwrap()), set(&["one"]));
+    assert_eq!(
+        names(&index.by_index("byUser", "ernie").unwrap()),
+        set(&["one"])
+    );
     assert!(index.by_index("byUser", "elmo").unwrap().is_empty());
 
     let mut copy_of_pod2 = pod2;
@@ -145,7 +159,10 @@ fn multi_index_keys() {
         .unwrap()
         .insert("users".into(), "oscar".into());
     index.update(copy_of_pod2);
-    assert_eq!(names(&index.by_index("byUser", "bert").unwrap()), set(&["one"]));
+    assert_eq!(
+        names(&index.by_index("byUser", "bert").unwrap()),
+        set(&["one"])
+    );
 }
 
 fn string_index(split: bool) -> Indexer<Obj> {
@@ -167,9 +184,17 @@ fn string_index(split: bool) -> Indexer<Obj> {
 fn delete_removes_empty_sets_from_index() {
     let store = string_index(false);
     store.add(mk("testKey", "testKey"));
-    assert_eq!(store.index_keys("testIndexer", "testKey").unwrap(), ["testKey"]);
+    assert_eq!(
+        store.index_keys("testIndexer", "testKey").unwrap(),
+        ["testKey"]
+    );
     store.delete_key("testKey");
-    assert!(store.index_keys("testIndexer", "testKey").unwrap().is_empty());
+    assert!(
+        store
+            .index_keys("testIndexer", "testKey")
+            .unwrap()
+            .is_empty()
+    );
     assert!(
         store.list_index_func_values("testIndexer").is_empty(),
         "the empty set must be gone from the index"
@@ -182,9 +207,15 @@ fn add_keeps_non_empty_set_post_delete_from_index() {
     let store = string_index(false);
     store.add(mk("retain", "testIndex"));
     store.add(mk("delete", "testIndex"));
-    assert_eq!(store.index_keys("testIndexer", "testIndex").unwrap().len(), 2);
+    assert_eq!(
+        store.index_keys("testIndexer", "testIndex").unwrap().len(),
+        2
+    );
     store.delete_key("delete");
-    assert_eq!(store.index_keys("testIndexer", "testIndex").unwrap(), ["retain"]);
+    assert_eq!(
+        store.index_keys("testIndexer", "testIndex").unwrap(),
+        ["retain"]
+    );
     assert_eq!(store.list_index_func_values("testIndexer"), ["testIndex"]);
 }
 
@@ -249,10 +280,18 @@ fn last_sync_resource_version() {
     store.add(with_rv("key4", "20"));
     assert_eq!(store.last_sync_resource_version(), "20");
     store.delete(with_rv("key4", "30"));
-    assert_eq!(store.last_sync_resource_version(), "30", "delete with object");
+    assert_eq!(
+        store.last_sync_resource_version(),
+        "30",
+        "delete with object"
+    );
     store.add(with_rv("key6", "40"));
     store.delete_key("key6");
-    assert_eq!(store.last_sync_resource_version(), "40", "nil delete keeps it");
+    assert_eq!(
+        store.last_sync_resource_version(),
+        "40",
+        "nil delete keeps it"
+    );
 
     store.replace([with_rv("key3", "40"), with_rv("key2", "30")], "50");
     assert_eq!(store.last_sync_resource_version(), "50");
@@ -265,7 +304,10 @@ fn unknown_index_is_an_error() {
     let store = Indexer::<Obj>::new();
     let err = store.by_index("nope", "x").unwrap_err();
     assert_eq!(err.to_string(), "Index with name nope does not exist");
-    assert!(matches!(store.index_keys("nope", "x"), Err(IndexError::NoSuchIndex { .. })));
+    assert!(matches!(
+        store.index_keys("nope", "x"),
+        Err(IndexError::NoSuchIndex { .. })
+    ));
     assert!(store.index("nope", &mk("a", 1)).is_err());
 }
 
@@ -284,14 +326,26 @@ fn add_indexers_after_items() {
     let err = store
         .add_indexers(by_val().with("other", |o: &Obj, out| out.push(o.name())))
         .unwrap_err();
-    assert_eq!(err, IndexError::Conflict { names: vec!["by_val".into()] });
+    assert_eq!(
+        err,
+        IndexError::Conflict {
+            names: vec!["by_val".into()]
+        }
+    );
     assert_eq!(err.to_string(), r#"indexer conflict: ["by_val"]"#);
-    assert_eq!(store.index_names(), [NAMESPACE_INDEX, "by_val"], "nothing installed");
+    assert_eq!(
+        store.index_names(),
+        [NAMESPACE_INDEX, "by_val"],
+        "nothing installed"
+    );
 
     let twice = Indexers::new()
         .with("dup", |o: &Obj, out| out.push(o.name()))
         .with("dup", |o: &Obj, out| out.push(o.name()));
-    assert!(matches!(store.add_indexers(twice.clone()), Err(IndexError::Conflict { .. })));
+    assert!(matches!(
+        store.add_indexers(twice.clone()),
+        Err(IndexError::Conflict { .. })
+    ));
     assert!(Indexer::builder().indexers(twice).build().is_err());
 }
 
@@ -317,7 +371,10 @@ fn replace_rebuilds_indices_and_keeps_last_duplicate() {
     let store = Indexer::builder().indexers(by_val()).build().unwrap();
     store.add(mk("old", "x"));
     store.replace([mk("a", "x"), mk("a", "y"), mk("b", "y")], "7");
-    assert_eq!(store.index_keys("by_val", "x").unwrap(), Vec::<String>::new());
+    assert_eq!(
+        store.index_keys("by_val", "x").unwrap(),
+        Vec::<String>::new()
+    );
     assert_eq!(store.index_keys("by_val", "y").unwrap(), ["a", "b"]);
     let mut keys = store.list_keys();
     keys.sort();
