@@ -78,7 +78,11 @@ fn indexer(c: &mut Criterion) {
     let mut i = 0usize;
     group.bench_function("update_100k_pods_namespace_index", |b| {
         b.iter(|| {
-            let version = if (i / PODS) % 2 == 0 { &v2 } else { &v1 };
+            let version = if (i / PODS).is_multiple_of(2) {
+                &v2
+            } else {
+                &v1
+            };
             black_box(store.update(Arc::clone(&version[i % PODS])));
             i += 1;
         })

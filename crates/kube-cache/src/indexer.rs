@@ -37,7 +37,7 @@ use crate::store::{LastRv, Set, Store};
 /// }
 ///
 /// let indexer = Indexer::<Pod>::builder()
-///     .indexers(Indexers::new().with("app", |pod, out| out.extend(pod.labels().get("app"))))
+///     .indexers(Indexers::new().with("app", |pod: &Pod, out| out.extend(pod.labels().get("app"))))
 ///     .build()
 ///     .unwrap();
 /// indexer.add(pod("prod", "web-0", "web"));

@@ -66,7 +66,7 @@ async fn basic_two_producers_keep_order() {
 fn replace_with_delete_delta_in() {
     let old = mk("foo", 1);
     let new = mk("foo", 2);
-    let f = with_known(&[old.clone()]);
+    let f = with_known(std::slice::from_ref(&old));
     f.delete(old.clone());
     f.replace([new.clone()], "");
     assert_eq!(pop(&f), vec![d(Deleted, old), d(Sync, new)]);

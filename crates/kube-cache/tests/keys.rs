@@ -14,7 +14,8 @@ use kube_cache::{
 
 #[test]
 fn split_meta_namespace_key_table() {
-    let cases: &[(&str, Result<(&str, &str), ()>)] = &[
+    type Case<'a> = (&'a str, Result<(&'a str, &'a str), ()>);
+    let cases: &[Case] = &[
         ("name", Ok(("", "name"))),
         ("ns/name", Ok(("ns", "name"))),
         ("", Ok(("", ""))),

@@ -241,7 +241,7 @@ async fn one_key_never_handed_to_two_poppers() {
             tokio::spawn(async move {
                 for i in 0..5000u32 {
                     fifo.update(mk(&format!("k{}", (i * 7 + p) % 16), i));
-                    if i % 64 == 0 {
+                    if i.is_multiple_of(64) {
                         tokio::task::yield_now().await;
                     }
                 }

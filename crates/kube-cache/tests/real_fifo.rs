@@ -45,7 +45,7 @@ fn three_known() -> Vec<Arc<Obj>> {
 fn replace_with_delete_delta_in() {
     let old = mk("foo", 1);
     let new = mk("foo", 2);
-    let f = with_known(&[old.clone()]);
+    let f = with_known(std::slice::from_ref(&old));
     f.delete(old.clone());
     f.replace([new.clone()], "");
     assert_eq!(f.list(), vec![d(Deleted, old), d(Replaced, new)]);
