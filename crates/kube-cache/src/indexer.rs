@@ -191,7 +191,7 @@ impl<K: Object + Send + Sync + 'static> Indexer<K> {
 
     /// The object under `key` (client-go's `GetByKey`).
     pub fn get_by_key(&self, key: &str) -> Option<Arc<K>> {
-        self.shared.store.read().items.get(key).cloned()
+        self.shared.store.read().get(key).cloned()
     }
 
     /// Whether an object is stored under `key`.
@@ -201,7 +201,13 @@ impl<K: Object + Send + Sync + 'static> Indexer<K> {
 
     /// Every object, in no particular order (client-go's `List`).
     pub fn list(&self) -> Vec<Arc<K>> {
-        self.shared.store.read().items.values().cloned().collect()
+        self.shared
+            .store
+            .read()
+            .items
+            .values()
+            .map(|entry| Arc::clone(&entry.obj))
+            .collect()
     }
 
     /// Every key, in no particular order (client-go's `ListKeys`).
@@ -228,8 +234,8 @@ impl<K: Object + Send + Sync + 'static> Indexer<K> {
     /// Calls `f` with each object under one read lock: a visit without building a `Vec` of
     /// every object (keep `f` short: writers wait for it).
     pub fn for_each(&self, mut f: impl FnMut(&Arc<K>)) {
-        for obj in self.shared.store.read().items.values() {
-            f(obj);
+        for entry in self.shared.store.read().items.values() {
+            f(&entry.obj);
         }
     }
 
@@ -289,7 +295,7 @@ impl<K: Object + Send + Sync + 'static> Indexer<K> {
         }
         Ok(keys
             .into_iter()
-            .filter_map(|key| store.items.get(key).cloned())
+            .filter_map(|key| store.get(key).cloned())
             .collect())
     }
 
@@ -300,7 +306,7 @@ impl<K: Object + Send + Sync + 'static> Indexer<K> {
         Ok(match index.values.get(value) {
             Some(keys) => keys
                 .iter()
-                .filter_map(|key| store.items.get(key).cloned())
+                .filter_map(|key| store.get(key).cloned())
                 .collect(),
             None => Vec::new(),
         })

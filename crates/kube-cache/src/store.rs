@@ -1,5 +1,10 @@
 //! The unlocked content of an [`Indexer`](crate::Indexer): items by key and one inverted index
 //! per index function (client-go's `threadSafeMap` and `storeIndex`, without the lock).
+//!
+//! Each item keeps the values it is indexed under (shared with the index maps), so an update
+//! or a delete never recomputes the old object's values: it compares the new values with the
+//! kept ones, which are hot in cache (one namespace string serves every object in it), and
+//! never reads the old object.
 
 use std::sync::Arc;
 
@@ -9,11 +14,41 @@ pub(crate) type Hasher = foldhash::fast::RandomState;
 pub(crate) type Map<K, V> = hashbrown::HashMap<K, V, Hasher>;
 pub(crate) type Set<K> = hashbrown::HashSet<K, Hasher>;
 
+/// The values one item is indexed under by one index.
+#[derive(Default)]
+pub(crate) enum Values {
+    #[default]
+    None,
+    One(Arc<str>),
+    Many(Box<[Arc<str>]>),
+}
+
+impl Values {
+    fn as_slice(&self) -> &[Arc<str>] {
+        match self {
+            Values::None => &[],
+            Values::One(v) => std::slice::from_ref(v),
+            Values::Many(vs) => vs,
+        }
+    }
+
+    fn same_as(&self, new: &IndexValues<'_>) -> bool {
+        let old = self.as_slice();
+        old.len() == new.len() && old.iter().zip(new.iter()).all(|(o, n)| &**o == n)
+    }
+}
+
+/// A stored object and the values it is indexed under, one [`Values`] per index.
+pub(crate) struct Entry<K> {
+    pub(crate) obj: Arc<K>,
+    values: Box<[Values]>,
+}
+
 /// One index: its function and, for each value, the keys of the items indexed under it.
 pub(crate) struct Index<K> {
     pub(crate) name: String,
     pub(crate) func: IndexFn<K>,
-    pub(crate) values: Map<Box<str>, Set<Arc<str>>>,
+    pub(crate) values: Map<Arc<str>, Set<Arc<str>>>,
 }
 
 impl<K> Index<K> {
@@ -25,39 +60,48 @@ impl<K> Index<K> {
         }
     }
 
-    /// Moves `key` from the values of `old` to the values of `new` (either may be absent).
-    fn update(&mut self, old: Option<&K>, new: Option<&K>, key: &Arc<str>) {
-        let mut old_values = IndexValues::new();
+    /// Moves `key` from the values in `slot` to the values of `new` (none when removing),
+    /// and records the new values in `slot`.
+    fn update(&mut self, slot: &mut Values, new: Option<&K>, key: &Arc<str>) {
         let mut new_values = IndexValues::new();
-        if let Some(old) = old {
-            (self.func)(old, &mut old_values);
-        }
         if let Some(new) = new {
             (self.func)(new, &mut new_values);
+            if slot.same_as(&new_values) {
+                return;
+            }
         }
-        if old.is_some() && new.is_some() && old_values == new_values {
-            return;
-        }
-        for value in old_values.iter() {
-            if let Some(set) = self.values.get_mut(value) {
+        for value in slot.as_slice() {
+            if let Some(set) = self.values.get_mut(&**value) {
                 set.remove(&**key);
                 if set.is_empty() {
-                    self.values.remove(value);
+                    self.values.remove(&**value);
                 }
             }
         }
+        let mut kept: Vec<Arc<str>> = Vec::with_capacity(new_values.len());
         for value in new_values.iter() {
-            match self.values.get_mut(value) {
-                Some(set) => {
+            let shared = match self.values.get_key_value_mut(value) {
+                Some((shared, set)) => {
                     set.insert(Arc::clone(key));
+                    Arc::clone(shared)
                 }
                 None => {
+                    let shared: Arc<str> = Arc::from(value);
                     let mut set = Set::default();
                     set.insert(Arc::clone(key));
-                    self.values.insert(Box::from(value), set);
+                    self.values.insert(Arc::clone(&shared), set);
+                    shared
                 }
+            };
+            if !kept.contains(&shared) {
+                kept.push(shared);
             }
         }
+        *slot = match kept.len() {
+            0 => Values::None,
+            1 => Values::One(kept.pop().expect("one value")),
+            _ => Values::Many(kept.into_boxed_slice()),
+        };
     }
 }
 
@@ -71,7 +115,7 @@ pub(crate) enum LastRv<K> {
 
 /// Items and indices; every method keeps the indices equal to a recomputation from the items.
 pub(crate) struct Store<K> {
-    pub(crate) items: Map<Arc<str>, Arc<K>>,
+    pub(crate) items: Map<Arc<str>, Entry<K>>,
     pub(crate) indices: Vec<Index<K>>,
     pub(crate) last_rv: LastRv<K>,
 }
@@ -109,59 +153,58 @@ impl<K> Store<K> {
             })
     }
 
+    /// The object under `key`.
+    pub(crate) fn get(&self, key: &str) -> Option<&Arc<K>> {
+        self.items.get(key).map(|entry| &entry.obj)
+    }
+
     /// Adds or replaces the item under `key`; returns the previous one.
     pub(crate) fn upsert(&mut self, key: &str, obj: Arc<K>) -> Option<Arc<K>> {
-        let (key, old) = match self.items.get_key_value_mut(key) {
-            Some((existing, slot)) => {
-                let old = std::mem::replace(slot, Arc::clone(&obj));
-                (Arc::clone(existing), Some(old))
+        let old = match self.items.get_key_value_mut(key) {
+            Some((existing, entry)) => {
+                let existing = Arc::clone(existing);
+                for (index, slot) in self.indices.iter_mut().zip(entry.values.iter_mut()) {
+                    index.update(slot, Some(&obj), &existing);
+                }
+                Some(std::mem::replace(&mut entry.obj, Arc::clone(&obj)))
             }
             None => {
                 let key: Arc<str> = Arc::from(key);
-                self.items.insert(Arc::clone(&key), Arc::clone(&obj));
-                (key, None)
+                let entry = self.new_entry(&key, Arc::clone(&obj));
+                self.items.insert(key, entry);
+                None
             }
         };
-        for index in &mut self.indices {
-            index.update(old.as_deref(), Some(&obj), &key);
-        }
         self.last_rv = LastRv::Object(obj);
         old
     }
 
-    /// Removes the item under `key`; returns it.
-    pub(crate) fn remove(&mut self, key: &str) -> Option<Arc<K>> {
-        let (key, old) = self.items.remove_entry(key)?;
-        for index in &mut self.indices {
-            index.update(Some(&old), None, &key);
+    fn new_entry(&mut self, key: &Arc<str>, obj: Arc<K>) -> Entry<K> {
+        let mut values: Box<[Values]> = self.indices.iter().map(|_| Values::None).collect();
+        for (index, slot) in self.indices.iter_mut().zip(values.iter_mut()) {
+            index.update(slot, Some(&obj), key);
         }
-        Some(old)
+        Entry { obj, values }
     }
 
-    /// Fills the store from scratch (the store must be empty).
+    /// Removes the item under `key`; returns it.
+    pub(crate) fn remove(&mut self, key: &str) -> Option<Arc<K>> {
+        let (key, mut entry) = self.items.remove_entry(key)?;
+        for (index, slot) in self.indices.iter_mut().zip(entry.values.iter_mut()) {
+            index.update(slot, None, &key);
+        }
+        Some(entry.obj)
+    }
+
+    /// Fills the store from scratch (the store must be empty). A key given twice keeps the
+    /// last object, as client-go's map does.
     pub(crate) fn fill(&mut self, items: impl IntoIterator<Item = (String, Arc<K>)>) {
         let items = items.into_iter();
         self.items.reserve(items.size_hint().0);
         for (key, obj) in items {
-            // A key given twice keeps the last object, as client-go's map does.
-            let key: &str = &key;
-            match self.items.get_key_value_mut(key) {
-                Some((existing, slot)) => {
-                    let old = std::mem::replace(slot, Arc::clone(&obj));
-                    let existing = Arc::clone(existing);
-                    for index in &mut self.indices {
-                        index.update(Some(&old), Some(&obj), &existing);
-                    }
-                }
-                None => {
-                    let key: Arc<str> = Arc::from(key);
-                    for index in &mut self.indices {
-                        index.update(None, Some(&obj), &key);
-                    }
-                    self.items.insert(key, obj);
-                }
-            }
+            self.upsert(&key, obj);
         }
+        self.last_rv = LastRv::Unset;
     }
 
     /// Installs index functions and indexes the items already stored with them.
@@ -180,8 +223,12 @@ impl<K> Store<K> {
         }
         for (name, func) in indexers.entries {
             let mut index = Index::new(name, func);
-            for (key, obj) in &self.items {
-                index.update(None, Some(obj), key);
+            for (key, entry) in self.items.iter_mut() {
+                let mut values = std::mem::take(&mut entry.values).into_vec();
+                let mut slot = Values::None;
+                index.update(&mut slot, Some(&entry.obj), key);
+                values.push(slot);
+                entry.values = values.into_boxed_slice();
             }
             self.indices.push(index);
         }
