@@ -12,6 +12,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod alone;
 mod e2e;
 
 fn main() -> ExitCode {
@@ -19,6 +20,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("bench") => bench(&args[1..]),
         Some("e2e") => e2e::run(&workspace_root(), &args[1..]),
+        Some("check-alone") => alone::run(&workspace_root()),
         Some("help") | Some("--help") | Some("-h") | None => {
             print_usage();
             Ok(())
@@ -40,7 +42,8 @@ fn print_usage() {
         "usage: cargo xtask <command>\n\n\
          commands:\n  \
          bench [--quick] [CRATE...]  run criterion benchmarks and print a summary table\n  \
-         e2e [--embedded|--kubeconfig PATH|--kind]  examples end to end; kubectl vs kube-testserver\n"
+         e2e [--embedded|--kubeconfig PATH|--kind]  examples end to end; kubectl vs kube-testserver\n  \
+         check-alone  every library crate builds on its own (no default, default, all features)\n"
     );
 }
 

@@ -8,7 +8,7 @@
 //! | --- | --- | --- |
 //! | [`clock`] | [`Clock`] trait, [`RealClock`] on tokio, [`FakeClock`] for tests, [`Ticker`](clock::Ticker) | `k8s.io/utils/clock` |
 //! | [`rate`] | token bucket [`Limiter`] with reservations | `golang.org/x/time/rate` |
-//! | [`throttle`] | client-side throttles ([`RateLimiter`](throttle::RateLimiter)) | `flowcontrol.RateLimiter` |
+//! | [`throttle`] | client-side throttles ([`throttle::RateLimiter`]) | `flowcontrol.RateLimiter` |
 //! | [`backoff`] | per-key exponential backoff ([`PerKeyBackoff`]) | `flowcontrol.Backoff` |
 //! | [`wait`] | `until`, `poll`, exponential backoff, backoff managers | `wait` |
 //! | [`retry`] | `on_error`, `retry_on_conflict` | `retry` |

@@ -2,7 +2,7 @@
 //!
 //! A [`Limiter`] admits events at `limit` events per second with bursts of up to `burst` events.
 //! It starts with a full bucket. The `*_at` methods take the current instant explicitly (as Go's
-//! `AllowN(now, n)` does); the others read the limiter's [`Clock`].
+//! `AllowN(now, n)` does); the others read the limiter's [`Clock`](crate::clock::Clock).
 //!
 //! The arithmetic is Go's: tokens are an `f64`, durations are whole nanoseconds, a
 //! [`Reservation`] remembers the limit it was made under, and cancelling it restores only the

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube_rest::WatchEvent;
 use kube_rest::exec::AttachParams;
 use kube_rest::logs::LogParams;
-use kube_rest::watch::{WatchDecoder, WatchEvent};
+use kube_rest::watch::WatchDecoder;
 use kube_rest::{Api, Client, Config, Error, Kubeconfig, ListParams, PostParams};
 use kube_testserver::TestServer;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

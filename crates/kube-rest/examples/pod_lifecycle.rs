@@ -232,14 +232,15 @@ async fn list(pods: &Api<Pod>, name: &str) -> Result<()> {
     let listed = pods
         .list_all(&ListParams::default().labels(&selector))
         .await?;
-    println!("pods count: {}", listed.len());
-    for (index, pod) in listed.iter().enumerate() {
+    println!("pods count: {}", listed.items.len());
+    for (index, pod) in listed.items.iter().enumerate() {
         println!(
             "pods[{index}].name is {}",
             pod.metadata.name.as_deref().unwrap_or("")
         );
     }
     if !listed
+        .items
         .iter()
         .any(|p| p.metadata.name.as_deref() == Some(name))
     {

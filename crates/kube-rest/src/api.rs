@@ -4,18 +4,18 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use futures_core::Stream;
 use http::Method;
-use http_body_util::BodyExt as _;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::{ClusterResourceScope, Metadata, NamespaceResourceScope, Resource};
+use kube_apimachinery::{DynamicObject, ListParams, ObjectList, ResourceInfo, WatchParams};
+use serde::Deserialize;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
 use crate::client::{Client, RequestBuilder};
 use crate::error::Error;
-use crate::params::{DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchParams};
-use crate::watch::{WatchEvent, decode_events};
+use crate::params::{DeleteParams, Patch, PatchParams, PostParams};
+use crate::watch::WatchStream;
 
 /// What a typed [`Api`] needs of its object type (implemented by every k8s-openapi resource
 /// with `ObjectMeta` metadata).
@@ -27,138 +27,6 @@ pub trait ApiResource:
 impl<K> ApiResource for K where
     K: Resource + Metadata<Ty = ObjectMeta> + DeserializeOwned + Serialize + Clone + Send + 'static
 {
-}
-
-/// Where a kind is served: group, version, plural resource name and scope.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ResourceInfo {
-    /// The API group (`""` for the core group).
-    pub group: String,
-    /// The version (`v1`).
-    pub version: String,
-    /// The kind (`Deployment`).
-    pub kind: String,
-    /// The plural resource name used in URLs (`deployments`).
-    pub plural: String,
-    /// Whether objects live in namespaces.
-    pub namespaced: bool,
-}
-
-impl ResourceInfo {
-    /// A resource of a group and version (`group` `""` for the core group).
-    pub fn new(
-        group: &str,
-        version: &str,
-        kind: &str,
-        plural: &str,
-        namespaced: bool,
-    ) -> ResourceInfo {
-        ResourceInfo {
-            group: group.into(),
-            version: version.into(),
-            kind: kind.into(),
-            plural: plural.into(),
-            namespaced,
-        }
-    }
-
-    /// The info of a k8s-openapi type.
-    pub fn of<K: Resource<Scope: 'static>>() -> ResourceInfo {
-        ResourceInfo {
-            group: K::GROUP.into(),
-            version: K::VERSION.into(),
-            kind: K::KIND.into(),
-            plural: K::URL_PATH_SEGMENT.into(),
-            namespaced: std::any::TypeId::of::<K::Scope>()
-                == std::any::TypeId::of::<NamespaceResourceScope>(),
-        }
-    }
-
-    /// `group/version`, or `version` for the core group.
-    pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.clone()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
-    }
-}
-
-/// An object of any kind: typed metadata, everything else as JSON.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct DynamicObject {
-    /// `apiVersion`.
-    #[serde(
-        rename = "apiVersion",
-        default,
-        skip_serializing_if = "String::is_empty"
-    )]
-    pub api_version: String,
-    /// `kind`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub kind: String,
-    /// The object's metadata.
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    /// Every other top-level field (`spec`, `status`, `data`...).
-    #[serde(flatten)]
-    pub data: serde_json::Map<String, serde_json::Value>,
-}
-
-impl DynamicObject {
-    /// An object of this kind with this name (apiVersion and kind filled in).
-    pub fn new(name: &str, info: &ResourceInfo) -> DynamicObject {
-        DynamicObject {
-            api_version: info.api_version(),
-            kind: info.kind.clone(),
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                ..ObjectMeta::default()
-            },
-            data: serde_json::Map::new(),
-        }
-    }
-
-    /// Sets a top-level field.
-    pub fn with(mut self, field: &str, value: serde_json::Value) -> DynamicObject {
-        self.data.insert(field.into(), value);
-        self
-    }
-}
-
-/// A page of a list.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(bound = "K: DeserializeOwned")]
-pub struct ObjectList<K> {
-    /// The list's metadata (resourceVersion and continue token).
-    #[serde(default)]
-    pub metadata: ListMeta,
-    /// The objects.
-    #[serde(default, deserialize_with = "null_as_empty")]
-    pub items: Vec<K>,
-}
-
-fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
-}
-
-/// The metadata of a list.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ListMeta {
-    /// The resourceVersion the list was served at.
-    #[serde(default)]
-    pub resource_version: Option<String>,
-    /// The token of the next page, when there is one.
-    #[serde(default, rename = "continue")]
-    pub continue_token: Option<String>,
-    /// How many items remain after this page (an estimate).
-    #[serde(default)]
-    pub remaining_item_count: Option<i64>,
 }
 
 /// Typed access to one kind, in one namespace, in all namespaces, or cluster-wide.
@@ -198,25 +66,29 @@ impl<K> fmt::Debug for Api<K> {
 
 impl Api<DynamicObject> {
     /// Objects of the resource `info` in `namespace`; `None` means cluster-wide for a
-    /// cluster-scoped resource and all namespaces for a namespaced one.
+    /// cluster-scoped resource and all namespaces for a namespaced one. A namespace given for
+    /// a cluster-scoped resource is ignored; an empty namespace (`Some("")`) is refused by every
+    /// call, never widened to all namespaces.
     pub fn dynamic(
         client: Client,
         info: &ResourceInfo,
         namespace: Option<&str>,
     ) -> Api<DynamicObject> {
-        let namespace = namespace.filter(|ns| !ns.is_empty() && info.namespaced);
+        let namespace = namespace.filter(|_| info.is_namespaced());
         Api {
             client,
             resource: info.clone(),
             namespace: namespace.map(str::to_string),
-            all_namespaces: info.namespaced && namespace.is_none(),
+            all_namespaces: info.is_namespaced() && namespace.is_none(),
             _kind: PhantomData,
         }
     }
 }
 
 impl<K: ApiResource + Resource<Scope = NamespaceResourceScope>> Api<K> {
-    /// Objects in `namespace`.
+    /// Objects in `namespace`. An empty namespace is refused by every call with a clear error
+    /// (client-go's preflight check), never widened to all namespaces: use
+    /// [`Api::all_namespaces`] for that.
     pub fn namespaced(client: Client, namespace: &str) -> Api<K> {
         Api {
             resource: ResourceInfo::of::<K>(),
@@ -301,6 +173,7 @@ where
         Ok(self.object_request(verb, name)?.subresource(subresource))
     }
 
+    /// Refuses single-object calls and creations on an `Api` that sees all namespaces.
     fn check_namespace(&self) -> Result<(), Error> {
         if self.all_namespaces {
             return Err(Error::Request(format!(
@@ -328,23 +201,27 @@ where
     /// Lists one page of objects.
     pub async fn list(&self, params: &ListParams) -> Result<ObjectList<K>, Error> {
         self.request(Method::GET)
-            .params(params.query())
+            .params(params.to_query())
             .json()
             .await
     }
 
     /// Lists every object, following continue tokens page by page (`params.limit` is the
-    /// page size; 500 when unset, as kubectl). A continue token that expired mid-way
-    /// surfaces as an error with [`Error::is_gone`].
-    pub async fn list_all(&self, params: &ListParams) -> Result<Vec<K>, Error> {
+    /// page size; 500 when unset, as kubectl). The result keeps the list's resourceVersion
+    /// (the first page's: every page is served at it), from which a watch can start. A
+    /// continue token that expired mid-way surfaces as an error with [`Error::is_gone`].
+    pub async fn list_all(&self, params: &ListParams) -> Result<ObjectList<K>, Error> {
         let mut params = params.clone();
         if params.limit.is_none_or(|l| l == 0) {
             params.limit = Some(500);
         }
-        let mut items = Vec::new();
+        let mut all = ObjectList::default();
         loop {
             let page = self.list(&params).await?;
-            items.extend(page.items);
+            if all.metadata.resource_version.is_none() {
+                all.metadata.resource_version = page.metadata.resource_version.clone();
+            }
+            all.items.extend(page.items);
             match page.metadata.continue_token.filter(|t| !t.is_empty()) {
                 Some(token) => {
                     params.continue_token = Some(token);
@@ -352,7 +229,7 @@ where
                     params.resource_version = None;
                     params.resource_version_match = None;
                 }
-                None => return Ok(items),
+                None => return Ok(all),
             }
         }
     }
@@ -431,8 +308,10 @@ where
         params: &DeleteParams,
         list: &ListParams,
     ) -> Result<(), Error> {
+        // Like create: an Api over all namespaces does not delete across all of them.
+        self.check_namespace()?;
         self.request(Method::DELETE)
-            .params(list.query())
+            .params(list.to_query())
             .json_body(&params.body())
             .send()
             .await?;
@@ -477,33 +356,20 @@ where
 
     /// Watches objects from `resource_version` (`""`: the current objects as `ADDED` first;
     /// `"0"`: from any cached state). The stream ends when the server closes the watch; an
-    /// expired version arrives as a [`WatchEvent::Error`] with code 410.
+    /// expired version arrives as a [`WatchEvent`](crate::WatchEvent)`::Error` with code 410; a
+    /// stream cut in the middle of an event ends with [`Error::WatchTruncated`] (re-watch from
+    /// the last resourceVersion seen, no relist needed).
     pub async fn watch(
         &self,
         params: &WatchParams,
         resource_version: &str,
-    ) -> Result<impl Stream<Item = Result<WatchEvent<K>, Error>> + Send + use<K>, Error> {
+    ) -> Result<WatchStream<K>, Error> {
         let response = self
             .request(Method::GET)
-            .params(params.query(resource_version))
+            .params(params.to_query(resource_version))
             .send_streaming()
             .await?;
-        let body = response.into_body().into_data_stream().map_err_into();
-        Ok(decode_events::<K, _>(body))
-    }
-}
-
-trait MapErrInto: Sized {
-    fn map_err_into(self) -> futures_util::stream::MapErr<Self, fn(hyper::Error) -> Error>;
-}
-
-impl<S> MapErrInto for S
-where
-    S: futures_util::TryStream<Error = hyper::Error>,
-{
-    fn map_err_into(self) -> futures_util::stream::MapErr<Self, fn(hyper::Error) -> Error> {
-        use futures_util::TryStreamExt as _;
-        self.map_err(|e| Error::Transport(format!("reading the watch stream: {e}")))
+        Ok(WatchStream::from_stream(response.into_body()))
     }
 }
 

@@ -8,7 +8,7 @@
 //! while the command still runs; older protocols cannot half-close.
 //!
 //! [`ChannelStreams`] runs the socket in one task: incoming data goes to one pipe per channel
-//! (an [`AsyncRead`](tokio::io::AsyncRead)), outgoing pipes are read and framed. The task pings
+//! (an `AsyncRead`), outgoing pipes are read and framed. The task pings
 //! the server every 5 s and gives up when nothing arrived for 61 s (client-go's periods), so a
 //! dead connection ends with an error instead of waiting forever.
 //!
@@ -18,8 +18,7 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 
-use base64::Engine as _;
-use bytes::{BufMut as _, Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::stream::{SelectAll, Stream, StreamExt as _};
 use futures_util::{SinkExt as _, stream};
 use std::io;
@@ -36,163 +35,30 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use crate::error::Error;
 use tokio_tungstenite::WebSocketStream;
 
-/// A `*.channel.k8s.io` WebSocket subprotocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ChannelProtocol {
-    /// `v5.channel.k8s.io`: v4 plus the close-channel message (stdin EOF).
-    V5,
-    /// `v4.channel.k8s.io`: the error channel carries a JSON `Status` with the exit code.
-    V4,
-    /// `v4.base64.channel.k8s.io`: v4 in base64 text messages.
-    V4Base64,
-    /// `v3.channel.k8s.io`: adds the resize channel; errors are plain text. A SPDY protocol
-    /// name: kubelets do not offer it over WebSocket (some servers do).
-    V3,
-    /// `v2.channel.k8s.io`: stdin, stdout, stderr and a plain-text error channel. A SPDY
-    /// protocol name, like [`ChannelProtocol::V3`].
-    V2,
-    /// `channel.k8s.io`: the original binary protocol.
-    V1,
-    /// `base64.channel.k8s.io`: the original protocol in base64 text messages.
-    V1Base64,
-}
+pub use kube_apimachinery::channel::{
+    CLOSE, ChannelProtocol, ERROR, RESIZE, STDERR, STDIN, STDOUT, TerminalSize,
+};
+use kube_apimachinery::channel::{Decoded, Frame};
 
-/// Stdin.
-pub const STDIN: u8 = 0;
-/// Stdout.
-pub const STDOUT: u8 = 1;
-/// Stderr.
-pub const STDERR: u8 = 2;
-/// The error channel: the final status of the remote command.
-pub const ERROR: u8 = 3;
-/// Terminal size changes (client to server, JSON `{"Width":w,"Height":h}`).
-pub const RESIZE: u8 = 4;
-/// The v5 close-channel signal: `[CLOSE, channel]`.
-pub const CLOSE: u8 = 255;
-
-impl ChannelProtocol {
-    /// What exec and attach offer, best first: v5 (what kube-apiserver 1.30+ translates, and
-    /// the only protocol client-go's WebSocket executor offers), then the kubelet's own
-    /// WebSocket protocols, which an API server passing the upgrade through reaches: v4 and
-    /// `channel.k8s.io`. Only v5 can deliver stdin EOF before the end.
-    pub const DEFAULT_OFFER: [ChannelProtocol; 3] = [
-        ChannelProtocol::V5,
-        ChannelProtocol::V4,
-        ChannelProtocol::V1,
-    ];
-
-    /// Every protocol this crate speaks.
-    pub const ALL: [ChannelProtocol; 7] = [
-        ChannelProtocol::V5,
-        ChannelProtocol::V4,
-        ChannelProtocol::V4Base64,
-        ChannelProtocol::V3,
-        ChannelProtocol::V2,
-        ChannelProtocol::V1,
-        ChannelProtocol::V1Base64,
-    ];
-
-    /// The subprotocol name sent in `Sec-WebSocket-Protocol`.
-    pub fn name(self) -> &'static str {
-        match self {
-            ChannelProtocol::V5 => "v5.channel.k8s.io",
-            ChannelProtocol::V4 => "v4.channel.k8s.io",
-            ChannelProtocol::V4Base64 => "v4.base64.channel.k8s.io",
-            ChannelProtocol::V3 => "v3.channel.k8s.io",
-            ChannelProtocol::V2 => "v2.channel.k8s.io",
-            ChannelProtocol::V1 => "channel.k8s.io",
-            ChannelProtocol::V1Base64 => "base64.channel.k8s.io",
-        }
-    }
-
-    /// The protocol named `name`; the empty name (no subprotocol) is `channel.k8s.io`.
-    pub fn from_name(name: &str) -> Option<ChannelProtocol> {
-        ChannelProtocol::ALL
-            .into_iter()
-            .find(|p| p.name() == name)
-            .or((name.is_empty()).then_some(ChannelProtocol::V1))
-    }
-
-    /// Whether messages are base64 text rather than binary.
-    pub fn is_base64(self) -> bool {
-        matches!(self, ChannelProtocol::V4Base64 | ChannelProtocol::V1Base64)
-    }
-
-    /// Whether a channel can be closed on its own (v5).
-    pub fn can_close_channels(self) -> bool {
-        self == ChannelProtocol::V5
-    }
-
-    /// Whether the error channel carries a JSON `Status` (v4 and later) rather than text.
-    pub fn has_status(self) -> bool {
-        matches!(
-            self,
-            ChannelProtocol::V5 | ChannelProtocol::V4 | ChannelProtocol::V4Base64
-        )
-    }
-
-    /// One message carrying `data` on `channel`.
-    pub fn encode(self, channel: u8, data: &[u8]) -> Message {
-        if self.is_base64() {
-            let mut text = String::with_capacity(1 + data.len().div_ceil(3) * 4);
-            // As the Go side: '0' + channel, also past '9' (port forwarding uses many).
-            text.push(char::from(b'0'.wrapping_add(channel)));
-            base64::engine::general_purpose::STANDARD.encode_string(data, &mut text);
-            Message::text(text)
-        } else {
-            let mut frame = BytesMut::with_capacity(1 + data.len());
-            frame.put_u8(channel);
-            frame.put_slice(data);
-            Message::Binary(frame.freeze())
-        }
-    }
-
-    /// The channel and data of a data message; `Ok(None)` for control messages (ping, pong,
-    /// close) and empty ones.
-    pub fn decode(self, message: Message) -> Result<Option<(u8, Bytes)>, Error> {
-        match message {
-            Message::Binary(bytes) if !self.is_base64() => {
-                if bytes.is_empty() {
-                    return Ok(None);
-                }
-                Ok(Some((bytes[0], bytes.slice(1..))))
-            }
-            Message::Text(text) if self.is_base64() => {
-                let text = text.as_bytes();
-                let Some((&digit, data)) = text.split_first() else {
-                    return Ok(None);
-                };
-                if digit < b'0' {
-                    return Err(Error::Decode(format!(
-                        "a {} message starts with {:?}, not a channel digit",
-                        self.name(),
-                        char::from(digit)
-                    )));
-                }
-                let data = base64::engine::general_purpose::STANDARD
-                    .decode(data)
-                    .map_err(|e| Error::Decode(format!("{}: {e}", self.name())))?;
-                Ok(Some((digit - b'0', Bytes::from(data))))
-            }
-            Message::Binary(_) | Message::Text(_) => Err(Error::Decode(format!(
-                "a {} message in the wrong format ({})",
-                self.name(),
-                if self.is_base64() {
-                    "binary instead of text"
-                } else {
-                    "text instead of binary"
-                }
-            ))),
-            Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => Ok(None),
-        }
+/// A framed message as tungstenite sends it.
+fn to_message(frame: Frame) -> Message {
+    match frame {
+        Frame::Binary(bytes) => Message::Binary(bytes),
+        Frame::Text(text) => Message::text(text),
     }
 }
 
-impl std::fmt::Display for ChannelProtocol {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
+/// What a received message carries; `Ok(None)` for control messages (ping, pong, close) and
+/// empty ones.
+fn decode(protocol: ChannelProtocol, message: Message) -> Result<Option<Decoded>, Error> {
+    let decoded = match message {
+        Message::Binary(bytes) => protocol.decode_binary(bytes),
+        Message::Text(text) => protocol.decode_text(text.as_str()),
+        Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => {
+            return Ok(None);
+        }
+    };
+    decoded.map_err(|e| Error::Decode(e.to_string()))
 }
 
 /// Where the data of one incoming channel goes.
@@ -503,8 +369,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
     }
 
     async fn deliver(&mut self, message: Message) -> Result<(), Error> {
-        let Some((channel, data)) = self.protocol.decode(message)? else {
-            return Ok(());
+        let (channel, data) = match decode(self.protocol, message)? {
+            None => return Ok(()),
+            Some(Decoded::Close { channel }) => {
+                // v5: the server will send nothing more on this channel; its reader sees EOF.
+                if self.sinks.remove(&channel).is_some() {
+                    tracing::debug!(channel, "the server closed the channel");
+                }
+                return Ok(());
+            }
+            Some(Decoded::Data { channel, data }) => (channel, data),
         };
         if data.is_empty() {
             // The server's "stream established" signal, or a keepalive.
@@ -534,9 +408,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
 
     async fn forward(&mut self, outgoing: Outgoing) -> Result<(), Error> {
         let message = match outgoing {
-            Outgoing::Data(channel, bytes) | Outgoing::Raw(channel, bytes) => {
-                self.protocol.encode(channel, &bytes)
-            }
+            Outgoing::Data(channel, bytes) | Outgoing::Raw(channel, bytes) => self
+                .protocol
+                .encode(channel, &bytes)
+                .map(to_message)
+                .map_err(|e| Error::Request(e.to_string()))?,
             Outgoing::Eof(channel) => {
                 if !self.protocol.can_close_channels() {
                     tracing::warn!(
@@ -546,7 +422,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                     );
                     return Ok(());
                 }
-                Message::Binary(Bytes::from(vec![CLOSE, channel]))
+                match self.protocol.encode_close(channel) {
+                    Some(frame) => to_message(frame),
+                    None => return Ok(()),
+                }
             }
         };
         self.socket.send(message).await.map_err(|error| {
@@ -559,75 +438,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn names_round_trip() {
-        for protocol in ChannelProtocol::ALL {
-            assert_eq!(ChannelProtocol::from_name(protocol.name()), Some(protocol));
-        }
-        assert_eq!(ChannelProtocol::from_name(""), Some(ChannelProtocol::V1));
-        assert_eq!(ChannelProtocol::from_name("v6.channel.k8s.io"), None);
-    }
-
-    #[test]
-    fn binary_frames_carry_a_channel_byte() {
-        let message = ChannelProtocol::V5.encode(STDIN, b"foo\n");
-        assert_eq!(
-            message,
-            Message::Binary(Bytes::from_static(&[0, b'f', b'o', b'o', b'\n']))
-        );
-        let (channel, data) = ChannelProtocol::V5
-            .decode(Message::Binary(Bytes::from_static(&[1, b'\n'])))
-            .unwrap()
-            .unwrap();
-        assert_eq!((channel, &data[..]), (STDOUT, &b"\n"[..]));
-        assert_eq!(
-            ChannelProtocol::V4
-                .decode(Message::Binary(Bytes::new()))
-                .unwrap(),
-            None
-        );
-        assert!(ChannelProtocol::V4.decode(Message::text("1abc")).is_err());
-    }
-
-    #[test]
-    fn base64_frames_carry_a_channel_digit() {
-        // The example of the wsstream documentation.
-        let message = ChannelProtocol::V1Base64.encode(STDIN, b"foo\n");
-        assert_eq!(message, Message::text("0Zm9vCg=="));
-        let (channel, data) = ChannelProtocol::V1Base64
-            .decode(Message::text("1Cg=="))
-            .unwrap()
-            .unwrap();
-        assert_eq!((channel, &data[..]), (STDOUT, &b"\n"[..]));
-        assert!(
-            ChannelProtocol::V4Base64
-                .decode(Message::text("!"))
-                .is_err()
-        );
-        assert!(
-            ChannelProtocol::V4Base64
-                .decode(Message::text("1!!"))
-                .is_err()
-        );
-        assert_eq!(
-            ChannelProtocol::V4Base64.decode(Message::text("")).unwrap(),
-            None
-        );
-    }
-
-    #[test]
-    fn capabilities_follow_the_versions() {
-        assert!(ChannelProtocol::V5.can_close_channels());
-        assert!(!ChannelProtocol::V4.can_close_channels());
-        assert!(ChannelProtocol::V4.has_status() && !ChannelProtocol::V3.has_status());
-    }
-
-    #[test]
-    fn base64_channels_past_nine_round_trip() {
-        // Port forwarding numbers two channels per port.
-        let message = ChannelProtocol::V4Base64.encode(11, b"x");
-        let (channel, data) = ChannelProtocol::V4Base64.decode(message).unwrap().unwrap();
-        assert_eq!((channel, &data[..]), (11, &b"x"[..]));
+    fn enc(protocol: ChannelProtocol, channel: u8, data: &[u8]) -> Message {
+        to_message(protocol.encode(channel, data).unwrap())
     }
 
     /// A client ChannelStreams and the raw server side of an in-memory WebSocket.
@@ -660,20 +472,20 @@ mod tests {
         stdin.write_all(b"ping").await.unwrap();
         stdin.shutdown().await.unwrap();
         let message = server.next().await.unwrap().unwrap();
-        assert_eq!(message, ChannelProtocol::V5.encode(STDIN, b"ping"));
+        assert_eq!(message, enc(ChannelProtocol::V5, STDIN, b"ping"));
         let close = server.next().await.unwrap().unwrap();
         assert_eq!(close, Message::Binary(Bytes::from_static(&[CLOSE, STDIN])));
         // The server answers, reports a status and closes.
         server
-            .send(ChannelProtocol::V5.encode(STDOUT, b""))
+            .send(enc(ChannelProtocol::V5, STDOUT, b""))
             .await
             .unwrap();
         server
-            .send(ChannelProtocol::V5.encode(STDOUT, b"pong"))
+            .send(enc(ChannelProtocol::V5, STDOUT, b"pong"))
             .await
             .unwrap();
         server
-            .send(ChannelProtocol::V5.encode(ERROR, br#"{"status":"Success"}"#))
+            .send(enc(ChannelProtocol::V5, ERROR, br#"{"status":"Success"}"#))
             .await
             .unwrap();
         server.close(None).await.unwrap();
@@ -698,8 +510,8 @@ mod tests {
         // Resizes go ahead of pipe data, and no [255, 0] follows.
         let mut seen = vec![server.next().await.unwrap().unwrap()];
         seen.push(server.next().await.unwrap().unwrap());
-        assert!(seen.contains(&ChannelProtocol::V4.encode(STDIN, b"x")));
-        assert!(seen.contains(&ChannelProtocol::V4.encode(RESIZE, &resize)));
+        assert!(seen.contains(&enc(ChannelProtocol::V4, STDIN, b"x")));
+        assert!(seen.contains(&enc(ChannelProtocol::V4, RESIZE, &resize)));
         server.close(None).await.unwrap();
         while let Some(Ok(message)) = server.next().await {
             assert!(message.is_close(), "{message:?}");
@@ -723,15 +535,15 @@ mod tests {
         drop(streams.take_reader(STDERR));
         let big = vec![b'e'; 200 * 1024];
         server
-            .send(ChannelProtocol::V5.encode(STDERR, &big))
+            .send(enc(ChannelProtocol::V5, STDERR, &big))
             .await
             .unwrap();
         server
-            .send(ChannelProtocol::V5.encode(ERROR, &vec![b's'; 100 * 1024]))
+            .send(enc(ChannelProtocol::V5, ERROR, &vec![b's'; 100 * 1024]))
             .await
             .unwrap();
         server
-            .send(ChannelProtocol::V5.encode(STDOUT, b"fine"))
+            .send(enc(ChannelProtocol::V5, STDOUT, b"fine"))
             .await
             .unwrap();
         server.close(None).await.unwrap();

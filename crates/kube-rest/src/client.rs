@@ -34,6 +34,7 @@ pub struct Client {
 struct Inner {
     http: HyperClient<HttpsConnector<Connector>, Full<Bytes>>,
     /// HTTP/1.1 only (ALPN `http/1.1`): a WebSocket upgrade cannot ride on HTTP/2.
+    #[cfg(feature = "ws")]
     upgrade_http: HyperClient<HttpsConnector<Connector>, Full<Bytes>>,
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
@@ -169,13 +170,15 @@ impl ClientBuilder {
             None => None,
         };
         let tcp = Connector::new(http, proxy.as_ref())?;
-        let upgrade_connector = https(tls.clone())
-            .enable_http1()
-            .wrap_connector(tcp.clone());
-        let connector = https(tls).enable_all_versions().wrap_connector(tcp);
+        #[cfg(feature = "ws")]
         let upgrade_http = HyperClient::builder(TokioExecutor::new())
             .pool_max_idle_per_host(0)
-            .build(upgrade_connector);
+            .build(
+                https(tls.clone())
+                    .enable_http1()
+                    .wrap_connector(tcp.clone()),
+            );
+        let connector = https(tls).enable_all_versions().wrap_connector(tcp);
         // HTTP/2 pings (client-go: ReadIdleTimeout 30s, PingTimeout 15s) end a watch whose
         // connection died silently instead of leaving it waiting forever.
         let http = HyperClient::builder(TokioExecutor::new())
@@ -194,6 +197,7 @@ impl ClientBuilder {
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
+                #[cfg(feature = "ws")]
                 upgrade_http,
                 scheme,
                 authority,
@@ -253,6 +257,7 @@ impl Client {
             content_type: None,
             accept: None,
             timeout: None,
+            empty_namespace: false,
             error: None,
         }
     }
@@ -284,6 +289,8 @@ pub struct RequestBuilder<'a> {
     content_type: Option<String>,
     accept: Option<String>,
     timeout: Option<Duration>,
+    /// `namespace(Some(""))` was asked for (refused when sent).
+    empty_namespace: bool,
     /// The first problem met while building (reported when the request is sent).
     error: Option<String>,
 }
@@ -327,13 +334,37 @@ impl<'a> RequestBuilder<'a> {
         self
     }
 
-    /// Sets the namespace (`None` or `""` for cluster-scoped or all-namespaces requests).
+    /// Sets the namespace (`None` for cluster-scoped or all-namespaces requests).
+    ///
+    /// An empty namespace (`Some("")`) is refused when the request is sent, as client-go's
+    /// preflight check does, rather than widened to all namespaces.
     pub fn namespace(mut self, namespace: Option<&str>) -> Self {
         self.namespace = match namespace {
-            Some(ns) if !ns.is_empty() => self.segment("namespace", ns),
-            _ => None,
+            Some("") => {
+                self.empty_namespace = true;
+                None
+            }
+            Some(ns) => self.segment("namespace", ns),
+            None => None,
         };
         self
+    }
+
+    /// client-go's `requestPreflightCheck`, stricter: an empty namespace is never a request
+    /// over all namespaces.
+    fn preflight(&self) -> Result<(), Error> {
+        if !self.empty_namespace {
+            return Ok(());
+        }
+        let message = if self.verb == Method::POST {
+            "an empty namespace may not be set during creation"
+        } else if self.name.is_some() {
+            "an empty namespace may not be set when a resource name is provided"
+        } else {
+            "an empty namespace may not be set (leave the namespace out to list, watch or \
+             delete across all namespaces)"
+        };
+        Err(Error::Request(message.into()))
     }
 
     /// Sets the resource (plural, lower case: `pods`).
@@ -421,6 +452,7 @@ impl<'a> RequestBuilder<'a> {
         if let Some(message) = &self.error {
             return Err(Error::Request(message.clone()));
         }
+        self.preflight()?;
         let mut path = self.client.inner.path_prefix.clone();
         if let Some(abs) = &self.abs_path {
             path.push_str(abs);
@@ -479,7 +511,7 @@ impl<'a> RequestBuilder<'a> {
     /// Sends the request and returns the response head with its streaming body. Error
     /// statuses are decoded into [`Error::Api`]. The client's timeout covers only the
     /// response head here (this is how watches are opened).
-    pub async fn send_streaming(self) -> Result<http::Response<Incoming>, Error> {
+    pub async fn send_streaming(self) -> Result<http::Response<crate::Body>, Error> {
         let timeout = self.timeout.or(self.client.inner.timeout);
         let response = match timeout {
             Some(t) => tokio::time::timeout(t, self.execute())
@@ -487,7 +519,7 @@ impl<'a> RequestBuilder<'a> {
                 .map_err(|_| Error::Timeout(t))??,
             None => self.execute().await?,
         };
-        Ok(response)
+        Ok(response.map(crate::Body::new))
     }
 
     /// Sends the request and reads the whole body (within the timeout).
@@ -531,6 +563,7 @@ impl<'a> RequestBuilder<'a> {
     /// [`Error::Api`] (a 404 for a missing pod, a 403 when no offered protocol is supported),
     /// or [`Error::Upgrade`] when the handshake itself is wrong (a bad `Sec-WebSocket-Accept`,
     /// a protocol that was not offered).
+    #[cfg(feature = "ws")]
     pub async fn connect_websocket(
         self,
         protocols: &[&str],
@@ -545,6 +578,7 @@ impl<'a> RequestBuilder<'a> {
         }
     }
 
+    #[cfg(feature = "ws")]
     async fn upgrade(
         self,
         protocols: &[&str],

@@ -11,9 +11,9 @@ use http::Method;
 use kube_flowcontrol::clock::{RealClock, SharedClock};
 use serde::{Deserialize, Serialize};
 
-use crate::api::ResourceInfo;
 use crate::client::Client;
 use crate::error::Error;
+use kube_apimachinery::{ResourceInfo, Scope};
 
 /// The answer of `/version`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -188,7 +188,7 @@ impl Client {
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| ct.contains("g=apidiscovery.k8s.io") && ct.contains("v=v2"));
-        let body = crate::client::read_body(response.into_body()).await?;
+        let body = response.into_body().bytes().await?;
         if !aggregated {
             return Ok(None);
         }
@@ -223,7 +223,11 @@ impl Client {
                             &version.version,
                             &kind,
                             &resource.resource,
-                            resource.scope == "Namespaced",
+                            if resource.scope == "Namespaced" {
+                                Scope::Namespaced
+                            } else {
+                                Scope::Cluster
+                            },
                         ),
                         singular: resource.singular_resource,
                         short_names: resource.short_names.unwrap_or_default(),
@@ -288,7 +292,11 @@ impl Client {
                         &version,
                         &entry.kind,
                         &entry.name,
-                        entry.namespaced,
+                        if entry.namespaced {
+                            Scope::Namespaced
+                        } else {
+                            Scope::Cluster
+                        },
                     ),
                     singular: entry.singular_name,
                     short_names: entry.short_names.unwrap_or_default(),

@@ -2,113 +2,9 @@
 
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// A `metav1.Status` returned by the API server for a failed request (or an `ERROR` watch event).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Status {
-    /// `"Success"` or `"Failure"`.
-    #[serde(default)]
-    pub status: String,
-    /// A human-readable description of the failure.
-    #[serde(default)]
-    pub message: String,
-    /// A machine-readable reason (`NotFound`, `AlreadyExists`, `Conflict`, `Invalid`, ...).
-    #[serde(default)]
-    pub reason: String,
-    /// Extended data about the failure.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub details: Option<StatusDetails>,
-    /// The HTTP status code (0 when unset).
-    #[serde(default)]
-    pub code: u16,
-}
-
-/// The `details` of a [`Status`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StatusDetails {
-    /// The name of the object concerned.
-    #[serde(default)]
-    pub name: String,
-    /// The API group of the object concerned.
-    #[serde(default)]
-    pub group: String,
-    /// The kind of the object concerned.
-    #[serde(default)]
-    pub kind: String,
-    /// The UID of the object concerned.
-    #[serde(default)]
-    pub uid: String,
-    /// The individual failures (for `Invalid`, one per field).
-    #[serde(default)]
-    pub causes: Vec<StatusCause>,
-    /// Seconds the client should wait before retrying, when the server says so.
-    #[serde(default)]
-    pub retry_after_seconds: u32,
-}
-
-/// One cause of a failure in [`StatusDetails`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StatusCause {
-    /// A machine-readable cause (`FieldValueRequired`, ...).
-    #[serde(default)]
-    pub reason: String,
-    /// A human-readable description of the cause.
-    #[serde(default)]
-    pub message: String,
-    /// The field concerned (`spec.containers[0].image`).
-    #[serde(default)]
-    pub field: String,
-}
-
-impl Status {
-    /// A `Status` made up by the client for a response whose body was not a `Status`
-    /// (client-go's "the server could not find the requested resource" family).
-    pub fn from_code(code: u16, body: &[u8]) -> Status {
-        let reason = match code {
-            400 => "BadRequest",
-            401 => "Unauthorized",
-            403 => "Forbidden",
-            404 => "NotFound",
-            405 => "MethodNotAllowed",
-            406 => "NotAcceptable",
-            409 => "Conflict",
-            410 => "Gone",
-            413 => "RequestEntityTooLarge",
-            415 => "UnsupportedMediaType",
-            422 => "Invalid",
-            429 => "TooManyRequests",
-            500 => "InternalError",
-            503 => "ServiceUnavailable",
-            504 => "Timeout",
-            _ => "Unknown",
-        };
-        let text = String::from_utf8_lossy(body);
-        let text = text.trim();
-        let message = if text.is_empty() {
-            format!(
-                "the server responded with the status code {code} but did not return more information"
-            )
-        } else {
-            let mut message: String = text.chars().take(512).collect();
-            if message.len() < text.len() {
-                message.push_str("...");
-            }
-            message
-        };
-        Status {
-            status: "Failure".into(),
-            message,
-            reason: reason.into(),
-            details: None,
-            code,
-        }
-    }
-}
+pub use kube_apimachinery::{Status, StatusCause, StatusDetails};
 
 /// Everything that can go wrong in kube-rest.
 ///
@@ -145,6 +41,24 @@ pub enum Error {
     /// handshake was invalid, or no offered subprotocol was chosen.
     #[error("upgrade: {0}")]
     Upgrade(String),
+    /// A watch stream was cut: its connection failed, or it ended in the middle of an event.
+    /// The events before it were complete: re-watch from the last resourceVersion seen (no
+    /// relist needed).
+    #[error("watch stream truncated ({leftover_bytes} bytes of an incomplete event dropped)")]
+    WatchTruncated {
+        /// The bytes of the incomplete event that were dropped.
+        leftover_bytes: usize,
+        /// Why the stream stopped, when it failed rather than ended.
+        #[source]
+        source: Option<Box<Error>>,
+    },
+    /// A watch event was larger than the limit (16 MiB by default, apimachinery's): the watch
+    /// was ended.
+    #[error("watch event larger than the {limit}-byte limit")]
+    WatchFrameTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// The client-side throttle refused the request.
     #[error("client-side throttle: {0}")]
     Throttle(#[from] kube_flowcontrol::throttle::ThrottleError),
@@ -220,74 +134,69 @@ impl Error {
         }
     }
 
-    fn api_reason_or_code(&self, reason: &str, code: u16) -> bool {
-        match self.status() {
-            Some(status) if !status.reason.is_empty() && status.reason != "Unknown" => {
-                status.reason == reason
-            }
-            Some(status) => status.code == code,
-            None => false,
-        }
+    fn status_is(&self, test: fn(&Status) -> bool) -> bool {
+        self.status().is_some_and(test)
     }
 
     /// `404 NotFound`.
     pub fn is_not_found(&self) -> bool {
-        self.api_reason_or_code("NotFound", 404)
+        self.status_is(Status::is_not_found)
     }
 
     /// `409 Conflict` (a stale resourceVersion or a failed precondition).
     pub fn is_conflict(&self) -> bool {
-        self.api_reason_or_code("Conflict", 409)
+        self.status_is(Status::is_conflict)
     }
 
     /// `409 AlreadyExists` (a create of a name in use).
     pub fn is_already_exists(&self) -> bool {
-        matches!(self.status(), Some(status) if status.reason == "AlreadyExists")
+        self.status_is(Status::is_already_exists)
     }
 
     /// `410 Gone` / `Expired` (a resourceVersion or continue token too old).
     pub fn is_gone(&self) -> bool {
-        match self.status() {
-            Some(status) => {
-                status.reason == "Gone" || status.reason == "Expired" || status.code == 410
-            }
-            None => false,
-        }
+        self.status_is(Status::is_gone)
     }
 
     /// `429 TooManyRequests`.
     pub fn is_too_many_requests(&self) -> bool {
-        self.api_reason_or_code("TooManyRequests", 429)
+        self.status_is(Status::is_too_many_requests)
     }
 
     /// `422 Invalid`.
     pub fn is_invalid(&self) -> bool {
-        self.api_reason_or_code("Invalid", 422)
+        self.status_is(Status::is_invalid)
     }
 
     /// `401 Unauthorized`.
     pub fn is_unauthorized(&self) -> bool {
-        self.api_reason_or_code("Unauthorized", 401)
+        self.status_is(Status::is_unauthorized)
     }
 
     /// `403 Forbidden`.
     pub fn is_forbidden(&self) -> bool {
-        self.api_reason_or_code("Forbidden", 403)
+        self.status_is(Status::is_forbidden)
     }
 
     /// `400 BadRequest`.
     pub fn is_bad_request(&self) -> bool {
-        self.api_reason_or_code("BadRequest", 400)
+        self.status_is(Status::is_bad_request)
     }
 
     /// A server-side timeout (`504`, reason `Timeout`) or a client-side [`Error::Timeout`].
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Timeout(_)) || self.api_reason_or_code("Timeout", 504)
+        matches!(self, Error::Timeout(_)) || self.status_is(Status::is_timeout)
     }
 
     /// A 5xx answer (`InternalError`, `ServiceUnavailable`...).
     pub fn is_server_error(&self) -> bool {
-        matches!(self.status(), Some(status) if status.code >= 500)
+        self.status_is(Status::is_server_error)
+    }
+
+    /// A watch that was cut or truncated ([`Error::WatchTruncated`]): re-watch from the last
+    /// resourceVersion seen.
+    pub fn is_watch_truncated(&self) -> bool {
+        matches!(self, Error::WatchTruncated { .. })
     }
 }
 

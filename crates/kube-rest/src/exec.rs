@@ -158,15 +158,7 @@ impl AttachParams {
     }
 }
 
-/// A terminal size, sent with [`TerminalResizer::resize`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct TerminalSize {
-    /// Columns.
-    pub width: u16,
-    /// Rows.
-    pub height: u16,
-}
+pub use crate::channel::TerminalSize;
 
 /// Sends terminal size changes to a remote command that has a terminal.
 #[derive(Debug, Clone)]
@@ -177,10 +169,8 @@ pub struct TerminalResizer {
 impl TerminalResizer {
     /// Tells the remote terminal its new size; `false` once the command has ended.
     pub fn resize(&self, size: TerminalSize) -> bool {
-        match serde_json::to_vec(&size) {
-            Ok(json) => self.sender.send(channel::RESIZE, Bytes::from(json)),
-            Err(_) => false,
-        }
+        self.sender
+            .send(channel::RESIZE, Bytes::from(size.to_json()))
     }
 }
 
@@ -562,12 +552,12 @@ mod tests {
         assert_eq!(query["tty"], "true");
         assert!(!query.contains_key("stderr"));
         assert_eq!(
-            serde_json::to_string(&TerminalSize {
+            TerminalSize {
                 width: 80,
                 height: 24
-            })
-            .unwrap(),
-            r#"{"Width":80,"Height":24}"#
+            }
+            .to_json(),
+            br#"{"Width":80,"Height":24}"#
         );
     }
 }

@@ -14,14 +14,23 @@
 //!   `AsyncBufRead`, [`Api::log_lines`] a `Stream`); [`exec`]: exec and attach with stdin,
 //!   stdout, stderr, a terminal and exit codes, over the WebSocket channel protocols of
 //!   [`channel`] and the upgrades of [`upgrade`].
-//! * [`selector`]: label selectors built, parsed and printed; [`certs`]: a generated CA and
-//!   PEM helpers.
+//! * [`labels`] and [`fields`]: apimachinery's label and field selectors (kube-apimachinery's,
+//!   re-exported; [`Selector`] is the label selector); `certs`: a generated CA and PEM
+//!   helpers.
 //!
 //! Errors are one [`Error`] enum; API failures carry the server's decoded [`Status`] and answer
 //! [`Error::is_not_found`], [`Error::is_conflict`] and friends.
 //!
-//! The Kubernetes version of k8s-openapi is chosen by the `k8s-latest` feature (on by default);
-//! see the README to pick another one.
+//! The vocabulary shared with the other kube-toolkit crates ([`ResourceInfo`],
+//! [`DynamicObject`], [`ObjectList`], [`WatchEvent`], [`Status`], [`ListParams`],
+//! [`WatchParams`], the [`Object`] metadata trait) comes from [`kube_apimachinery`] and is
+//! re-exported here.
+//!
+//! Features: `ws` (default) adds exec, attach and WebSocket upgrades ([`exec`], [`channel`],
+//! [`upgrade`]); `certs` adds the certificate helpers of `certs`. The Kubernetes version
+//! is the application's choice: enable one `k8s-openapi/v1_XX` feature (or `latest`) in the
+//! application, or kube-rest's `k8s-latest` convenience feature; a library depending on
+//! kube-rest must enable neither.
 //!
 //! ```no_run
 //! use k8s_openapi::api::core::v1::Pod;
@@ -43,12 +52,16 @@
 
 pub mod api;
 mod auth;
+mod body;
+#[cfg(feature = "certs")]
 pub mod certs;
+#[cfg(feature = "ws")]
 pub mod channel;
 pub mod client;
 pub mod config;
 pub mod discovery;
 pub mod error;
+#[cfg(feature = "ws")]
 pub mod exec;
 pub mod kubeconfig;
 pub mod logs;
@@ -56,25 +69,31 @@ pub mod params;
 mod proxy;
 mod proxy_env;
 pub use proxy::ProxyUrl;
-pub mod selector;
 pub mod tls;
+#[cfg(feature = "ws")]
 pub mod upgrade;
 pub mod watch;
 
-pub use api::{Api, ApiResource, DynamicObject, ListMeta, ObjectList, ResourceInfo};
+pub use api::{Api, ApiResource};
+pub use body::Body;
 pub use client::{Client, ClientBuilder, RequestBuilder};
 pub use config::{Config, Credentials, KubeconfigLoader, Overrides, Source};
 pub use discovery::{DiscoveredResource, Discovery, DiscoveryCache, ServerVersion};
-pub use error::{ConfigError, Error, Status};
-pub use kubeconfig::Kubeconfig;
-pub use params::{
-    DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy,
-    VersionMatch, WatchParams,
+pub use error::{ConfigError, Error};
+pub use kube_apimachinery::labels::{
+    Error as SelectorError, Labels, Operator, Requirement, Selector,
 };
-pub use selector::{Requirement, Selector, SelectorError};
-pub use watch::{Bookmark, WatchEvent};
+pub use kube_apimachinery::{
+    Bookmark, DynamicObject, ListMeta, ListParams, Object, ObjectList, ResourceInfo, Scope, Status,
+    StatusCause, StatusDetails, VersionMatch, WatchEvent, WatchParams,
+};
+pub use kube_apimachinery::{fields, labels};
+pub use kubeconfig::Kubeconfig;
+pub use params::{DeleteParams, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy};
+pub use watch::WatchStream;
 
 pub use k8s_openapi;
+pub use kube_apimachinery;
 
 /// The README's example, compiled as a doc test.
 #[cfg(doctest)]

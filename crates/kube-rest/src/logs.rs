@@ -26,8 +26,6 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_util::TryStreamExt as _;
 use futures_util::stream::{self, MapErr, Stream};
-use http_body_util::BodyDataStream;
-use hyper::body::Incoming;
 use k8s_openapi::api::core::v1::Pod;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt as _, AsyncRead, ReadBuf};
 use tokio_util::io::StreamReader;
@@ -138,10 +136,11 @@ impl LogParams {
     }
 }
 
-type BodyBytes = MapErr<BodyDataStream<Incoming>, fn(hyper::Error) -> io::Error>;
+type BodyBytes = MapErr<crate::Body, fn(Error) -> io::Error>;
 
-fn to_io_error(error: hyper::Error) -> io::Error {
-    io::Error::other(format!("reading the log stream: {error}"))
+fn to_io_error(error: Error) -> io::Error {
+    // The transport error stays the io::Error's source.
+    io::Error::other(error)
 }
 
 /// A log as it arrives ([`Api::log_stream`]): an [`AsyncBufRead`]. Dropping it ends the HTTP
@@ -197,8 +196,7 @@ impl Api<Pod> {
             .accept("*/*")
             .send_streaming()
             .await?;
-        let bytes: BodyBytes =
-            BodyDataStream::new(response.into_body()).map_err(to_io_error as fn(_) -> _);
+        let bytes: BodyBytes = response.into_body().map_err(to_io_error as fn(_) -> _);
         Ok(LogStream {
             reader: StreamReader::new(bytes),
         })

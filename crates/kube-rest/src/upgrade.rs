@@ -4,12 +4,16 @@
 //! The connection is opened by [`RequestBuilder::connect_websocket`](crate::RequestBuilder::connect_websocket)
 //! with the client's authentication, TLS and proxy; this module only knows RFC 6455.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use base64::Engine as _;
 use http::header::{CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL};
 use http::header::{SEC_WEBSOCKET_VERSION, UPGRADE};
 use hyper::body::Incoming;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
@@ -17,7 +21,60 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use crate::error::Error;
 
 /// A WebSocket over an upgraded API server connection.
-pub type WebSocket = WebSocketStream<TokioIo<Upgraded>>;
+///
+/// The WebSocket type is tokio-tungstenite's (0.28) on purpose: it is the maintained tokio
+/// WebSocket and [`ChannelStreams`](crate::channel::ChannelStreams) accepts any of its
+/// streams. The connection under it is our [`UpgradedIo`], so hyper's types stay private.
+pub type WebSocket = WebSocketStream<UpgradedIo>;
+
+/// The byte stream of an upgraded connection (TLS included, when the server is HTTPS).
+pub struct UpgradedIo(TokioIo<Upgraded>);
+
+impl std::fmt::Debug for UpgradedIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpgradedIo").finish_non_exhaustive()
+    }
+}
+
+impl AsyncRead for UpgradedIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for UpgradedIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+}
 
 /// An open WebSocket and the subprotocol the server selected.
 #[derive(Debug)]
@@ -91,7 +148,8 @@ pub(crate) async fn finish(
     let upgraded = hyper::upgrade::on(response)
         .await
         .map_err(|e| Error::Upgrade(format!("taking over the upgraded connection: {e}")))?;
-    let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, None).await;
+    let io = UpgradedIo(TokioIo::new(upgraded));
+    let socket = WebSocketStream::from_raw_socket(io, Role::Client, None).await;
     Ok(WebSocketConnection { socket, protocol })
 }
 

@@ -1,48 +1,25 @@
-//! Watch events and their incremental decoding from a chunked response body.
+//! Watch streams: [`WatchStream`], the named stream [`Api::watch`](crate::Api::watch) returns,
+//! and [`WatchDecoder`], the incremental decoding of watch events from a chunked body.
+//!
+//! The event types themselves ([`WatchEvent`], [`Bookmark`]) are
+//! kube-apimachinery's, shared with the other crates.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_core::Stream;
+use kube_apimachinery::{Bookmark, Status, WatchEvent};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::{Error, Status};
+use crate::error::Error;
 
-/// One event of a watch (client-go's `watch.Event`).
-#[derive(Debug, Clone, PartialEq)]
-pub enum WatchEvent<K> {
-    /// An object was created (or existed when the watch started).
-    Added(K),
-    /// An object was changed.
-    Modified(K),
-    /// An object was deleted (its last state).
-    Deleted(K),
-    /// A progress marker: every event up to this resourceVersion was sent.
-    Bookmark(Bookmark),
-    /// The server reported an error in the stream (`410 Expired` when the resourceVersion is
-    /// too old: re-list, then watch again).
-    Error(Status),
-}
-
-/// The content of a `BOOKMARK` event.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Bookmark {
-    /// The resourceVersion the watch has reached.
-    pub resource_version: String,
-    /// The bookmark's annotations (`k8s.io/initial-events-end: "true"` ends the initial events
-    /// of a `sendInitialEvents` watch).
-    pub annotations: BTreeMap<String, String>,
-}
-
-impl Bookmark {
-    /// Whether this bookmark ends the initial events of a `sendInitialEvents=true` watch.
-    pub fn is_initial_events_end(&self) -> bool {
-        self.annotations
-            .get("k8s.io/initial-events-end")
-            .is_some_and(|v| v == "true")
-    }
-}
+/// The largest watch event accepted: 16 MiB, apimachinery's limit for a streamed object
+/// (`streaming.NewDecoder`'s `ErrObjectTooLarge`). A larger event ends the stream with
+/// [`Error::WatchFrameTooLarge`].
+pub const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 
 /// An event as it arrives: the object is kept as raw JSON borrowed from the buffer and decoded
 /// once, straight into its type.
@@ -87,7 +64,7 @@ fn convert<K: DeserializeOwned>(raw: RawEvent<'_>) -> Result<WatchEvent<K>, Erro
             })
         }
         "ERROR" => WatchEvent::Error(
-            serde_json::from_str(raw.object.get())
+            serde_json::from_str::<Status>(raw.object.get())
                 .map_err(|e| Error::Decode(format!("watch ERROR status: {e}")))?,
         ),
         other => return Err(Error::Decode(format!("unknown watch event type {other:?}"))),
@@ -96,21 +73,39 @@ fn convert<K: DeserializeOwned>(raw: RawEvent<'_>) -> Result<WatchEvent<K>, Erro
 
 /// Decodes watch events from bytes arriving in arbitrary chunks: an event may be split across
 /// chunks and a chunk may hold several events (newline-separated or just concatenated JSON).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct WatchDecoder {
     buffer: BytesMut,
+    max_event_bytes: usize,
+}
+
+impl Default for WatchDecoder {
+    fn default() -> Self {
+        WatchDecoder::new()
+    }
 }
 
 impl WatchDecoder {
-    /// An empty decoder.
+    /// An empty decoder with the [`MAX_EVENT_BYTES`] limit.
     pub fn new() -> WatchDecoder {
-        WatchDecoder::default()
+        WatchDecoder::with_max_event_bytes(MAX_EVENT_BYTES)
+    }
+
+    /// An empty decoder refusing events larger than `max` bytes.
+    pub fn with_max_event_bytes(max: usize) -> WatchDecoder {
+        WatchDecoder {
+            buffer: BytesMut::new(),
+            max_event_bytes: max,
+        }
     }
 
     /// Adds a chunk and decodes every complete event it finishes, in order.
     ///
     /// Parsing is attempted only when the chunk could end an event (it holds a newline or ends
-    /// with `}`), so an object split into many chunks is not re-parsed for each of them.
+    /// with `}`), so an object split into many chunks is not re-parsed for each of them. When
+    /// the incomplete event in the buffer outgrows the limit, an
+    /// [`Error::WatchFrameTooLarge`] is pushed and the buffer dropped: the caller should end
+    /// the stream there.
     pub fn push<K: DeserializeOwned>(
         &mut self,
         chunk: &[u8],
@@ -118,17 +113,34 @@ impl WatchDecoder {
     ) {
         self.buffer.extend_from_slice(chunk);
         let may_end = chunk.contains(&b'\n') || chunk.trim_ascii_end().ends_with(b"}");
-        if !may_end {
-            return;
+        if may_end {
+            self.decode_buffered(out);
         }
+        if self.buffer.len() > self.max_event_bytes {
+            self.buffer = BytesMut::new();
+            out.push_back(Err(Error::WatchFrameTooLarge {
+                limit: self.max_event_bytes,
+            }));
+        }
+    }
+
+    fn decode_buffered<K: DeserializeOwned>(
+        &mut self,
+        out: &mut VecDeque<Result<WatchEvent<K>, Error>>,
+    ) {
         loop {
             let mut events =
                 serde_json::Deserializer::from_slice(&self.buffer).into_iter::<RawEvent>();
             match events.next() {
                 Some(Ok(raw)) => {
                     let offset = events.byte_offset();
-                    let event = convert(raw);
-                    out.push_back(event);
+                    if offset > self.max_event_bytes {
+                        out.push_back(Err(Error::WatchFrameTooLarge {
+                            limit: self.max_event_bytes,
+                        }));
+                    } else {
+                        out.push_back(convert(raw));
+                    }
                     self.buffer.advance(offset);
                 }
                 Some(Err(e)) if e.is_eof() => break,
@@ -148,7 +160,7 @@ impl WatchDecoder {
         }
     }
 
-    /// Ends the stream: leftover bytes are a truncated event.
+    /// Ends the stream: leftover bytes are a truncated event ([`Error::WatchTruncated`]).
     pub fn finish(&mut self) -> Result<(), Error> {
         if self.buffer.iter().all(u8::is_ascii_whitespace) {
             self.buffer.clear();
@@ -156,54 +168,117 @@ impl WatchDecoder {
         }
         let len = self.buffer.len();
         self.buffer.clear();
-        Err(Error::Decode(format!(
-            "watch stream ended in the middle of an event ({len} bytes left)"
-        )))
+        Err(Error::WatchTruncated {
+            leftover_bytes: len,
+            source: None,
+        })
     }
 }
 
-/// Turns a stream of body chunks into a stream of watch events. A body that ends in the middle
-/// of an event yields a [`Error::Decode`] and then ends.
-pub fn decode_events<K, S>(body: S) -> impl Stream<Item = Result<WatchEvent<K>, Error>> + Send
-where
-    K: DeserializeOwned + Send + 'static,
-    S: Stream<Item = Result<Bytes, Error>> + Send + Unpin,
-{
-    struct State<S, K> {
-        body: S,
-        decoder: WatchDecoder,
-        pending: VecDeque<Result<WatchEvent<K>, Error>>,
-        done: bool,
+type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + Send>>;
+
+/// The events of one watch, as [`Api::watch`](crate::Api::watch) returns them: an
+/// `impl Stream<Item = Result<WatchEvent<K>, Error>>` with a name, so it can be stored in a
+/// struct.
+///
+/// The stream ends when the server ends the watch (its timeout, or a clean close). It ends
+/// with one last error when:
+/// * the connection fails or the body stops in the middle of an event:
+///   [`Error::WatchTruncated`] (every event before it was complete: re-watch from the last
+///   resourceVersion seen, as client-go's reflector does, without a relist);
+/// * an event is larger than [`MAX_EVENT_BYTES`]: [`Error::WatchFrameTooLarge`].
+///
+/// A malformed event is reported as an [`Error::Decode`] item and decoding goes on with the
+/// next line. Dropping the stream closes the HTTP request.
+#[must_use = "streams do nothing unless polled"]
+pub struct WatchStream<K> {
+    body: ByteStream,
+    decoder: WatchDecoder,
+    pending: VecDeque<Result<WatchEvent<K>, Error>>,
+    done: bool,
+}
+
+// No field is structurally pinned: the body is boxed and `K` only sits in a `VecDeque`.
+impl<K> Unpin for WatchStream<K> {}
+
+impl<K> std::fmt::Debug for WatchStream<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchStream")
+            .field("pending", &self.pending.len())
+            .field("done", &self.done)
+            .finish_non_exhaustive()
     }
-    let state = State {
-        body,
-        decoder: WatchDecoder::new(),
-        pending: VecDeque::new(),
-        done: false,
-    };
-    futures_util::stream::unfold(state, |mut state| async move {
-        use futures_util::StreamExt as _;
+}
+
+impl<K: DeserializeOwned> WatchStream<K> {
+    /// Decodes the events of any stream of body chunks (a recorded watch, another transport).
+    pub fn from_stream<S>(body: S) -> WatchStream<K>
+    where
+        S: Stream<Item = Result<Bytes, Error>> + Send + 'static,
+    {
+        WatchStream {
+            body: Box::pin(body),
+            decoder: WatchDecoder::new(),
+            pending: VecDeque::new(),
+            done: false,
+        }
+    }
+
+    /// Sets the largest event accepted (default [`MAX_EVENT_BYTES`]).
+    pub fn max_event_bytes(mut self, max: usize) -> WatchStream<K> {
+        self.decoder.max_event_bytes = max;
+        self
+    }
+}
+
+impl<K: DeserializeOwned> Stream for WatchStream<K> {
+    type Item = Result<WatchEvent<K>, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // Every field is Unpin (the body is boxed).
+        let this = self.get_mut();
         loop {
-            if let Some(event) = state.pending.pop_front() {
-                return Some((event, state));
-            }
-            if state.done {
-                return None;
-            }
-            match state.body.next().await {
-                Some(Ok(chunk)) => state.decoder.push(&chunk, &mut state.pending),
-                Some(Err(e)) => {
-                    state.done = true;
-                    return Some((Err(e), state));
+            if let Some(event) = this.pending.pop_front() {
+                if matches!(event, Err(Error::WatchFrameTooLarge { .. })) {
+                    tracing::warn!(
+                        limit = this.decoder.max_event_bytes,
+                        "watch event over the size limit: ending the watch"
+                    );
+                    this.pending.clear();
+                    this.done = true;
                 }
-                None => {
-                    state.done = true;
-                    if let Err(e) = state.decoder.finish() {
+                return Poll::Ready(Some(event));
+            }
+            if this.done {
+                return Poll::Ready(None);
+            }
+            match this.body.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(chunk))) => this.decoder.push(&chunk, &mut this.pending),
+                Poll::Ready(Some(Err(e))) => {
+                    this.done = true;
+                    let leftover_bytes = this.decoder.buffer.len();
+                    this.decoder.buffer.clear();
+                    tracing::warn!(error = %e, leftover_bytes, "watch stream cut");
+                    return Poll::Ready(Some(Err(Error::WatchTruncated {
+                        leftover_bytes,
+                        source: Some(Box::new(e)),
+                    })));
+                }
+                Poll::Ready(None) => {
+                    this.done = true;
+                    if let Err(e) = this.decoder.finish() {
                         tracing::warn!(error = %e, "watch stream truncated");
-                        return Some((Err(e), state));
+                        return Poll::Ready(Some(Err(e)));
                     }
                 }
             }
         }
-    })
+    }
+}
+
+impl<K: DeserializeOwned> futures_util::stream::FusedStream for WatchStream<K> {
+    fn is_terminated(&self) -> bool {
+        self.done && self.pending.is_empty()
+    }
 }

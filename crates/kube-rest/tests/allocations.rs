@@ -5,7 +5,8 @@ use std::collections::VecDeque;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube_rest::Error;
-use kube_rest::watch::{WatchDecoder, WatchEvent};
+use kube_rest::WatchEvent;
+use kube_rest::watch::WatchDecoder;
 
 #[global_allocator]
 static ALLOCATOR: dhat::Alloc = dhat::Alloc;

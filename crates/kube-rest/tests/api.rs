@@ -208,6 +208,7 @@ async fn paging_selectors_and_delete_collection() {
 
     let all = cms.list_all(&ListParams::default().limit(4)).await.unwrap();
     let names: Vec<_> = all
+        .items
         .iter()
         .map(|c| c.metadata.name.clone().unwrap())
         .collect();
@@ -218,7 +219,7 @@ async fn paging_selectors_and_delete_collection() {
         .list_all(&ListParams::default().labels("tier in (even)"))
         .await
         .unwrap();
-    assert_eq!(even.len(), 12);
+    assert_eq!(even.items.len(), 12);
     let by_field = cms
         .list(&ListParams::default().fields("metadata.name=cm-03"))
         .await
@@ -252,6 +253,7 @@ async fn paging_selectors_and_delete_collection() {
             .list_all(&ListParams::default())
             .await
             .unwrap()
+            .items
             .len()
             >= 24
     );
@@ -263,7 +265,11 @@ async fn paging_selectors_and_delete_collection() {
     .await
     .unwrap();
     assert_eq!(
-        cms.list_all(&ListParams::default()).await.unwrap().len(),
+        cms.list_all(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
         13
     );
 }

@@ -365,11 +365,32 @@ fn request_urls() {
                 .name("kube-system"),
             Ok("/prefix/api/v1/namespaces/kube-system"),
         ),
+        // An empty namespace is refused (client-go's preflight check), never widened to all
+        // namespaces.
         (
             client
                 .request(Method::GET)
                 .namespace(Some(""))
                 .resource("pods"),
+            Err("an empty namespace may not be set"),
+        ),
+        (
+            client
+                .request(Method::POST)
+                .namespace(Some(""))
+                .resource("pods"),
+            Err("an empty namespace may not be set during creation"),
+        ),
+        (
+            client
+                .request(Method::GET)
+                .namespace(Some(""))
+                .resource("pods")
+                .name("x"),
+            Err("an empty namespace may not be set when a resource name is provided"),
+        ),
+        (
+            client.request(Method::GET).namespace(None).resource("pods"),
             Ok("/prefix/api/v1/pods"),
         ),
         (

@@ -35,7 +35,7 @@ async fn discovery_and_resolution() {
             r.info.version.clone(),
             r.info.plural.clone(),
             r.info.kind.clone(),
-            r.info.namespaced,
+            r.info.is_namespaced(),
             r.preferred,
             r.singular.clone(),
             r.short_names.clone(),
@@ -66,7 +66,7 @@ async fn discovery_and_resolution() {
         (
             deployments.version.as_str(),
             deployments.plural.as_str(),
-            deployments.namespaced
+            deployments.is_namespaced()
         ),
         ("v1", "deployments", true)
     );
@@ -91,7 +91,12 @@ async fn discovery_and_resolution() {
             "{name}"
         );
     }
-    assert!(!discovery.resolve_name("namespaces").unwrap().namespaced);
+    assert!(
+        !discovery
+            .resolve_name("namespaces")
+            .unwrap()
+            .is_namespaced()
+    );
     assert!(discovery.resolve_name("deployments.example.com").is_none());
     assert!(discovery.resolve_name("widgets").is_none());
     // Short names, when the server declares them.
@@ -110,6 +115,7 @@ async fn discovery_and_resolution() {
         !api.list_all(&ListParams::default())
             .await
             .unwrap()
+            .items
             .is_empty()
     );
 }

@@ -8,7 +8,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use kube_rest::{
     Api, Client, Config, DeleteParams, DynamicObject, Error, Kubeconfig, ListParams, Patch,
-    PatchParams, PostParams, ResourceInfo, WatchEvent, WatchParams,
+    PatchParams, PostParams, ResourceInfo, Scope, WatchEvent, WatchParams,
 };
 use kube_testserver::TestServer;
 use serde_json::json;
@@ -30,7 +30,7 @@ fn resource_info_of_typed_kinds() {
             pod.group.as_str(),
             pod.version.as_str(),
             pod.plural.as_str(),
-            pod.namespaced
+            pod.is_namespaced()
         ),
         ("", "v1", "pods", true)
     );
@@ -38,13 +38,13 @@ fn resource_info_of_typed_kinds() {
     let deployment = ResourceInfo::of::<Deployment>();
     assert_eq!(deployment.api_version(), "apps/v1");
     assert_eq!(deployment.kind, "Deployment");
-    assert!(!ResourceInfo::of::<Namespace>().namespaced);
+    assert!(!ResourceInfo::of::<Namespace>().is_namespaced());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamic_crud_and_watch() {
     let (_server, client) = start().await;
-    let info = ResourceInfo::new("", "v1", "ConfigMap", "configmaps", true);
+    let info = ResourceInfo::new("", "v1", "ConfigMap", "configmaps", Scope::Namespaced);
     let api = Api::dynamic(client.clone(), &info, Some("default"));
     assert_eq!(api.namespace(), Some("default"));
 
@@ -103,6 +103,7 @@ async fn dynamic_crud_and_watch() {
             .list_all(&ListParams::default())
             .await
             .unwrap()
+            .items
             .len(),
         1
     );
@@ -129,7 +130,7 @@ async fn dynamic_crud_and_watch() {
     assert!(names.contains(&"default".to_string()), "{names:?}");
 
     // A resource the server does not serve: 404.
-    let missing = ResourceInfo::new("example.com", "v1", "Widget", "widgets", true);
+    let missing = ResourceInfo::new("example.com", "v1", "Widget", "widgets", Scope::Namespaced);
     let err = Api::dynamic(client, &missing, Some("default"))
         .list(&ListParams::default())
         .await

@@ -1,4 +1,5 @@
-//! Label selector parsing, printing and matching.
+//! Label selectors through kube-rest's re-export: parsing, printing, matching and list
+//! parameters (the apimachinery tables are ported in kube-apimachinery).
 
 use std::collections::BTreeMap;
 
@@ -10,7 +11,8 @@ fn parse_and_print_canonically() {
     let cases = [
         ("", ""),
         ("app=web", "app=web"),
-        ("app==web", "app=web"),
+        // apimachinery keeps the operator as written: `==` prints as `==`.
+        ("app==web", "app==web"),
         ("  app = web , tier!=db ", "app=web,tier!=db"),
         ("x in (b, a, b)", "x in (a,b)"),
         ("x notin (a)", "x notin (a)"),
@@ -28,32 +30,6 @@ fn parse_and_print_canonically() {
         // Printing is a fixed point.
         assert_eq!(printed.parse::<Selector>().unwrap(), selector, "{input}");
     }
-}
-
-#[test]
-fn bad_selectors_are_errors() {
-    let cases = [
-        ("a in ()", "at least one value"),
-        ("a in (b", "expected ',' or ')'"),
-        ("a in b", "expected '(' after in"),
-        ("a b", "expected an operator"),
-        ("a=b=c", "expected ',' or the end"),
-        ("a,", "trailing ','"),
-        (",a", "expected a key"),
-        ("!", "a key after '!'"),
-        ("a>1", "not supported"),
-        ("-bad=x", "invalid label key"),
-        ("a=bad value", "expected ',' or the end"),
-        ("a=-x", "invalid label value"),
-        ("Example.com/a=b", "invalid label key"),
-        (&"k".repeat(64), "invalid label key"),
-    ];
-    for (input, needle) in cases {
-        let err = input.parse::<Selector>().unwrap_err();
-        assert!(err.to_string().contains(needle), "{input}: {err}");
-    }
-    assert!(Selector::new().eq("a", "b c").is_err());
-    assert!(Selector::new().is_in("a", Vec::<String>::new()).is_err());
 }
 
 #[test]

@@ -8,7 +8,8 @@ use bytes::Bytes;
 use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube_rest::Error;
-use kube_rest::watch::{WatchDecoder, WatchEvent, decode_events};
+use kube_rest::WatchEvent;
+use kube_rest::watch::{WatchDecoder, WatchStream};
 use proptest::prelude::*;
 
 fn line(kind: &str, name: &str, data: &str) -> String {
@@ -34,14 +35,23 @@ fn describe(event: &Result<WatchEvent<ConfigMap>, Error>) -> String {
             b.is_initial_events_end()
         ),
         Ok(WatchEvent::Error(status)) => format!("ERROR {} {}", status.code, status.message),
-        Err(e) => format!("error: {e}"),
+        Err(e) => {
+            // The message and its causes, as a log line would show them.
+            let mut text = format!("error: {e}");
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                text.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            text
+        }
     }
 }
 
 async fn decode_chunks(chunks: Vec<Vec<u8>>) -> Vec<String> {
     let body =
         futures_util::stream::iter(chunks.into_iter().map(|c| Ok::<_, Error>(Bytes::from(c))));
-    let events = decode_events::<ConfigMap, _>(body);
+    let events = WatchStream::<ConfigMap>::from_stream(body);
     tokio::time::timeout(
         Duration::from_secs(5),
         events.map(|e| describe(&e)).collect::<Vec<_>>(),
@@ -112,10 +122,7 @@ fn truncated_final_event_is_an_error_not_a_hang() {
     let events = rt.block_on(decode_chunks(split(stream.as_bytes(), &[10, 70])));
     assert_eq!(events.len(), 2, "{events:?}");
     assert!(events[0].starts_with("ADDED"));
-    assert!(
-        events[1].contains("ended in the middle of an event"),
-        "{events:?}"
-    );
+    assert!(events[1].contains("watch stream truncated"), "{events:?}");
 
     // A body error ends the stream after reporting it.
     let body = futures_util::stream::iter(vec![
@@ -124,12 +131,15 @@ fn truncated_final_event_is_an_error_not_a_hang() {
         Ok(Bytes::from(line("ADDED", "b", "1"))),
     ]);
     let events: Vec<_> = rt.block_on(
-        decode_events::<ConfigMap, _>(body)
+        WatchStream::<ConfigMap>::from_stream(body)
             .map(|e| describe(&e))
             .collect::<Vec<_>>(),
     );
     assert_eq!(events.len(), 2, "{events:?}");
-    assert!(events[1].contains("connection reset"));
+    assert!(
+        events[1].contains("watch stream truncated") && events[1].contains("connection reset"),
+        "the cut is a WatchTruncated whose source is the transport error: {events:?}"
+    );
 }
 
 #[test]
@@ -170,7 +180,48 @@ fn decoder_keeps_partial_events() {
     assert_eq!(out.len(), 1);
     decoder.finish().unwrap();
     decoder.push(b"{\"type\":", &mut out);
-    assert!(decoder.finish().is_err());
+    assert!(decoder.finish().unwrap_err().is_watch_truncated());
+}
+
+#[test]
+fn an_event_over_the_size_limit_ends_the_stream() {
+    let rt = runtime();
+    let big = line("ADDED", "big", &"x".repeat(4096));
+    let small = line("ADDED", "small", "1");
+    // Limit below the big event: the small one passes, the big one ends the stream (in one
+    // chunk or many, with or without its end).
+    for chunks in [
+        vec![format!("{small}{big}{small}").into_bytes()],
+        split(
+            format!("{small}{big}{small}").as_bytes(),
+            &[5, 300, 1000, 2000, 3000, 4000],
+        ),
+        vec![
+            small.clone().into_bytes(),
+            big.as_bytes()[..3000].to_vec(),
+            big.as_bytes()[3000..].to_vec(),
+        ],
+    ] {
+        let body =
+            futures_util::stream::iter(chunks.into_iter().map(|c| Ok::<_, Error>(Bytes::from(c))));
+        let events: Vec<_> = rt.block_on(
+            WatchStream::<ConfigMap>::from_stream(body)
+                .max_event_bytes(2048)
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(
+            events.len(),
+            2,
+            "{:?}",
+            events.iter().map(describe).collect::<Vec<_>>()
+        );
+        assert!(matches!(events[0], Ok(WatchEvent::Added(_))));
+        assert!(
+            matches!(events[1], Err(Error::WatchFrameTooLarge { limit: 2048 })),
+            "{:?}",
+            events[1]
+        );
+    }
 }
 
 fn event_strategy() -> impl Strategy<Value = String> {
@@ -212,6 +263,6 @@ proptest! {
         let rt = runtime();
         let decoded = rt.block_on(decode_chunks(split(&stream[..cut], &[cut / 2])));
         prop_assert_eq!(decoded.len(), events.len(), "{:?}", decoded);
-        prop_assert!(decoded.last().unwrap().contains("ended in the middle of an event"), "{:?}", decoded);
+        prop_assert!(decoded.last().unwrap().contains("watch stream truncated"), "{:?}", decoded);
     }
 }
