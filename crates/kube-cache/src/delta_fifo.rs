@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use kube_apimachinery::Object;
 use parking_lot::Mutex;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use crate::delta::{Delta, DeltaType, Deltas, KeyListerGetter};
 use crate::key::{DeletedFinalStateUnknown, ObjectOrTombstone, meta_namespace_key, with_key};
-use crate::queue::{PopError, ProcessError, SyncState, wait_synced, wait_until};
+use crate::queue::{PopError, ProcessError, SyncState, Wakeup, wait_synced};
 use crate::store::{Map, Set};
 
 /// A producer-consumer queue of per-object delta lists (client-go's `DeltaFIFO`).
@@ -78,7 +78,7 @@ pub struct DeltaFifo<K> {
 struct Shared<K> {
     name: String,
     state: Mutex<State<K>>,
-    notify: Notify,
+    wakeup: Wakeup,
     synced: watch::Sender<bool>,
     known: Option<Arc<dyn KeyListerGetter<K>>>,
     emit_delta_type_replaced: bool,
@@ -152,7 +152,7 @@ impl<K: Object + Send + Sync + 'static> DeltaFifoBuilder<K> {
                     sync: SyncState::new(),
                     closed: false,
                 }),
-                notify: Notify::new(),
+                wakeup: Wakeup::new(),
                 synced: watch::Sender::new(false),
                 known: self.known,
                 emit_delta_type_replaced: self.emit_delta_type_replaced,
@@ -258,7 +258,7 @@ impl<K: Object + Send + Sync + 'static> DeltaFifo<K> {
                 let key: Arc<str> = Arc::from(key);
                 state.queue.push_back(Arc::clone(&key));
                 state.items.insert(key, vec![delta]);
-                self.shared.notify.notify_one();
+                self.shared.wakeup.wake_one();
             }
         }
     }
@@ -381,14 +381,16 @@ impl<K: Object + Send + Sync + 'static> DeltaFifo<K> {
         F: FnOnce(&Deltas<K>, bool) -> Result<(), ProcessError<E>>,
     {
         let mut process = Some(process);
-        wait_until(&self.shared.notify, || {
-            let mut state = self.shared.state.lock();
-            match self.pop_locked(&mut state, &mut process) {
-                Some(result) => Some(result),
-                None => state.closed.then_some(Err(PopError::Closed)),
-            }
-        })
-        .await
+        self.shared
+            .wakeup
+            .wait_until(|| {
+                let mut state = self.shared.state.lock();
+                match self.pop_locked(&mut state, &mut process) {
+                    Some(result) => Some(result),
+                    None => state.closed.then_some(Err(PopError::Closed)),
+                }
+            })
+            .await
     }
 
     /// Like [`pop`](Self::pop), but returns `Ok(None)` at once when nothing is queued.
@@ -430,7 +432,7 @@ impl<K: Object + Send + Sync + 'static> DeltaFifo<K> {
             };
             if !state.queue.is_empty() {
                 // Pass the wake-up on: another popper may be waiting for the next key.
-                self.shared.notify.notify_one();
+                self.shared.wakeup.wake_one();
             }
             let process = process
                 .take()
@@ -458,7 +460,7 @@ impl<K: Object + Send + Sync + 'static> DeltaFifo<K> {
         }
         state.queue.push_back(Arc::clone(&id));
         state.items.insert(id, deltas);
-        self.shared.notify.notify_one();
+        self.shared.wakeup.wake_one();
     }
 
     /// Whether the first `replace`'s items have all been popped, or something other than a
@@ -476,7 +478,7 @@ impl<K: Object + Send + Sync + 'static> DeltaFifo<K> {
     /// empty (writes are still accepted, as in client-go).
     pub fn close(&self) {
         self.shared.state.lock().closed = true;
-        self.shared.notify.notify_waiters();
+        self.shared.wakeup.wake_all();
     }
 
     /// Whether [`close`](Self::close) was called.

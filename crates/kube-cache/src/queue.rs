@@ -2,6 +2,7 @@
 //! the initial-sync bookkeeping and the wake-up of waiting poppers.
 
 use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::{Notify, watch};
 
@@ -75,16 +76,57 @@ pub(crate) async fn wait_synced(signal: &watch::Sender<bool>) {
     let _ = rx.wait_for(|synced| *synced).await;
 }
 
-/// Runs `attempt` until it returns `Some`, waiting on `notify` in between without spinning:
-/// the waiter is registered before `attempt` looks at the queue, so a wake-up sent after the
-/// look is never lost.
-pub(crate) async fn wait_until<T>(notify: &Notify, mut attempt: impl FnMut() -> Option<T>) -> T {
-    loop {
-        let mut notified = pin!(notify.notified());
-        notified.as_mut().enable();
-        if let Some(out) = attempt() {
-            return out;
+/// Wakes waiting poppers: a tokio [`Notify`] plus a count of the poppers waiting, so a write
+/// with nobody waiting skips the notification.
+pub(crate) struct Wakeup {
+    notify: Notify,
+    waiting: AtomicUsize,
+}
+
+/// Counts a popper as waiting for as long as it lives (a dropped pop future included).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Wakeup {
+    pub(crate) fn new() -> Wakeup {
+        Wakeup {
+            notify: Notify::new(),
+            waiting: AtomicUsize::new(0),
         }
-        notified.await;
+    }
+
+    /// Wakes one waiting popper, if any. Call it after queuing, under the queue lock: a popper
+    /// counts itself as waiting before it takes that lock to look at the queue, so either it
+    /// sees the new item or this sees it waiting.
+    pub(crate) fn wake_one(&self) {
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Wakes every waiting popper (on close).
+    pub(crate) fn wake_all(&self) {
+        self.notify.notify_waiters();
+    }
+
+    /// Runs `attempt` (which takes the queue lock) until it returns `Some`, waiting without
+    /// spinning in between: the popper registers its waiter and counts itself as waiting
+    /// before `attempt` looks at the queue, so a wake-up sent after the look is never lost.
+    pub(crate) async fn wait_until<T>(&self, mut attempt: impl FnMut() -> Option<T>) -> T {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.waiting);
+        loop {
+            let mut notified = pin!(self.notify.notified());
+            notified.as_mut().enable();
+            if let Some(out) = attempt() {
+                return out;
+            }
+            notified.await;
+        }
     }
 }

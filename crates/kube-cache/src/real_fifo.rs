@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use kube_apimachinery::Object;
 use parking_lot::Mutex;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use crate::delta::{Delta, DeltaType, Deltas, KeyListerGetter};
 use crate::key::{DeletedFinalStateUnknown, ObjectOrTombstone, meta_namespace_key};
-use crate::queue::{PopError, SyncState, wait_synced, wait_until};
+use crate::queue::{PopError, SyncState, Wakeup, wait_synced};
 use crate::store::{Map, Set};
 
 /// A queue that hands out every notification in order, one [`Delta`] at a time, with no
@@ -44,7 +44,7 @@ pub struct RealFifo<K> {
 struct Shared<K> {
     name: String,
     state: Mutex<State<K>>,
-    notify: Notify,
+    wakeup: Wakeup,
     synced: watch::Sender<bool>,
     known: Arc<dyn KeyListerGetter<K>>,
 }
@@ -92,7 +92,7 @@ impl<K: Object + Send + Sync + 'static> RealFifo<K> {
                     sync: SyncState::new(),
                     closed: false,
                 }),
-                notify: Notify::new(),
+                wakeup: Wakeup::new(),
                 synced: watch::Sender::new(false),
                 known: Arc::new(known),
             }),
@@ -123,7 +123,7 @@ impl<K: Object + Send + Sync + 'static> RealFifo<K> {
 
     fn push_locked(shared: &Shared<K>, state: &mut State<K>, delta: Delta<K>) {
         state.items.push_back(delta);
-        shared.notify.notify_one();
+        shared.wakeup.wake_one();
     }
 
     /// A relist (client-go's `Replace` and `reconcileReplacement`): first a `Deleted`
@@ -231,14 +231,16 @@ impl<K: Object + Send + Sync + 'static> RealFifo<K> {
         F: FnOnce(&Deltas<K>, bool) -> Result<(), E>,
     {
         let mut process = Some(process);
-        wait_until(&self.shared.notify, || {
-            let mut state = self.shared.state.lock();
-            match self.pop_locked(&mut state, &mut process) {
-                Some(result) => Some(result),
-                None => state.closed.then_some(Err(PopError::Closed)),
-            }
-        })
-        .await
+        self.shared
+            .wakeup
+            .wait_until(|| {
+                let mut state = self.shared.state.lock();
+                match self.pop_locked(&mut state, &mut process) {
+                    Some(result) => Some(result),
+                    None => state.closed.then_some(Err(PopError::Closed)),
+                }
+            })
+            .await
     }
 
     /// Like [`pop`](Self::pop), but returns `Ok(None)` at once when nothing is queued.
@@ -265,7 +267,7 @@ impl<K: Object + Send + Sync + 'static> RealFifo<K> {
         let is_in_initial_list = !state.sync.synced;
         let deltas = vec![state.items.pop_front()?];
         if !state.items.is_empty() {
-            self.shared.notify.notify_one();
+            self.shared.wakeup.wake_one();
         }
         let process = process
             .take()
@@ -292,7 +294,7 @@ impl<K: Object + Send + Sync + 'static> RealFifo<K> {
     /// Closes the queue: pops return [`PopError::Closed`] once it is empty.
     pub fn close(&self) {
         self.shared.state.lock().closed = true;
-        self.shared.notify.notify_waiters();
+        self.shared.wakeup.wake_all();
     }
 
     /// Whether [`close`](Self::close) was called.

@@ -390,3 +390,43 @@ fn readers_share_objects() {
     assert!(Arc::ptr_eq(&obj, &got), "no deep clone");
     assert!(Arc::ptr_eq(&obj, &store.list()[0]));
 }
+
+/// Readers running while a writer moves objects between index values never see an object
+/// under a value it does not have, nor a key without its object.
+#[test]
+fn readers_never_see_a_half_updated_index() {
+    let store = Indexer::builder().indexers(by_val()).build().unwrap();
+    for i in 0..64 {
+        store.add(mk(&format!("k{i}"), "a"));
+    }
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                let mut checks = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) || checks == 0 {
+                    for value in ["a", "b"] {
+                        for obj in store.by_index("by_val", value).unwrap() {
+                            assert_eq!(val(&obj), value, "{} listed under {value}", obj.name());
+                        }
+                        for key in store.index_keys("by_val", value).unwrap() {
+                            assert!(store.get_by_key(&key).is_some(), "{key} indexed but absent");
+                        }
+                    }
+                    checks += 1;
+                }
+            });
+        }
+        for round in 0..2000 {
+            let value = if round % 2 == 0 { "b" } else { "a" };
+            for i in 0..64 {
+                store.update(mk(&format!("k{i}"), value));
+            }
+            if round % 100 == 0 {
+                store.replace((0..64).map(|i| mk(&format!("k{i}"), value)), "1");
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    assert_eq!(store.index_keys("by_val", "a").unwrap().len(), 64);
+}
