@@ -98,3 +98,8 @@ pub use key::{
 pub use lister::{Lister, NamespacedLister};
 pub use queue::{PopError, ProcessError};
 pub use real_fifo::RealFifo;
+
+/// The README's example, compiled as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -28,8 +28,8 @@ impl<E> PopError<E> {
 /// How a [`DeltaFifo`](crate::DeltaFifo) process function fails.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProcessError<E> {
-    /// Processing failed; the deltas are dropped from the queue (the caller still gets them
-    /// back from `pop` as the error's context if it kept them).
+    /// Processing failed; the deltas are not re-queued (as in client-go, where the process
+    /// function's error is returned by `Pop` and the item is gone).
     Failed(E),
     /// Put the deltas back at the end of the queue, unless new deltas arrived for the key
     /// meanwhile (client-go's `ErrRequeue`, removed from client-go in v1.33 but asked for
