@@ -430,3 +430,21 @@ fn readers_never_see_a_half_updated_index() {
     });
     assert_eq!(store.index_keys("by_val", "a").unwrap().len(), 64);
 }
+
+/// Keys longer than the stack buffer take the allocating path; both agree.
+#[test]
+fn long_and_short_keys() {
+    let store = Indexer::<Pod>::new();
+    for name_len in [1usize, 100, 158, 159, 160, 300] {
+        let mut p = pod(&"x".repeat(name_len), &[], &[]);
+        p.meta_mut().namespace = Some("ns".into());
+        store.add(p.clone());
+        let key = kube_cache::meta_namespace_key(&p);
+        assert!(store.get_by_key(&key).is_some(), "{name_len}");
+        assert!(store.get(&p).is_some());
+        assert!(store.delete(p).is_some());
+        assert!(!store.contains_key(&key));
+    }
+    assert!(store.is_empty());
+    assert!(store.list_index_func_values(NAMESPACE_INDEX).is_empty());
+}
