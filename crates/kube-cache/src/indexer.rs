@@ -232,7 +232,9 @@ impl<K: Object + Send + Sync + 'static> Indexer<K> {
     }
 
     /// Calls `f` with each object under one read lock: a visit without building a `Vec` of
-    /// every object (keep `f` short: writers wait for it).
+    /// every object. Keep `f` short (writers wait for it) and do not write to a queue that
+    /// reads this indexer as its known objects from inside it: the queue takes its own lock
+    /// before this one, so the reverse order can deadlock.
     pub fn for_each(&self, mut f: impl FnMut(&Arc<K>)) {
         for entry in self.shared.store.read().items.values() {
             f(&entry.obj);
