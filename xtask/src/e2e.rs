@@ -286,8 +286,6 @@ fn kubectl_against_testserver(root: &Path) -> Result<(), String> {
             "kube-testserver",
             "--bin",
             "kube-testserver",
-            "--features",
-            "k8s-latest",
         ])
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;

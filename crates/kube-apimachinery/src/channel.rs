@@ -314,7 +314,13 @@ pub enum DecodeError {
 }
 
 /// A terminal size, as the resize channel carries it: `{"Width":80,"Height":24}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+///
+/// It also serializes with serde in that form; [`TerminalSize::from_json`] is the lenient
+/// reading a kubelet does.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "PascalCase")]
 pub struct TerminalSize {
     /// Columns.
     pub width: u16,
@@ -509,6 +515,7 @@ mod tests {
         };
         assert_eq!(size.to_json(), br#"{"Width":80,"Height":24}"#);
         assert_eq!(TerminalSize::from_json(&size.to_json()).unwrap(), size);
+        assert_eq!(serde_json::to_vec(&size).unwrap(), size.to_json());
         // Go's decoder: case-insensitive names, missing fields are 0, extras ignored.
         assert_eq!(
             TerminalSize::from_json(br#"{"width":100,"HEIGHT":30,"x":1}"#).unwrap(),

@@ -74,7 +74,7 @@ pub struct ListMeta {
     pub remaining_item_count: Option<i64>,
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "k8s-openapi"))]
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::Pod;

@@ -40,7 +40,7 @@ impl ResourceInfo {
         }
     }
 
-    /// The info of a k8s-openapi type.
+    /// The info of a k8s-openapi type (feature `k8s-openapi`, on by default).
     ///
     /// ```
     /// use k8s_openapi::api::apps::v1::Deployment;
@@ -51,6 +51,7 @@ impl ResourceInfo {
     /// assert_eq!(info.plural, "deployments");
     /// assert_eq!(info.scope, Scope::Namespaced);
     /// ```
+    #[cfg(feature = "k8s-openapi")]
     pub fn of<K>() -> ResourceInfo
     where
         K: k8s_openapi::Resource<Scope: 'static>,
@@ -95,7 +96,7 @@ impl ResourceInfo {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "k8s-openapi"))]
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{Namespace, Pod};

@@ -137,12 +137,12 @@ async fn main() {
         "loaded {objects} objects in {:.1}s ({:.0} creates/s), {} objects stored, RSS {:.0} MiB",
         load_time.as_secs_f64(),
         objects as f64 / load_time.as_secs_f64(),
-        server.store().object_count(),
+        server.object_count(),
         rss_mib()
     );
 
     // 2. Watchers on the namespace the writers write to, each on its own connection.
-    let start_rv = server.store().current_rv();
+    let start_rv = server.resource_version();
     let received = Arc::new(AtomicUsize::new(0));
     let mut watch_tasks = Vec::new();
     for _ in 0..watchers {
@@ -182,7 +182,7 @@ async fn main() {
         }));
     }
     // Let the watches connect.
-    while server.store().watcher_count() < watchers {
+    while server.watch_count() < watchers {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 

@@ -16,10 +16,12 @@ use crate::faults::Faults;
 use crate::object::{self, meta_str};
 use crate::patch::{self, PatchType};
 use crate::registry::{Registry, ResourceType};
-use crate::selector::{FieldSelector, LabelSelector};
+use crate::selector::{fields_match, labels_match};
 use crate::status::{ApiError, Cause};
 use crate::store::{Change, ObjectKey, Store};
 use crate::{discovery, views, watch};
+use kube_apimachinery::fields::Selector as FieldSelector;
+use kube_apimachinery::labels::Selector as LabelSelector;
 
 /// The response body type: a full body or a watch stream.
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -582,10 +584,11 @@ impl ApiServer {
         resource: &ResourceType,
         query: &Query,
     ) -> Result<(LabelSelector, FieldSelector), ApiError> {
+        // The parse errors are the API server's messages (a 400 BadRequest).
         let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))
-            .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))
-            .map_err(ApiError::bad_request)?;
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
         for field in fields.fields() {
             if !resource.supports_field_label(field) {
                 return Err(ApiError::bad_request(format!(
@@ -652,9 +655,7 @@ impl ApiServer {
             if key.as_str() < start.as_str() {
                 continue;
             }
-            if !labels.matches(object.get("metadata").and_then(|m| m.get("labels")))
-                || !fields.matches(object)
-            {
+            if !labels_match(&labels, object) || !fields_match(&fields, object) {
                 continue;
             }
             if limit > 0 && items.len() == limit {
@@ -1273,9 +1274,7 @@ impl ApiServer {
         let mut items = Vec::new();
         let no_options = json!({});
         for object in snapshot.objects {
-            if !labels.matches(object.get("metadata").and_then(|m| m.get("labels")))
-                || !fields.matches(&object)
-            {
+            if !labels_match(&labels, &object) || !fields_match(&fields, &object) {
                 continue;
             }
             let name = meta_str(&object, "name").unwrap_or("").to_string();

@@ -52,7 +52,7 @@ impl Faults {
     }
 
     /// The failure to answer this request with, if one is armed (and consumes it).
-    pub fn take_failure(&self, method: &Method, path: &str) -> Option<ApiError> {
+    pub(crate) fn take_failure(&self, method: &Method, path: &str) -> Option<ApiError> {
         let mut rules = self.rules.lock();
         let index = rules.iter().position(|rule| {
             rule.remaining > 0

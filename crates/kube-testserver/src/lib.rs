@@ -18,15 +18,20 @@
 //! * watch with resourceVersion semantics, 410 Expired, selector transitions, bookmarks,
 //!   `sendInitialEvents`, timeouts and single-object watches;
 //! * `pods/exec` and `pods/attach` over the WebSocket remote-command protocols (v5 down to
-//!   `channel.k8s.io`), exec running a tiny built-in shell ([`shell`]), attach streaming the
-//!   container's main process;
-//! * discovery documents; fault injection (failures, latency, closing watches, compaction,
-//!   listener restarts);
+//!   `channel.k8s.io`, framed by [`kube_apimachinery::channel`]), exec running a tiny built-in
+//!   shell (`echo`, `cat`, `env`, `hostname`, `date`, `sleep`, `exit`, `true`, `false`, `pwd`,
+//!   `stty size` and `sh -c` scripts with `;`, `&&`, `||`, quoting and `$VAR` expansion, or an
+//!   interactive `sh` with a TTY), attach streaming the container's main process;
+//! * label and field selectors parsed and matched by [`kube_apimachinery::labels`] and
+//!   [`kube_apimachinery::fields`] (apimachinery's rules; a bad selector gets the API server's
+//!   400 message);
+//! * discovery documents; fault injection ([`TestServer::faults`]: failures, latency; and
+//!   closing watches, compaction, listener restarts);
 //! * a simulated kubelet, on by default ([`TestServerBuilder::simulated_kubelet`]): pods are
 //!   bound to a node and go Running and Ready after a short delay, a new image restarts the
 //!   container (`restartCount`, `lastState.terminated`), and a deleted pod is Terminating until
 //!   its containers stopped, within its grace period;
-//! * pod logs (`pods/{name}/log`, see [`logs`]): every container writes the seed's
+//! * pod logs (`pods/{name}/log`): every container writes the seed's
 //!   `while :; do date +%s; sleep 1; done`, with `follow`, `tailLines`, `sinceSeconds`,
 //!   `sinceTime`, `timestamps`, `previous`, `limitBytes` and `container`.
 //!
@@ -41,6 +46,17 @@
 //! assert!(server.url().starts_with("https://"));
 //! # Ok(()) }
 //! ```
+//!
+//! # Public API
+//!
+//! What a test needs: [`TestServer`] and its [`TestServerBuilder`] (TLS or plain HTTP,
+//! tokens, client certificates, the simulated kubelet's switches, watch settings), the
+//! kubeconfig ([`TestServer::write_kubeconfig`]), [`Faults`], the [`ClientCertificate`] of
+//! client-certificate authentication, and the constants [`NODE_NAME`],
+//! [`DEFAULT_KUBELET_DELAY`] and [`CLIENT_CERT_USER`]. Everything else (storage, patching,
+//! the shell, the registry of resources...) is internal: tests talk to the server over HTTP,
+//! as a client does, and can read [`TestServer::resource_version`],
+//! [`TestServer::object_count`] and [`TestServer::watch_count`] for assertions.
 //!
 //! # Where it differs from kube-apiserver
 //!
@@ -64,32 +80,35 @@
 //!   whose kubelet is gone (`gracePeriodSeconds=0` removes it).
 
 mod api;
-pub mod crd;
-pub mod discovery;
-pub mod exec;
-pub mod faults;
+mod crd;
+mod discovery;
+mod exec;
+mod faults;
 mod gojson;
-pub mod kubeconfig;
-pub mod kubelet;
-pub mod logs;
-pub mod object;
-pub mod openapi;
-pub mod patch;
-pub mod registry;
-pub mod remotecommand;
-pub mod selector;
+mod kubeconfig;
+mod kubelet;
+mod logs;
+mod object;
+mod openapi;
+mod patch;
+mod registry;
+mod remotecommand;
+mod selector;
 mod server;
-pub mod shell;
-pub mod status;
-pub mod store;
-pub mod table;
-pub mod tls;
+mod shell;
+mod status;
+mod store;
+mod table;
+mod tls;
 mod views;
 mod watch;
 
 use std::net::SocketAddr;
 
+pub use faults::Faults;
+pub use kubelet::NODE_NAME;
 pub use server::{CLIENT_CERT_USER, DEFAULT_KUBELET_DELAY, TestServer, TestServerBuilder};
+pub use tls::ClientCertificate;
 
 /// Why a server could not start or a file could not be written.
 #[derive(Debug, thiserror::Error)]

@@ -16,8 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiServer, Settings};
 use crate::faults::Faults;
-use crate::store::Store;
-use crate::tls::TlsMaterial;
+use crate::tls::{ClientCertificate, TlsMaterial};
 use crate::{Error, kubeconfig};
 
 /// Options for a [`TestServer`].
@@ -266,7 +265,7 @@ impl TestServer {
 
     /// The client certificate clients may authenticate with, when
     /// [`client_cert_auth`](TestServerBuilder::client_cert_auth) is on.
-    pub fn client_certificate(&self) -> Option<&crate::tls::ClientCertificate> {
+    pub fn client_certificate(&self) -> Option<&ClientCertificate> {
         self.tls.as_ref().and_then(|t| t.client.as_ref())
     }
 
@@ -290,9 +289,20 @@ impl TestServer {
         std::fs::write(path, self.kubeconfig_yaml()).map_err(Error::Io)
     }
 
-    /// The object store (for assertions and direct seeding).
-    pub fn store(&self) -> &Store {
-        &self.state.store
+    /// The latest resourceVersion handed out: one counter for every object, like etcd's
+    /// revision (a watch from here sees only later changes).
+    pub fn resource_version(&self) -> u64 {
+        self.state.store.current_rv()
+    }
+
+    /// How many objects the server holds (all resources and namespaces).
+    pub fn object_count(&self) -> usize {
+        self.state.store.object_count()
+    }
+
+    /// How many watches are open.
+    pub fn watch_count(&self) -> usize {
+        self.state.store.watcher_count()
     }
 
     /// Fault injection: failing requests and adding latency.

@@ -366,21 +366,6 @@ impl ApiError {
     }
 }
 
-/// A `Status` of success (what some deletes answer).
-pub fn success_status(resource: &ResourceType, name: &str, uid: &str) -> Value {
-    let mut d = details(resource, name);
-    if let Value::Object(map) = &mut d {
-        map.insert("uid".into(), Value::String(uid.to_string()));
-    }
-    json!({
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Success",
-        "details": d,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,8 +27,6 @@ pub struct ClientCertificate {
 pub struct TlsMaterial {
     /// The CA certificate, PEM: what clients trust (`certificate-authority-data`).
     pub ca_pem: String,
-    /// The server certificate, PEM.
-    pub server_cert_pem: String,
     /// A client certificate for `CN=<user>, O=system:masters`, when client-certificate
     /// authentication is on.
     pub client: Option<ClientCertificate>,
@@ -91,7 +89,6 @@ impl TlsMaterial {
         };
         Ok(TlsMaterial {
             ca_pem: ca_cert.pem(),
-            server_cert_pem: server_cert.pem(),
             client,
             ca_cert_der: ca_cert.der().to_vec(),
             server_cert_der: server_cert.der().to_vec(),

@@ -24,10 +24,12 @@ use crate::api::{
     too_large_resource_version,
 };
 use crate::object::meta_str;
-use crate::selector::{FieldSelector, LabelSelector};
+use crate::selector::{fields_match, labels_match};
 use crate::status::{ApiError, Cause};
 use crate::store::{EventType, StoredEvent, WatchStart};
 use crate::views;
+use kube_apimachinery::fields::Selector as FieldSelector;
+use kube_apimachinery::labels::Selector as LabelSelector;
 
 /// Which objects a watch wants.
 struct Filter {
@@ -46,10 +48,8 @@ impl Filter {
                 .name
                 .as_deref()
                 .is_none_or(|name| meta_str(object, "name") == Some(name))
-            && self
-                .labels
-                .matches(object.get("metadata").and_then(|m| m.get("labels")))
-            && self.fields.matches(object)
+            && labels_match(&self.labels, object)
+            && fields_match(&self.fields, object)
     }
 }
 

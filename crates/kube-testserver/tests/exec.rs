@@ -9,7 +9,6 @@ use common::{TestClient, pod};
 use futures_util::{SinkExt, StreamExt};
 use http::{StatusCode, header};
 use kube_testserver::TestServer;
-use kube_testserver::store::WatchStart;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -32,18 +31,20 @@ async fn server() -> TestServer {
 /// Creates `body` and waits until the simulated kubelet reports it Running.
 async fn running_pod(server: &TestServer, body: Value) {
     let name = body["metadata"]["name"].as_str().unwrap().to_string();
-    let storage = (String::new(), "pods".to_string());
-    let mut feed = server.store().watch(&storage, WatchStart::Now).unwrap();
-    let reply = TestClient::new(server)
-        .post("/api/v1/namespaces/default/pods", &body)
-        .await;
+    let client = TestClient::new(server);
+    let reply = client.post("/api/v1/namespaces/default/pods", &body).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.json());
+    // The pod's status, polled through the API until the kubelet (20 ms) has started it.
     tokio::time::timeout(LIMIT, async {
         loop {
-            let event = feed.live.recv().await.unwrap();
-            if event.key.1 == name && event.object["status"]["phase"] == "Running" {
+            let pod = client
+                .get(&format!("/api/v1/namespaces/default/pods/{name}"))
+                .await
+                .json();
+            if pod["status"]["phase"] == "Running" {
                 return;
             }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     })
     .await

@@ -414,7 +414,7 @@ async fn conflicting_writers_never_lose_an_update() {
 async fn every_watcher_sees_every_event_in_order() {
     let (server, _c) = plain_server().await;
     let server = Arc::new(server);
-    let start_rv = server.store().current_rv();
+    let start_rv = server.resource_version();
     let mut watchers = Vec::new();
     for _ in 0..10 {
         let server = Arc::clone(&server);
@@ -525,7 +525,7 @@ async fn kubeconfig_points_at_the_server() {
 
 async fn tls_get(
     server: &TestServer,
-    client_cert: Option<&kube_testserver::tls::ClientCertificate>,
+    client_cert: Option<&kube_testserver::ClientCertificate>,
     path: &str,
 ) -> StatusCode {
     let mut roots = rustls::RootCertStore::empty();
@@ -614,20 +614,14 @@ async fn simulated_kubelet_runs_pods_and_restarts_on_new_images() {
         .expect("server");
     let c = TestClient::new(&server);
     let node = c
-        .get(&format!(
-            "/api/v1/nodes/{}",
-            kube_testserver::kubelet::NODE_NAME
-        ))
+        .get(&format!("/api/v1/nodes/{}", kube_testserver::NODE_NAME))
         .await
         .json();
     assert_eq!(node["status"]["conditions"][0]["type"], "Ready");
     c.post("/api/v1/namespaces/default/pods", &pod("web", json!({})))
         .await;
     let running = wait_for_pod(&c, "web", |p| p["status"]["phase"] == "Running").await;
-    assert_eq!(
-        running["spec"]["nodeName"],
-        kube_testserver::kubelet::NODE_NAME
-    );
+    assert_eq!(running["spec"]["nodeName"], kube_testserver::NODE_NAME);
     assert_eq!(running["status"]["containerStatuses"][0]["ready"], true);
     let reply = c
         .patch(
@@ -659,4 +653,56 @@ async fn wait_for_pod(c: &TestClient, name: &str, done: impl Fn(&Value) -> bool)
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("pod {name} did not reach the expected state");
+}
+
+#[tokio::test]
+async fn bad_selectors_get_the_api_servers_messages() {
+    let (_server, c) = plain_server().await;
+    let cases = [
+        // Recorded from kube-apiserver (apiserver-traces, step label-invalid).
+        (
+            "labelSelector=app%20in%20%28a",
+            "unable to parse requirement: found '', expected: ',' or ')'",
+        ),
+        (
+            "labelSelector=-app%3Dx",
+            "unable to parse requirement: <nil>: Invalid value: \"-app\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
+        ),
+        (
+            "labelSelector=n%3Ea",
+            "unable to parse requirement: values[0]: Invalid value: \"a\": for 'Gt', 'Lt' operators, the value must be an integer",
+        ),
+        (
+            "fieldSelector=metadata.name",
+            "invalid selector: 'metadata.name'; can't understand 'metadata.name'",
+        ),
+        (
+            "fieldSelector=metadata.name%3Da%3Db",
+            "invalid field selector: unescaped character in value: 61",
+        ),
+        (
+            "fieldSelector=spec.nope%3Dx",
+            "field label not supported: spec.nope",
+        ),
+    ];
+    for (query, message) in cases {
+        let reply = c
+            .get(&format!("/api/v1/namespaces/default/pods?{query}"))
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{query}");
+        let status = reply.json();
+        assert_eq!(status["reason"], "BadRequest", "{query}");
+        assert_eq!(status["message"], message, "{query}");
+    }
+    // The set-based forms apimachinery accepts are accepted.
+    for query in [
+        "labelSelector=x%20in%20%28a%2C%29",
+        "labelSelector=x%20in%20%28%29",
+        "labelSelector=n%3E1",
+    ] {
+        let reply = c
+            .get(&format!("/api/v1/namespaces/default/pods?{query}"))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{query}");
+    }
 }

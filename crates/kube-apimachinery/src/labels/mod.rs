@@ -48,6 +48,7 @@ use std::fmt;
 use std::hash::BuildHasher;
 use std::str::FromStr;
 
+#[cfg(feature = "k8s-openapi")]
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::Value;
 
@@ -541,6 +542,7 @@ impl From<Requirement> for Selector {
     }
 }
 
+#[cfg(feature = "k8s-openapi")]
 impl TryFrom<&LabelSelector> for Selector {
     type Error = Error;
 
@@ -578,6 +580,7 @@ impl TryFrom<&LabelSelector> for Selector {
     }
 }
 
+#[cfg(feature = "k8s-openapi")]
 impl TryFrom<LabelSelector> for Selector {
     type Error = Error;
 

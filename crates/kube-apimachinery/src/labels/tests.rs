@@ -771,6 +771,7 @@ fn builder() {
     assert!(Selector::new().exists("a/b/c").is_err());
 }
 
+#[cfg(feature = "k8s-openapi")]
 #[test]
 fn from_label_selector() {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
