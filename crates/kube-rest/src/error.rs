@@ -291,5 +291,13 @@ impl Error {
     }
 }
 
+/// [`kube_flowcontrol::retry::retry_on_conflict`] retries an [`Api`](crate::Api) call while
+/// it fails with [`Error::is_conflict`] (a `409 Conflict`, never `AlreadyExists`).
+impl kube_flowcontrol::retry::IsConflict for Error {
+    fn is_conflict(&self) -> bool {
+        Error::is_conflict(self)
+    }
+}
+
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -435,3 +435,58 @@ async fn watch_list_initial_events_and_bookmarks() {
         other => panic!("expected a bookmark, got {other:?}"),
     }
 }
+
+/// client-go's `retry.RetryOnConflict` with an `Api`: two writers read the same ConfigMap, both
+/// write (one of them conflicts), the loser reads again and retries: both increments land.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_on_conflict_with_two_writers() {
+    use kube_flowcontrol::clock::RealClock;
+    use kube_flowcontrol::retry;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let (_server, client) = start().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(client);
+    let mut counter = configmap("counter", &[]);
+    counter.data = Some(BTreeMap::from([("n".to_string(), "0".to_string())]));
+    cms.create(&PostParams::default(), &counter).await.unwrap();
+
+    // Both writers hold the same resourceVersion before either writes.
+    let both_read = Arc::new(tokio::sync::Barrier::new(2));
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let writer = |cms: Api<ConfigMap>| {
+        let both_read = Arc::clone(&both_read);
+        let attempts = Arc::clone(&attempts);
+        async move {
+            let mut first = true;
+            retry::retry_on_conflict(&RealClock, retry::DEFAULT_RETRY, || {
+                let wait = std::mem::take(&mut first);
+                attempts.fetch_add(1, Ordering::SeqCst);
+                let both_read = Arc::clone(&both_read);
+                let cms = cms.clone();
+                async move {
+                    let mut current = cms.get("counter").await?;
+                    if wait {
+                        both_read.wait().await;
+                    }
+                    let data = current.data.get_or_insert_with(BTreeMap::new);
+                    let n: u32 = data["n"].parse().unwrap_or(0);
+                    data.insert("n".into(), (n + 1).to_string());
+                    cms.replace("counter", &PostParams::default(), &current)
+                        .await
+                }
+            })
+            .await
+        }
+    };
+    let (a, b) = tokio::join!(
+        tokio::spawn(writer(cms.clone())),
+        tokio::spawn(writer(cms.clone()))
+    );
+    a.unwrap().unwrap();
+    b.unwrap().unwrap();
+    let counter = cms.get("counter").await.unwrap();
+    assert_eq!(counter.data.unwrap()["n"], "2");
+    // One writer conflicted once and retried.
+    assert_eq!(attempts.load(Ordering::SeqCst), 3);
+}
