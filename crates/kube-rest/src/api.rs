@@ -503,7 +503,7 @@ where
 {
     fn map_err_into(self) -> futures_util::stream::MapErr<Self, fn(hyper::Error) -> Error> {
         use futures_util::TryStreamExt as _;
-        self.map_err(|e| Error::Transport(format!("reading the watch stream: {e}")))
+        self.map_err(|e| Error::transport("reading the watch stream", e))
     }
 }
 
@@ -513,11 +513,11 @@ fn decode_object_or_status<K: DeserializeOwned>(body: &[u8]) -> Result<Option<K>
         #[serde(default)]
         kind: String,
     }
-    let kind: Kind = serde_json::from_slice(body).map_err(|e| Error::Decode(e.to_string()))?;
+    let kind: Kind = serde_json::from_slice(body).map_err(|e| Error::decode("body", e))?;
     if kind.kind == "Status" {
         return Ok(None);
     }
     serde_json::from_slice(body)
         .map(Some)
-        .map_err(|e| Error::Decode(e.to_string()))
+        .map_err(|e| Error::decode("body", e))
 }

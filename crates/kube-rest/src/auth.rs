@@ -131,7 +131,7 @@ impl ExecAuth {
         let output = tokio::time::timeout(EXEC_TIMEOUT, command.output())
             .await
             .map_err(|_| {
-                Error::Auth(format!(
+                Error::auth_msg(format!(
                     "{} did not finish within {EXEC_TIMEOUT:?} (killed)",
                     what()
                 ))
@@ -140,13 +140,13 @@ impl ExecAuth {
                 let hint = exec
                     .install_hint
                     .as_deref()
-                    .map(|h| format!("\n{h}"))
+                    .map(|h| format!(" (install hint: {})", h.trim()))
                     .unwrap_or_default();
-                Error::Auth(format!("running {}: {e}{hint}", what()))
+                Error::auth(format!("running {}{hint}", what()), e)
             })?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
-            return Err(Error::Auth(format!(
+            return Err(Error::auth_msg(format!(
                 "{} failed ({}): {}",
                 what(),
                 output.status,
@@ -154,9 +154,9 @@ impl ExecAuth {
             )));
         }
         let credential: ExecCredential = serde_json::from_slice(&output.stdout)
-            .map_err(|e| Error::Auth(format!("{} printed no ExecCredential: {e}", what())))?;
+            .map_err(|e| Error::auth(format!("{} printed no ExecCredential", what()), e))?;
         if credential.kind != "ExecCredential" || credential.api_version != exec.api_version {
-            return Err(Error::Auth(format!(
+            return Err(Error::auth_msg(format!(
                 "{} printed kind {:?} apiVersion {:?}, expected ExecCredential {:?}",
                 what(),
                 credential.kind,
@@ -165,7 +165,7 @@ impl ExecAuth {
             )));
         }
         let status = credential.status.ok_or_else(|| {
-            Error::Auth(format!(
+            Error::auth_msg(format!(
                 "{} printed an ExecCredential without status",
                 what()
             ))
@@ -178,14 +178,14 @@ impl ExecAuth {
             (Some(certificate), Some(key)) => Some(certified_key(&certificate, &key, &what())?),
             (None, None) => None,
             _ => {
-                return Err(Error::Auth(format!(
+                return Err(Error::auth_msg(format!(
                     "{} returned only one of clientCertificateData and clientKeyData",
                     what()
                 )));
             }
         };
         if token.is_none() && certificate.is_none() {
-            return Err(Error::Auth(format!(
+            return Err(Error::auth_msg(format!(
                 "{} returned neither a token nor a client certificate",
                 what()
             )));
@@ -193,7 +193,7 @@ impl ExecAuth {
         let expires = match status.expiration_timestamp.filter(|t| !t.is_empty()) {
             Some(timestamp) => {
                 let parsed: jiff::Timestamp = timestamp.parse().map_err(|e| {
-                    Error::Auth(format!("{} expirationTimestamp {timestamp:?}: {e}", what()))
+                    Error::auth(format!("{} expirationTimestamp {timestamp:?}", what()), e)
                 })?;
                 Some(SystemTime::from(parsed))
             }
@@ -237,18 +237,18 @@ fn certified_key(
     key: &str,
     what: &str,
 ) -> Result<rustls::sign::CertifiedKey, Error> {
-    let auth = |e: Error| Error::Auth(format!("{what}: {e}"));
+    let auth = |e: Error| Error::auth(what, e);
     let chain = crate::tls::parse_certificates(certificate.as_bytes(), "clientCertificateData")
         .map_err(auth)?;
     let key = crate::tls::parse_private_key(key.as_bytes(), "clientKeyData").map_err(auth)?;
     let signing = rustls::crypto::ring::sign::any_supported_type(&key)
-        .map_err(|e| Error::Auth(format!("{what}: clientKeyData: {e}")))?;
+        .map_err(|e| Error::auth(format!("{what}: clientKeyData"), e))?;
     Ok(rustls::sign::CertifiedKey::new(chain, signing))
 }
 
 fn bearer(token: &str, what: &str) -> Result<HeaderValue, Error> {
     let mut value = HeaderValue::try_from(format!("Bearer {}", token.trim())).map_err(|_| {
-        Error::Auth(format!(
+        Error::auth_msg(format!(
             "{what} contains characters not allowed in a header"
         ))
     })?;
@@ -285,7 +285,7 @@ impl Authenticator {
                     .encode(format!("{username}:{password}"));
                 let mut value =
                     HeaderValue::try_from(format!("Basic {encoded}")).map_err(|_| {
-                        Error::Auth("basic-auth credentials are not a valid header".into())
+                        Error::auth_msg("basic-auth credentials are not a valid header")
                     })?;
                 value.set_sensitive(true);
                 Authenticator::Fixed(value)
@@ -345,10 +345,10 @@ impl Authenticator {
                             tracing::warn!(path = %path.display(), error = %e, "token file unreadable, using the previous token");
                             return Ok(Some(token.header.clone()));
                         }
-                        return Err(Error::Auth(format!(
-                            "reading token file {}: {e}",
-                            path.display()
-                        )));
+                        return Err(Error::auth(
+                            format!("reading token file {}", path.display()),
+                            e,
+                        ));
                     }
                 };
                 if let Some(token) = cached.as_ref()
@@ -360,14 +360,14 @@ impl Authenticator {
                     return Ok(Some(token.header.clone()));
                 }
                 let token = std::fs::read_to_string(path).map_err(|e| {
-                    Error::Auth(format!("reading token file {}: {e}", path.display()))
+                    Error::auth(format!("reading token file {}", path.display()), e)
                 })?;
                 if token.trim().is_empty() {
                     if let Some(previous) = cached.as_ref() {
                         tracing::warn!(path = %path.display(), "token file is empty, using the previous token");
                         return Ok(Some(previous.header.clone()));
                     }
-                    return Err(Error::Auth(format!(
+                    return Err(Error::auth_msg(format!(
                         "token file {} is empty",
                         path.display()
                     )));

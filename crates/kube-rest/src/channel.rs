@@ -164,18 +164,18 @@ impl ChannelProtocol {
                     return Ok(None);
                 };
                 if digit < b'0' {
-                    return Err(Error::Decode(format!(
-                        "a {} message starts with {:?}, not a channel digit",
+                    return Err(Error::decode_msg(format!(
+                        "a {} message: it starts with {:?}, not a channel digit",
                         self.name(),
                         char::from(digit)
                     )));
                 }
                 let data = base64::engine::general_purpose::STANDARD
                     .decode(data)
-                    .map_err(|e| Error::Decode(format!("{}: {e}", self.name())))?;
+                    .map_err(|e| Error::decode(format!("a {} message", self.name()), e))?;
                 Ok(Some((digit - b'0', Bytes::from(data))))
             }
-            Message::Binary(_) | Message::Text(_) => Err(Error::Decode(format!(
+            Message::Binary(_) | Message::Text(_) => Err(Error::decode_msg(format!(
                 "a {} message in the wrong format ({})",
                 self.name(),
                 if self.is_base64() {
@@ -388,9 +388,7 @@ impl ChannelStreams {
         match self.ended.take() {
             Some(ended) => ended.await.unwrap_or_else(|_| Ended {
                 collected: HashMap::new(),
-                result: Err(Error::Transport(
-                    "the channel task ended unexpectedly".into(),
-                )),
+                result: Err(Error::transport_msg("the channel task ended unexpectedly")),
                 close: None,
             }),
             None => Ended {
@@ -466,14 +464,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                 }
                 _ = pings.tick() => {
                     if self.last_read.elapsed() >= READ_DEADLINE {
-                        return Err(Error::Transport(format!(
+                        return Err(Error::transport_msg(format!(
                             "the {} stream is dead: nothing from the server for {} s",
                             self.protocol,
                             READ_DEADLINE.as_secs()
                         )));
                     }
                     self.socket.send(Message::Ping(Bytes::new())).await.map_err(|error| {
-                        Error::Transport(format!("pinging over the {} stream: {error}", self.protocol))
+                        Error::transport(format!("pinging over the {} stream", self.protocol), error)
                     })?;
                 }
                 message = self.socket.next() => match message {
@@ -491,10 +489,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                         self.deliver(message).await?;
                     }
                     Some(Err(error)) => {
-                        return Err(Error::Transport(format!(
-                            "the {} stream broke: {error}",
-                            self.protocol
-                        )));
+                        return Err(Error::transport(
+                            format!("the {} stream broke", self.protocol),
+                            error,
+                        ));
                     }
                 },
                 Some(outgoing) = self.inputs.next() => self.forward(outgoing).await?,
@@ -550,7 +548,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             }
         };
         self.socket.send(message).await.map_err(|error| {
-            Error::Transport(format!("writing to the {} stream: {error}", self.protocol))
+            Error::transport(format!("writing to the {} stream", self.protocol), error)
         })
     }
 }

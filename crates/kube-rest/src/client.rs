@@ -139,7 +139,7 @@ impl ClientBuilder {
         let server_name = match &config.tls_server_name {
             Some(name) => Some(
                 ServerName::try_from(name.clone())
-                    .map_err(|e| Error::Tls(format!("tls-server-name {name:?}: {e}")))?,
+                    .map_err(|e| Error::tls(format!("tls-server-name {name:?}"), e))?,
             ),
             None => None,
         };
@@ -508,7 +508,7 @@ impl<'a> RequestBuilder<'a> {
     /// Sends the request and decodes the JSON answer.
     pub async fn json<T: DeserializeOwned>(self) -> Result<T, Error> {
         let body = self.send().await?;
-        serde_json::from_slice(&body).map_err(|e| Error::Decode(e.to_string()))
+        serde_json::from_slice(&body).map_err(|e| Error::decode("body", e))
     }
 
     fn uri(&self) -> Result<(String, http::Uri), Error> {
@@ -554,7 +554,7 @@ impl<'a> RequestBuilder<'a> {
         let mut refreshed = false;
         loop {
             if let Some(limiter) = &inner.limiter {
-                limiter.wait().await?;
+                limiter.wait().await.map_err(Error::throttle)?;
             }
             let key = crate::upgrade::new_key();
             let mut request = crate::upgrade::handshake_request(&uri, &key, protocols)?
@@ -570,7 +570,7 @@ impl<'a> RequestBuilder<'a> {
                 .upgrade_http
                 .request(request)
                 .await
-                .map_err(transport_error)?;
+                .map_err(|e| transport_error(&Method::GET, &uri, e))?;
             let status = response.status();
             if status == StatusCode::SWITCHING_PROTOCOLS {
                 return crate::upgrade::finish(response, &key, protocols).await;
@@ -602,7 +602,7 @@ impl<'a> RequestBuilder<'a> {
         let mut refreshed = false;
         loop {
             if let Some(limiter) = &inner.limiter {
-                limiter.wait().await?;
+                limiter.wait().await.map_err(Error::throttle)?;
             }
             let mut request = http::Request::builder()
                 .method(self.verb.clone())
@@ -630,7 +630,11 @@ impl<'a> RequestBuilder<'a> {
             let request = request
                 .body(Full::new(self.body.clone().unwrap_or_default()))
                 .map_err(|e| Error::Request(e.to_string()))?;
-            let response = inner.http.request(request).await.map_err(transport_error)?;
+            let response = inner
+                .http
+                .request(request)
+                .await
+                .map_err(|e| transport_error(&self.verb, &uri, e))?;
             let status = response.status();
             if status.is_success() {
                 return Ok(response);
@@ -683,19 +687,19 @@ fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-fn transport_error(error: hyper_util::client::legacy::Error) -> Error {
+/// The error of a request that got no answer: [`Error::Tls`] when a TLS handshake failed,
+/// [`Error::Transport`] otherwise, with hyper's error as the cause.
+fn transport_error(
+    verb: &Method,
+    uri: &http::Uri,
+    error: hyper_util::client::legacy::Error,
+) -> Error {
     use std::error::Error as _;
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
+    let context = format!("{verb} {uri}");
     if error.source().is_some_and(is_tls) {
-        Error::Tls(message)
+        Error::tls(context, error)
     } else {
-        Error::Transport(message)
+        Error::transport(context, error)
     }
 }
 
@@ -717,7 +721,7 @@ pub(crate) async fn read_body(body: Incoming) -> Result<Bytes, Error> {
     Ok(body
         .collect()
         .await
-        .map_err(|e| Error::Transport(format!("reading the response body: {e}")))?
+        .map_err(|e| Error::transport("reading the response body", e))?
         .to_bytes())
 }
 
@@ -835,7 +839,7 @@ mod tests {
             assert!(check(&error), "{code} {reason}: {error}");
         }
         // Non-API errors answer no API question.
-        let transport = Error::Transport("reset".into());
+        let transport = Error::transport_msg("reset");
         assert!(!transport.is_not_found() && !transport.is_gone() && transport.status().is_none());
         // Long bodies are cut.
         let long = "x".repeat(2000);

@@ -194,7 +194,7 @@ impl Client {
         }
         serde_json::from_slice(&body)
             .map(Some)
-            .map_err(|e| Error::Decode(format!("aggregated discovery {path}: {e}")))
+            .map_err(|e| Error::decode(format!("aggregated discovery {path}"), e))
     }
 
     /// Aggregated discovery only (`apidiscovery.k8s.io/v2`); `None` when the server does not

@@ -166,8 +166,14 @@ async fn token_file_is_reread_when_it_changes() {
     let config = config_of(&server).with_credentials(Credentials::TokenFile(temp_file("absent")));
     let err = Client::try_from_config(config).unwrap_err();
     assert!(
-        matches!(err, Error::Auth(ref m) if m.contains("absent")),
+        matches!(err, Error::Auth { .. } if err.to_string().contains("absent")),
         "{err}"
+    );
+    // The I/O error is kept as the cause, not only as text.
+    assert_eq!(
+        io_cause(&err).map(std::io::Error::kind),
+        Some(std::io::ErrorKind::NotFound),
+        "{err:?}"
     );
 
     // No credentials: 403 Forbidden.
@@ -221,7 +227,7 @@ async fn client_certificates_from_inline_data_and_files() {
     let bad = config.with_client_identity(Source::File(cert_path.clone()), Source::File(cert_path));
     let err = Client::try_from_config(bad).unwrap_err();
     assert!(
-        matches!(err, Error::Tls(ref m) if m.contains("client key")),
+        matches!(err, Error::Tls { .. } if err.to_string().contains("client key")),
         "{err}"
     );
 }
@@ -238,7 +244,13 @@ async fn tls_verification_server_name_and_insecure() {
         .with_root_ca(Source::Data(other.cert.pem().into_bytes()));
     let api: Api<ConfigMap> = Api::default_namespaced(Client::try_from_config(config).unwrap());
     let err = api.list(&ListParams::default()).await.unwrap_err();
-    assert!(matches!(err, Error::Tls(_)), "{err:?}");
+    assert!(matches!(err, Error::Tls { .. }), "{err:?}");
+    // rustls' error is in the cause chain, and its message in the error's.
+    assert!(
+        matches!(&err, Error::Tls { source: Some(cause), .. } if cause.has::<rustls::Error>()),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("UnknownIssuer"), "{err}");
 
     // Insecure: any certificate.
     let mut config = config_of(&server).without_throttle();
@@ -256,7 +268,7 @@ async fn tls_verification_server_name_and_insecure() {
         Api::default_namespaced(Client::try_from_config(config.clone()).unwrap());
     let err = api.list(&ListParams::default()).await.unwrap_err();
     assert!(
-        matches!(err, Error::Tls(ref m) if m.contains("certificate")),
+        matches!(err, Error::Tls { .. } if err.to_string().contains("certificate")),
         "{err:?}"
     );
     config.tls_server_name = Some("localhost".into());
@@ -313,7 +325,29 @@ async fn timeouts_plain_http_and_transport_errors() {
         .send()
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Transport(_)), "{err:?}");
+    assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+    assert_eq!(
+        io_cause(&err).map(std::io::Error::kind),
+        Some(std::io::ErrorKind::ConnectionRefused),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains(&format!("GET http://{address}/version")),
+        "{err}"
+    );
+}
+
+/// The first `std::io::Error` in the `source()` chain of `error`.
+fn io_cause(error: &Error) -> Option<&std::io::Error> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(cause) = next {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        next = cause.source();
+    }
+    None
 }
 
 #[test]

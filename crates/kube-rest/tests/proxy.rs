@@ -148,7 +148,7 @@ async fn requests_go_through_an_http_connect_proxy() {
     let config = config_of(&server).with_proxy_url(&proxy).unwrap();
     let api: Api<ConfigMap> = Api::default_namespaced(Client::try_from_config(config).unwrap());
     let err = api.list(&ListParams::default()).await.unwrap_err();
-    assert!(matches!(err, Error::Transport(_)), "{err:?}");
+    assert!(matches!(err, Error::Transport { .. }), "{err:?}");
 
     // Unsupported schemes are configuration errors.
     assert!(
