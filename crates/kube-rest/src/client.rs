@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use http::{HeaderValue, Method, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -18,9 +18,12 @@ use rustls::pki_types::ServerName;
 use serde::de::DeserializeOwned;
 
 use crate::auth::Authenticator;
+
+mod retry;
 use crate::config::Config;
 use crate::error::{Error, Status};
 use crate::proxy::Connector;
+pub use retry::RetryStats;
 
 /// `application/json`.
 pub const JSON: &str = "application/json";
@@ -45,6 +48,7 @@ struct Inner {
     user_agent: HeaderValue,
     max_retries: u32,
     max_retry_after: Duration,
+    retry_counters: retry::Counters,
     default_namespace: String,
 }
 
@@ -205,6 +209,7 @@ impl ClientBuilder {
                 user_agent,
                 max_retries: config.max_retries,
                 max_retry_after: config.max_retry_after,
+                retry_counters: retry::Counters::default(),
                 default_namespace: config.default_namespace,
             }),
         })
@@ -255,6 +260,12 @@ impl Client {
             timeout: None,
             error: None,
         }
+    }
+
+    /// How many requests this client (with its clones) sent again after a `Retry-After`
+    /// answer or a lost connection, and how many times retrying ran out.
+    pub fn retry_stats(&self) -> RetryStats {
+        self.inner.retry_counters.stats()
     }
 
     /// The URL prefix (scheme, host and path prefix) of the server.
@@ -469,13 +480,6 @@ impl<'a> RequestBuilder<'a> {
         Ok(path)
     }
 
-    fn is_idempotent(&self) -> bool {
-        matches!(
-            self.verb,
-            Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
-        )
-    }
-
     /// Sends the request and returns the response head with its streaming body. Error
     /// statuses are decoded into [`Error::Api`]. The client's timeout covers only the
     /// response head here (this is how watches are opened).
@@ -594,11 +598,12 @@ impl<'a> RequestBuilder<'a> {
         }
     }
 
+    /// Sends the request, retrying as client-go does (see [`retry`]): `429`/`5xx` answers
+    /// with `Retry-After` for every verb, lost connections for `GET`s.
     async fn execute(self) -> Result<http::Response<Incoming>, Error> {
         let (path, uri) = self.uri()?;
         let inner = &self.client.inner;
-        let idempotent = self.is_idempotent();
-        let mut attempt: u32 = 0;
+        let mut retries: u32 = 0;
         let mut refreshed = false;
         loop {
             if let Some(limiter) = &inner.limiter {
@@ -630,11 +635,24 @@ impl<'a> RequestBuilder<'a> {
             let request = request
                 .body(Full::new(self.body.clone().unwrap_or_default()))
                 .map_err(|e| Error::Request(e.to_string()))?;
-            let response = inner
-                .http
-                .request(request)
-                .await
-                .map_err(|e| transport_error(&self.verb, &uri, e))?;
+            let response = match inner.http.request(request).await {
+                Ok(response) => response,
+                Err(error) => {
+                    // Only a GET is sent again: the server may have acted on anything else.
+                    let lost = (self.verb == Method::GET)
+                        .then(|| retry::lost_connection(&error))
+                        .flatten();
+                    let error = transport_error(&self.verb, &uri, error);
+                    match lost {
+                        // client-go answers itself with `Retry-After: 1`.
+                        Some(reason) if self.may_retry(&mut retries, &path, reason, &error) => {
+                            self.wait(Duration::from_secs(1)).await;
+                            continue;
+                        }
+                        _ => return Err(error),
+                    }
+                }
+            };
             let status = response.status();
             if status.is_success() {
                 return Ok(response);
@@ -647,44 +665,41 @@ impl<'a> RequestBuilder<'a> {
                 tracing::debug!(verb = %self.verb, %path, "401: refreshing exec credentials");
                 continue;
             }
-            let retry_after = response
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| parse_retry_after(v, inner.clock.wall_now()));
-            let retriable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+            let wait = retry::wait_asked(status, response.headers(), inner.clock.wall_now());
             let (parts, body) = response.into_parts();
             let body = read_body(body).await.unwrap_or_default();
             let error = api_error(parts.status, &body);
-            if retriable
-                && idempotent
-                && let Some(delay) = retry_after
-            {
-                if attempt < inner.max_retries {
-                    attempt += 1;
-                    let delay = delay.min(inner.max_retry_after);
-                    tracing::debug!(verb = %self.verb, %path, status = status.as_u16(), attempt, ?delay, "retrying after Retry-After");
-                    inner.clock.sleep(delay).await;
-                    continue;
+            match wait {
+                Some(wait) if self.may_retry(&mut retries, &path, "Retry-After", &error) => {
+                    self.wait(wait).await;
                 }
-                if inner.max_retries > 0 {
-                    tracing::warn!(verb = %self.verb, %path, status = status.as_u16(), attempts = attempt + 1, "giving up: retries exhausted");
-                }
+                _ => return Err(error),
             }
-            return Err(error);
         }
     }
-}
 
-/// `Retry-After` as delay-seconds or as an HTTP date (a date in the past means at once).
-fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+    /// Whether one more retry is allowed (counting it); when they ran out, logs and counts
+    /// the exhaustion.
+    fn may_retry(&self, retries: &mut u32, path: &str, reason: &str, error: &Error) -> bool {
+        let inner = &self.client.inner;
+        if *retries < inner.max_retries {
+            *retries += 1;
+            inner.retry_counters.retried();
+            tracing::debug!(verb = %self.verb, %path, reason, retry = *retries, %error, "retrying");
+            return true;
+        }
+        if inner.max_retries > 0 {
+            inner.retry_counters.exhausted();
+            tracing::warn!(verb = %self.verb, %path, reason, attempts = *retries + 1, %error, "giving up: retries exhausted");
+        }
+        false
     }
-    let date = jiff::fmt::rfc2822::parse(value).ok()?;
-    let at = std::time::SystemTime::from(date.timestamp());
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+
+    /// Sleeps before a retry, on the client's clock, at most `max_retry_after`.
+    async fn wait(&self, wait: Duration) {
+        let inner = &self.client.inner;
+        inner.clock.sleep(wait.min(inner.max_retry_after)).await;
+    }
 }
 
 /// The error of a request that got no answer: [`Error::Tls`] when a TLS handshake failed,
@@ -753,27 +768,6 @@ mod tests {
 
     fn status(body: &serde_json::Value) -> Vec<u8> {
         serde_json::to_vec(body).unwrap_or_default()
-    }
-
-    #[test]
-    fn retry_after_values() {
-        let now = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
-        let cases = [
-            ("1", Some(1)),
-            (" 120 ", Some(120)),
-            ("Sun, 06 Nov 1994 08:50:07 GMT", Some(30)),
-            ("Sun, 06 Nov 1994 08:49:00 GMT", Some(0)),
-            ("-1", None),
-            ("soon", None),
-            ("", None),
-        ];
-        for (value, expected) in cases {
-            assert_eq!(
-                parse_retry_after(value, now),
-                expected.map(Duration::from_secs),
-                "{value:?}"
-            );
-        }
     }
 
     #[test]

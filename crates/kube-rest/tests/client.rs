@@ -78,16 +78,61 @@ async fn retries_429_with_retry_after_on_the_clock() {
     let err = drive(&fake, task).await.unwrap_err();
     assert!(err.is_server_error(), "{err}");
     assert_eq!(err.status().unwrap().code, 503);
+    assert_eq!(
+        (client.retry_stats().retries, client.retry_stats().exhausted),
+        (2, 1)
+    );
     // The third failure was consumed by the last attempt: the next request succeeds.
     let api: Api<ConfigMap> = Api::default_namespaced(client);
     api.list(&ListParams::default()).await.unwrap();
+}
 
-    // POST is not idempotent: no retry.
+/// A create hit by priority and fairness (429 with `Retry-After`) is sent again, as client-go
+/// does for every request whose body it can replay: the create succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_is_retried_after_429_with_retry_after() {
+    let server = TestServer::builder().start().await.unwrap();
+    let fake = FakeClock::new();
     let client = Client::builder(config_of(&server).without_throttle())
         .clock(fake.shared())
         .build()
         .unwrap();
-    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    server.faults().fail_next(
+        Some(Method::POST),
+        "/api/v1/namespaces/default/configmaps",
+        429,
+        2,
+    );
+    let mut cm = ConfigMap::default();
+    cm.metadata.name = Some("created-after-429".into());
+    let start = fake.now();
+    let task = tokio::spawn(async move { api.create(&Default::default(), &cm).await });
+    let created = drive(&fake, task).await.unwrap();
+    assert_eq!(created.metadata.name.as_deref(), Some("created-after-429"));
+    // Two `Retry-After: 1` waits on the client's clock, and the body was sent again intact.
+    assert_eq!(fake.now() - start, Duration::from_secs(2));
+    assert_eq!(client.retry_stats().retries, 2);
+    let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    assert!(api.get("created-after-429").await.is_ok());
+
+    // Updates and deletes too; with retries off, the 429 is the answer.
+    server.faults().fail_next(
+        Some(Method::DELETE),
+        "/api/v1/namespaces/default/configmaps",
+        503,
+        1,
+    );
+    let task = tokio::spawn({
+        let api = api.clone();
+        async move { api.delete("created-after-429", &Default::default()).await }
+    });
+    drive(&fake, task).await.unwrap();
+    let client = Client::builder(config_of(&server).without_throttle().with_max_retries(0))
+        .clock(fake.shared())
+        .build()
+        .unwrap();
+    let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
     server.faults().fail_next(
         Some(Method::POST),
         "/api/v1/namespaces/default/configmaps",
@@ -98,6 +143,7 @@ async fn retries_429_with_retry_after_on_the_clock() {
     cm.metadata.name = Some("x".into());
     let err = api.create(&Default::default(), &cm).await.unwrap_err();
     assert!(err.is_too_many_requests(), "{err}");
+    assert_eq!(client.retry_stats(), Default::default());
     api.create(&Default::default(), &cm).await.unwrap();
 }
 
