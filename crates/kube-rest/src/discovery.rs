@@ -421,8 +421,16 @@ impl DiscoveryCache {
             .map_or(0, |d| d.as_secs())
     }
 
-    fn read(&self, path: &Path) -> Option<Discovery> {
-        let bytes = std::fs::read(path).ok()?;
+    /// The cached result when it is readable and young enough (read through tokio's blocking
+    /// pool).
+    async fn read(&self, path: &Path) -> Option<Discovery> {
+        let bytes = match tokio::fs::read(path).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::debug!(path = %path.display(), error = %e, "no discovery cache, fetching");
+                return None;
+            }
+        };
         let file: CacheFile = match serde_json::from_slice(&bytes) {
             Ok(file) => file,
             Err(e) => {
@@ -438,7 +446,7 @@ impl DiscoveryCache {
 
     /// The cached discovery of `client`'s server, fetched again when stale or unreadable.
     pub async fn discovery(&self, client: &Client) -> Result<Discovery, Error> {
-        if let Some(discovery) = self.read(&self.path_for(client)) {
+        if let Some(discovery) = self.read(&self.path_for(client)).await {
             return Ok(discovery);
         }
         self.refresh(client).await
@@ -452,7 +460,17 @@ impl DiscoveryCache {
             fetched_at_unix_seconds: self.now_seconds(),
             discovery,
         };
-        if let Err(e) = write_atomically(&path, &file) {
+        // Serialize here, write on the blocking pool (directory, temporary file, rename).
+        let stored = match serde_json::to_vec(&file) {
+            Ok(bytes) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            }
+            Err(e) => Err(std::io::Error::other(e)),
+        };
+        if let Err(e) = stored {
             tracing::warn!(path = %path.display(), error = %e, "could not store the discovery cache");
         }
         Ok(file.discovery)
@@ -488,10 +506,10 @@ impl DiscoveryCache {
     }
 }
 
-fn write_atomically(path: &Path, file: &CacheFile) -> std::io::Result<()> {
+/// Writes `bytes` to a temporary file next to `path`, then renames it over `path` (blocking).
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let bytes = serde_json::to_vec(file).map_err(std::io::Error::other)?;
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let temporary = dir.join(format!(".discovery.{}.{n}.tmp", std::process::id()));
