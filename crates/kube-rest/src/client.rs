@@ -43,6 +43,8 @@ struct Inner {
     path_prefix: String,
     auth: Authenticator,
     limiter: Option<Arc<dyn RateLimiter>>,
+    /// The throttle of discovery requests (kubectl's headroom: QPS 50, burst 300).
+    discovery_limiter: Option<Arc<dyn RateLimiter>>,
     clock: SharedClock,
     timeout: Option<Duration>,
     user_agent: HeaderValue,
@@ -68,11 +70,12 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// Builds a [`Client`] from a [`Config`], with an optional clock and throttle.
+/// Builds a [`Client`] from a [`Config`], with an optional clock and throttles.
 pub struct ClientBuilder {
     config: Config,
     clock: Option<SharedClock>,
     limiter: Option<Arc<dyn RateLimiter>>,
+    discovery_limiter: Option<Arc<dyn RateLimiter>>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -96,27 +99,42 @@ impl ClientBuilder {
         self
     }
 
+    /// Uses this throttle for discovery requests instead of a token bucket built from the
+    /// config's `discovery_qps` and `discovery_burst`.
+    pub fn discovery_rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
+        self.discovery_limiter = Some(limiter);
+        self
+    }
+
     /// Builds the client (loading TLS material now, so that a bad file is reported here).
     pub fn build(self) -> Result<Client, Error> {
         let config = self.config;
         let clock = self.clock.unwrap_or_else(RealClock::shared);
-        let limiter = match (self.limiter, config.throttle) {
-            (_, false) => None,
-            (Some(limiter), true) => Some(limiter),
-            (None, true) => {
-                if config.qps.is_nan() || config.qps <= 0.0 || config.burst == 0 {
-                    return Err(Error::Config(crate::error::ConfigError::Invalid(format!(
-                        "throttle needs qps > 0 and burst > 0 (got qps {} and burst {}); turn it off instead",
-                        config.qps, config.burst
-                    ))));
+        let throttle = |given: Option<Arc<dyn RateLimiter>>, qps: f32, burst: usize, what: &str| {
+            match (given, config.throttle) {
+                (_, false) => Ok(None),
+                (Some(limiter), true) => Ok(Some(limiter)),
+                (None, true) => {
+                    if qps.is_nan() || qps <= 0.0 || burst == 0 {
+                        return Err(Error::Config(crate::error::ConfigError::Invalid(format!(
+                            "{what} needs qps > 0 and burst > 0 (got qps {qps} and burst {burst}); turn the throttle off instead"
+                        ))));
+                    }
+                    Ok(Some(Arc::new(TokenBucketRateLimiter::with_clock(
+                        qps,
+                        burst,
+                        clock.clone(),
+                    )) as Arc<dyn RateLimiter>))
                 }
-                Some(Arc::new(TokenBucketRateLimiter::with_clock(
-                    config.qps,
-                    config.burst,
-                    clock.clone(),
-                )) as Arc<dyn RateLimiter>)
             }
         };
+        let limiter = throttle(self.limiter, config.qps, config.burst, "throttle")?;
+        let discovery_limiter = throttle(
+            self.discovery_limiter,
+            config.discovery_qps,
+            config.discovery_burst,
+            "discovery throttle",
+        )?;
         let uri = &config.cluster_url;
         let scheme = uri.scheme().cloned().unwrap_or(http::uri::Scheme::HTTPS);
         let authority = uri
@@ -204,6 +222,7 @@ impl ClientBuilder {
                 path_prefix,
                 auth,
                 limiter,
+                discovery_limiter,
                 clock,
                 timeout: config.timeout,
                 user_agent,
@@ -228,6 +247,7 @@ impl Client {
             config,
             clock: None,
             limiter: None,
+            discovery_limiter: None,
         }
     }
 
@@ -259,6 +279,7 @@ impl Client {
             accept: None,
             timeout: None,
             error: None,
+            discovery: false,
         }
     }
 
@@ -297,6 +318,8 @@ pub struct RequestBuilder<'a> {
     timeout: Option<Duration>,
     /// The first problem met while building (reported when the request is sent).
     error: Option<String>,
+    /// Whether this is a discovery request (throttled by the discovery throttle).
+    discovery: bool,
 }
 
 fn check_segment(what: &str, value: &str) -> Result<(), String> {
@@ -419,6 +442,27 @@ impl<'a> RequestBuilder<'a> {
     pub fn accept(mut self, accept: &str) -> Self {
         self.accept = Some(accept.to_string());
         self
+    }
+
+    /// Marks this request as discovery: it waits on the discovery throttle (kubectl's QPS 50
+    /// and burst 300 by default) instead of the client's.
+    pub(crate) fn discovery(mut self) -> Self {
+        self.discovery = true;
+        self
+    }
+
+    /// Waits for this request's turn in the client-side throttle.
+    async fn throttle(&self) -> Result<(), Error> {
+        let inner = &self.client.inner;
+        let limiter = if self.discovery {
+            &inner.discovery_limiter
+        } else {
+            &inner.limiter
+        };
+        match limiter {
+            Some(limiter) => limiter.wait().await.map_err(Error::throttle),
+            None => Ok(()),
+        }
     }
 
     /// Overrides the client's timeout for this request.
@@ -557,9 +601,7 @@ impl<'a> RequestBuilder<'a> {
         let inner = &self.client.inner;
         let mut refreshed = false;
         loop {
-            if let Some(limiter) = &inner.limiter {
-                limiter.wait().await.map_err(Error::throttle)?;
-            }
+            self.throttle().await?;
             let key = crate::upgrade::new_key();
             let mut request = crate::upgrade::handshake_request(&uri, &key, protocols)?
                 .header(USER_AGENT, inner.user_agent.clone());
@@ -606,9 +648,7 @@ impl<'a> RequestBuilder<'a> {
         let mut retries: u32 = 0;
         let mut refreshed = false;
         loop {
-            if let Some(limiter) = &inner.limiter {
-                limiter.wait().await.map_err(Error::throttle)?;
-            }
+            self.throttle().await?;
             let mut request = http::Request::builder()
                 .method(self.verb.clone())
                 .uri(uri.clone())

@@ -164,7 +164,11 @@ pub struct Discovery {
 impl Client {
     /// The server's version (`/version`).
     pub async fn server_version(&self) -> Result<ServerVersion, Error> {
-        self.request(Method::GET).abs_path("/version").json().await
+        self.request(Method::GET)
+            .discovery()
+            .abs_path("/version")
+            .json()
+            .await
     }
 
     /// Discovers every group, version and resource: aggregated discovery (`/api` and `/apis`)
@@ -179,6 +183,7 @@ impl Client {
     async fn aggregated_document(&self, path: &str) -> Result<Option<AggregatedList>, Error> {
         let response = self
             .request(Method::GET)
+            .discovery()
             .abs_path(path)
             .accept(AGGREGATED_ACCEPT)
             .send_streaming()
@@ -241,7 +246,12 @@ impl Client {
     /// Legacy discovery only (`/api`, `/apis` and one request per group version).
     pub async fn discover_legacy(&self) -> Result<Discovery, Error> {
         let mut discovery = Discovery::default();
-        let core: ApiVersions = self.request(Method::GET).abs_path("/api").json().await?;
+        let core: ApiVersions = self
+            .request(Method::GET)
+            .discovery()
+            .abs_path("/api")
+            .json()
+            .await?;
         let mut group_versions: Vec<(String, String, bool)> = Vec::new();
         for (i, version) in core.versions.iter().enumerate() {
             group_versions.push((String::new(), version.clone(), i == 0));
@@ -249,7 +259,12 @@ impl Client {
         discovery
             .groups
             .insert(String::new(), core.versions.clone());
-        let groups: ApiGroupList = self.request(Method::GET).abs_path("/apis").json().await?;
+        let groups: ApiGroupList = self
+            .request(Method::GET)
+            .discovery()
+            .abs_path("/apis")
+            .json()
+            .await?;
         for group in groups.groups {
             let preferred = group.preferred_version.as_ref().map(|p| p.version.clone());
             let mut versions: Vec<String> =
@@ -265,14 +280,27 @@ impl Client {
             }
             discovery.groups.insert(group.name, versions);
         }
-        for (group, version, preferred) in group_versions {
-            let path = if group.is_empty() {
-                format!("/api/{version}")
-            } else {
-                format!("/apis/{group}/{version}")
-            };
-            let list: ApiResourceList = match self.request(Method::GET).abs_path(&path).json().await
-            {
+        // One request per group version, all at once (client-go's discovery client runs them
+        // in parallel too); the discovery throttle paces them.
+        let lists = futures_util::future::join_all(group_versions.iter().map(
+            |(group, version, _)| async move {
+                let path = if group.is_empty() {
+                    format!("/api/{version}")
+                } else {
+                    format!("/apis/{group}/{version}")
+                };
+                let list = self
+                    .request(Method::GET)
+                    .discovery()
+                    .abs_path(&path)
+                    .json::<ApiResourceList>()
+                    .await;
+                (path, list)
+            },
+        ))
+        .await;
+        for ((group, version, preferred), (path, list)) in group_versions.into_iter().zip(lists) {
+            let list = match list {
                 Ok(list) => list,
                 // An aggregated API that is down must not hide the rest (kubectl warns too).
                 Err(e) if e.is_not_found() || e.is_server_error() => {
