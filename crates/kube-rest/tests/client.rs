@@ -1,5 +1,7 @@
 //! The REST client against kube-testserver: retries, throttling, auth, TLS, timeouts, URLs.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -42,6 +44,12 @@ async fn drive<T: Send + 'static>(fake: &FakeClock, task: tokio::task::JoinHandl
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_429_with_retry_after_on_the_clock() {
+    if common::skip_on_cluster(
+        "retries_429_with_retry_after_on_the_clock",
+        "it injects 429 and 503 answers (fault injection)",
+    ) {
+        return;
+    }
     let server = TestServer::builder().start().await.unwrap();
     let fake = FakeClock::new();
     let client = Client::builder(config_of(&server).without_throttle())
@@ -91,6 +99,12 @@ async fn retries_429_with_retry_after_on_the_clock() {
 /// does for every request whose body it can replay: the create succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_is_retried_after_429_with_retry_after() {
+    if common::skip_on_cluster(
+        "a_create_is_retried_after_429_with_retry_after",
+        "it injects 429 and 503 answers (fault injection)",
+    ) {
+        return;
+    }
     let server = TestServer::builder().start().await.unwrap();
     let fake = FakeClock::new();
     let client = Client::builder(config_of(&server).without_throttle())
@@ -149,11 +163,14 @@ async fn a_create_is_retried_after_429_with_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttle_paces_a_burst_at_qps_5() {
-    let server = TestServer::builder().start().await.unwrap();
+    let env = common::TestEnv::start("throttle_paces_a_burst_at_qps_5").await;
+    if let Some(server) = env.server() {
+        // The defaults: QPS 5, burst 10.
+        let config = config_of(server);
+        assert_eq!((config.qps, config.burst, config.throttle), (5.0, 10, true));
+    }
     let fake = FakeClock::new();
-    // The defaults: QPS 5, burst 10.
-    let config = config_of(&server);
-    assert_eq!((config.qps, config.burst, config.throttle), (5.0, 10, true));
+    let config = env.config().with_rate_limit(5.0, 10);
     let client = Client::builder(config)
         .clock(fake.shared())
         .build()
@@ -174,7 +191,7 @@ async fn throttle_paces_a_burst_at_qps_5() {
     );
 
     // Without the throttle nothing waits.
-    let client = Client::builder(config_of(&server).without_throttle())
+    let client = Client::builder(env.config())
         .clock(fake.shared())
         .build()
         .unwrap();
@@ -186,12 +203,18 @@ async fn throttle_paces_a_burst_at_qps_5() {
     assert_eq!(fake.now(), start);
 
     // A throttle with qps 0 is a configuration error.
-    let err = Client::try_from_config(config_of(&server).with_rate_limit(0.0, 10)).unwrap_err();
+    let err = Client::try_from_config(env.config().with_rate_limit(0.0, 10)).unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_file_is_reread_when_it_changes() {
+    if common::skip_on_cluster(
+        "token_file_is_reread_when_it_changes",
+        "it needs kube-testserver's own bearer tokens",
+    ) {
+        return;
+    }
     let server = TestServer::builder()
         .token("the-right-token")
         .start()
@@ -233,6 +256,12 @@ async fn token_file_is_reread_when_it_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_certificates_from_inline_data_and_files() {
+    if common::skip_on_cluster(
+        "client_certificates_from_inline_data_and_files",
+        "it needs kube-testserver's client-certificate authentication",
+    ) {
+        return;
+    }
     let server = TestServer::builder()
         .client_cert_auth(true)
         .start()
@@ -280,6 +309,12 @@ async fn client_certificates_from_inline_data_and_files() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_verification_server_name_and_insecure() {
+    if common::skip_on_cluster(
+        "tls_verification_server_name_and_insecure",
+        "it needs kube-testserver's CA and certificate names",
+    ) {
+        return;
+    }
     let server = TestServer::builder().start().await.unwrap();
     let port = server.address().port();
 
@@ -334,6 +369,12 @@ async fn tls_verification_server_name_and_insecure() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_plain_http_and_transport_errors() {
+    if common::skip_on_cluster(
+        "timeouts_plain_http_and_transport_errors",
+        "it injects latency and starts a plain-HTTP kube-testserver",
+    ) {
+        return;
+    }
     let server = TestServer::builder().start().await.unwrap();
     server
         .faults()
@@ -514,6 +555,12 @@ fn request_urls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_file_is_reread_every_minute_even_when_unchanged_on_disk() {
+    if common::skip_on_cluster(
+        "token_file_is_reread_every_minute_even_when_unchanged_on_disk",
+        "it needs kube-testserver's own bearer tokens",
+    ) {
+        return;
+    }
     let server = TestServer::builder()
         .token("right-token-1")
         .start()

@@ -1,20 +1,15 @@
-//! Discovery against kube-testserver: version, groups, resources and name resolution.
+//! Discovery against kube-testserver (or the cluster of `KUBE_TOOLKIT_TEST_KUBECONFIG`, see
+//! `common`): version, groups, resources and name resolution.
 
-use std::path::Path;
+mod common;
 
-use kube_rest::{Api, Client, Config, Kubeconfig, ListParams};
-use kube_testserver::TestServer;
+use common::TestEnv;
+use kube_rest::{Api, Client, ListParams};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_and_resolution() {
-    let server = TestServer::builder().start().await.unwrap();
-    let kubeconfig = Kubeconfig::parse(&server.kubeconfig_yaml(), Path::new("/k")).unwrap();
-    let client = Client::try_from_config(
-        Config::from_kubeconfig(&kubeconfig)
-            .unwrap()
-            .without_throttle(),
-    )
-    .unwrap();
+    let env = TestEnv::start("discovery_and_resolution").await;
+    let client = env.client.clone();
 
     let version = client.server_version().await.unwrap();
     assert_eq!(version.major, "1");
@@ -23,7 +18,7 @@ async fn discovery_and_resolution() {
     let discovery = client.discover().await.unwrap();
     assert!(
         discovery.aggregated,
-        "kube-testserver offers aggregated discovery"
+        "kube-testserver (and every server since v1.30) offers aggregated discovery"
     );
     // Both discovery flavours find the same resources, versions and preferences.
     let legacy = client.discover_legacy().await.unwrap();
@@ -121,14 +116,8 @@ async fn discovery_cache_on_disk() {
     use kube_flowcontrol::clock::FakeClock;
     use kube_rest::DiscoveryCache;
 
-    let server = TestServer::builder().start().await.unwrap();
-    let kubeconfig = Kubeconfig::parse(&server.kubeconfig_yaml(), Path::new("/k")).unwrap();
-    let client = Client::try_from_config(
-        Config::from_kubeconfig(&kubeconfig)
-            .unwrap()
-            .without_throttle(),
-    )
-    .unwrap();
+    let env = TestEnv::start("discovery_cache_on_disk").await;
+    let client = env.client.clone();
     let dir =
         std::env::temp_dir().join(format!("kube-rest-discovery-cache-{}", std::process::id()));
     let fake =
@@ -230,11 +219,10 @@ async fn discovery_has_its_own_throttle() {
     use kube_flowcontrol::clock::{Clock, FakeClock};
     use std::time::Duration;
 
-    let server = TestServer::builder().start().await.unwrap();
-    let kubeconfig = Kubeconfig::parse(&server.kubeconfig_yaml(), Path::new("/k")).unwrap();
-    let config = Config::from_kubeconfig(&kubeconfig).unwrap();
+    let env = TestEnv::start("discovery_has_its_own_throttle").await;
+    // The defaults, throttle on (the harness turns it off).
+    let config = env.config().with_rate_limit(5.0, 10);
     assert_eq!((config.discovery_qps, config.discovery_burst), (50.0, 300));
-    assert_eq!((config.qps, config.burst), (5.0, 10));
 
     let fake = FakeClock::new();
     let client = Client::builder(config.clone())
@@ -275,8 +263,5 @@ async fn discovery_has_its_own_throttle() {
     let start = fake.now();
     let task = tokio::spawn(async move { client.discover_legacy().await });
     drive(&fake, task).await.unwrap();
-    assert_eq!(
-        fake.now() - start,
-        Duration::from_secs(requests as u64 - 1)
-    );
+    assert_eq!(fake.now() - start, Duration::from_secs(requests as u64 - 1));
 }
