@@ -204,3 +204,92 @@ async fn a_refused_connection_is_not_retried() {
     assert!(matches!(err, Error::Transport { .. }), "{err:?}");
     assert_eq!(client.retry_stats().retries, 0);
 }
+
+/// An HTTP/2 server over TLS that answers its first connection's first request with a
+/// `GOAWAY` (last stream 0: the request was not processed) and answers `/version` on the
+/// connections after it.
+async fn goaway_server() -> (Config, Arc<Mutex<usize>>) {
+    use kube_rest::certs::CertificateAuthority;
+    use kube_rest::tls::{parse_certificates, parse_private_key};
+
+    let ca = CertificateAuthority::generate("goaway-ca").unwrap();
+    let leaf = ca.issue("localhost", &["127.0.0.1", "localhost"]).unwrap();
+    let chain = parse_certificates(leaf.certificate_pem.as_bytes(), "leaf").unwrap();
+    let key = parse_private_key(leaf.private_key_pem.as_bytes(), "key").unwrap();
+    let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let connections = Arc::new(Mutex::new(0usize));
+    let counted = Arc::clone(&connections);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let first = {
+                let mut n = counted.lock();
+                *n += 1;
+                *n == 1
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let Ok(mut connection) = h2::server::handshake(stream).await else {
+                    return;
+                };
+                if first {
+                    // Refuse everything: GOAWAY before processing any stream.
+                    connection.abrupt_shutdown(h2::Reason::NO_ERROR);
+                    let _ = std::future::poll_fn(|cx| connection.poll_closed(cx)).await;
+                    return;
+                }
+                while let Some(Ok((_request, mut respond))) = connection.accept().await {
+                    let body = r#"{"major":"1","minor":"35","gitVersion":"v1.35.0"}"#;
+                    let response = http::Response::builder()
+                        .header("content-type", "application/json")
+                        .body(())
+                        .unwrap();
+                    if let Ok(mut send) = respond.send_response(response, false) {
+                        let _ = send.send_data(bytes::Bytes::from_static(body.as_bytes()), true);
+                    }
+                }
+            });
+        }
+    });
+    let config = Config::new(
+        format!("https://127.0.0.1:{}", address.port())
+            .parse()
+            .unwrap(),
+    )
+    .with_root_ca(kube_rest::Source::Data(
+        ca.certified_key().certificate_pem.clone().into_bytes(),
+    ))
+    .without_throttle();
+    (config, connections)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_is_retried_after_an_http2_goaway() {
+    let (config, connections) = goaway_server().await;
+    let fake = FakeClock::new();
+    let client = Client::builder(config)
+        .clock(fake.shared())
+        .build()
+        .unwrap();
+    let task = tokio::spawn({
+        let client = client.clone();
+        async move { client.server_version().await }
+    });
+    let version = drive(&fake, task).await;
+    assert_eq!(version.unwrap().git_version, "v1.35.0");
+    assert_eq!(*connections.lock(), 2);
+    assert_eq!(client.retry_stats().retries, 1);
+}

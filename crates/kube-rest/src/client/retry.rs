@@ -223,8 +223,8 @@ mod tests {
                 "{kind:?} inside io::Error"
             );
         }
-        // An HTTP/2 error carrying a reset connection; a stream reset by the server is not a
-        // lost connection.
+        // A stream reset by the server is not a lost connection (a GOAWAY is: see
+        // tests/lost_connection.rs, which needs a real HTTP/2 peer to produce one).
         let h2_io = h2::Error::from(h2::Reason::CANCEL);
         assert!(lost_connection(&h2_io).is_none());
     }
