@@ -194,12 +194,12 @@ pub enum Error {
     },
 }
 
-/// The underlying error of an [`Error`]: an I/O, hyper, rustls, serde_json or kube-flowcontrol
+/// The underlying error of an [`Error`](enum@Error): an I/O, hyper, rustls, serde_json or kube-flowcontrol
 /// error, kept as the [`source()`](std::error::Error::source) without making its type part of
 /// kube-rest's API.
 ///
 /// `Display` is the underlying error's message and `source()` is the underlying error itself,
-/// so walking the `source()` chain of an [`Error`] meets the underlying error and its own
+/// so walking the `source()` chain of an [`Error`](enum@Error) meets the underlying error and its own
 /// causes, and `downcast_ref` works on each as usual (a chain-printing reporter shows the
 /// underlying message twice, once for this wrapper). [`Cause::downcast_ref`] and
 /// [`Cause::has`] are shortcuts. Which types appear in the chain may change with the versions
