@@ -20,6 +20,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::Pod;
+use kube_flowcontrol::clock::RealClock;
+use kube_flowcontrol::retry;
 use kube_rest::exec::AttachParams;
 use kube_rest::logs::LogParams;
 use kube_rest::{
@@ -188,20 +190,20 @@ async fn update_and_wait(pods: &Api<Pod>, name: &str, options: &Options) -> Resu
         return Err(format!("got image {:?}, expected {IMAGE}", image_of(&got)).into());
     }
     println!("got pod {name}: image {IMAGE}");
-    // Another writer (the kubelet) may win the race: retry on conflicts.
+    // Another writer (the kubelet) may win the race: retry on conflicts, as client-pod.go
+    // does with client-go's retry.RetryOnConflict.
     let mut attempts = 0;
-    let updated = loop {
+    let updated = retry::retry_on_conflict(&RealClock, retry::DEFAULT_RETRY, || {
         attempts += 1;
-        let mut current = pods.get(name).await?;
-        if let Some(container) = current.spec.as_mut().and_then(|s| s.containers.first_mut()) {
-            container.image = Some(NEW_IMAGE.into());
+        async {
+            let mut current = pods.get(name).await?;
+            if let Some(container) = current.spec.as_mut().and_then(|s| s.containers.first_mut()) {
+                container.image = Some(NEW_IMAGE.into());
+            }
+            pods.replace(name, &PostParams::default(), &current).await
         }
-        match pods.replace(name, &PostParams::default(), &current).await {
-            Ok(pod) => break pod,
-            Err(e) if e.is_conflict() && attempts < 5 => continue,
-            Err(e) => return Err(e.into()),
-        }
-    };
+    })
+    .await?;
     if image_of(&updated).as_deref() != Some(NEW_IMAGE) {
         return Err(format!(
             "updated image is {:?}, expected {NEW_IMAGE}",

@@ -379,11 +379,11 @@ fn decode_object_or_status<K: DeserializeOwned>(body: &[u8]) -> Result<Option<K>
         #[serde(default)]
         kind: String,
     }
-    let kind: Kind = serde_json::from_slice(body).map_err(|e| Error::Decode(e.to_string()))?;
+    let kind: Kind = serde_json::from_slice(body).map_err(|e| Error::decode("body", e))?;
     if kind.kind == "Status" {
         return Ok(None);
     }
     serde_json::from_slice(body)
         .map(Some)
-        .map_err(|e| Error::Decode(e.to_string()))
+        .map_err(|e| Error::decode("body", e))
 }

@@ -39,12 +39,16 @@ const TOKEN_FILE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(6
 pub(crate) enum Authenticator {
     None,
     Fixed(HeaderValue),
-    TokenFile {
-        path: PathBuf,
-        clock: SharedClock,
-        cached: Mutex<Option<CachedToken>>,
-    },
+    TokenFile(TokenFile),
     Exec(Box<ExecAuth>),
+}
+
+/// A bearer token read from a file, cached while the file does not change.
+#[derive(Debug)]
+pub(crate) struct TokenFile {
+    path: PathBuf,
+    clock: SharedClock,
+    cached: Mutex<Option<CachedToken>>,
 }
 
 /// A credential from an exec plugin (a token, a client certificate, or both) and until when
@@ -131,7 +135,7 @@ impl ExecAuth {
         let output = tokio::time::timeout(EXEC_TIMEOUT, command.output())
             .await
             .map_err(|_| {
-                Error::Auth(format!(
+                Error::auth_msg(format!(
                     "{} did not finish within {EXEC_TIMEOUT:?} (killed)",
                     what()
                 ))
@@ -140,13 +144,13 @@ impl ExecAuth {
                 let hint = exec
                     .install_hint
                     .as_deref()
-                    .map(|h| format!("\n{h}"))
+                    .map(|h| format!(" (install hint: {})", h.trim()))
                     .unwrap_or_default();
-                Error::Auth(format!("running {}: {e}{hint}", what()))
+                Error::auth(format!("running {}{hint}", what()), e)
             })?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
-            return Err(Error::Auth(format!(
+            return Err(Error::auth_msg(format!(
                 "{} failed ({}): {}",
                 what(),
                 output.status,
@@ -154,9 +158,9 @@ impl ExecAuth {
             )));
         }
         let credential: ExecCredential = serde_json::from_slice(&output.stdout)
-            .map_err(|e| Error::Auth(format!("{} printed no ExecCredential: {e}", what())))?;
+            .map_err(|e| Error::auth(format!("{} printed no ExecCredential", what()), e))?;
         if credential.kind != "ExecCredential" || credential.api_version != exec.api_version {
-            return Err(Error::Auth(format!(
+            return Err(Error::auth_msg(format!(
                 "{} printed kind {:?} apiVersion {:?}, expected ExecCredential {:?}",
                 what(),
                 credential.kind,
@@ -165,7 +169,7 @@ impl ExecAuth {
             )));
         }
         let status = credential.status.ok_or_else(|| {
-            Error::Auth(format!(
+            Error::auth_msg(format!(
                 "{} printed an ExecCredential without status",
                 what()
             ))
@@ -178,14 +182,14 @@ impl ExecAuth {
             (Some(certificate), Some(key)) => Some(certified_key(&certificate, &key, &what())?),
             (None, None) => None,
             _ => {
-                return Err(Error::Auth(format!(
+                return Err(Error::auth_msg(format!(
                     "{} returned only one of clientCertificateData and clientKeyData",
                     what()
                 )));
             }
         };
         if token.is_none() && certificate.is_none() {
-            return Err(Error::Auth(format!(
+            return Err(Error::auth_msg(format!(
                 "{} returned neither a token nor a client certificate",
                 what()
             )));
@@ -193,7 +197,7 @@ impl ExecAuth {
         let expires = match status.expiration_timestamp.filter(|t| !t.is_empty()) {
             Some(timestamp) => {
                 let parsed: jiff::Timestamp = timestamp.parse().map_err(|e| {
-                    Error::Auth(format!("{} expirationTimestamp {timestamp:?}: {e}", what()))
+                    Error::auth(format!("{} expirationTimestamp {timestamp:?}", what()), e)
                 })?;
                 Some(SystemTime::from(parsed))
             }
@@ -237,18 +241,18 @@ fn certified_key(
     key: &str,
     what: &str,
 ) -> Result<rustls::sign::CertifiedKey, Error> {
-    let auth = |e: Error| Error::Auth(format!("{what}: {e}"));
+    let auth = |e: Error| Error::auth(what, e);
     let chain = crate::tls::parse_certificates(certificate.as_bytes(), "clientCertificateData")
         .map_err(auth)?;
     let key = crate::tls::parse_private_key(key.as_bytes(), "clientKeyData").map_err(auth)?;
     let signing = rustls::crypto::ring::sign::any_supported_type(&key)
-        .map_err(|e| Error::Auth(format!("{what}: clientKeyData: {e}")))?;
+        .map_err(|e| Error::auth(format!("{what}: clientKeyData"), e))?;
     Ok(rustls::sign::CertifiedKey::new(chain, signing))
 }
 
 fn bearer(token: &str, what: &str) -> Result<HeaderValue, Error> {
     let mut value = HeaderValue::try_from(format!("Bearer {}", token.trim())).map_err(|_| {
-        Error::Auth(format!(
+        Error::auth_msg(format!(
             "{what} contains characters not allowed in a header"
         ))
     })?;
@@ -265,14 +269,15 @@ impl Authenticator {
             Credentials::None => Authenticator::None,
             Credentials::Token(token) => Authenticator::Fixed(bearer(token, "the bearer token")?),
             Credentials::TokenFile(path) => {
-                let authenticator = Authenticator::TokenFile {
+                let file = TokenFile {
                     path: path.clone(),
                     clock: clock.clone(),
                     cached: Mutex::new(None),
                 };
-                // Fail at construction on an unreadable file, as client-go does.
-                authenticator.file_header()?;
-                authenticator
+                // Fail at construction on an unreadable file, as client-go does (the builder
+                // is synchronous; requests read the file through tokio's thread pool).
+                file.header_blocking()?;
+                Authenticator::TokenFile(file)
             }
             Credentials::Exec(config) => Authenticator::Exec(Box::new(ExecAuth {
                 config: config.clone(),
@@ -285,7 +290,7 @@ impl Authenticator {
                     .encode(format!("{username}:{password}"));
                 let mut value =
                     HeaderValue::try_from(format!("Basic {encoded}")).map_err(|_| {
-                        Error::Auth("basic-auth credentials are not a valid header".into())
+                        Error::auth_msg("basic-auth credentials are not a valid header")
                     })?;
                 value.set_sensitive(true);
                 Authenticator::Fixed(value)
@@ -297,8 +302,10 @@ impl Authenticator {
     /// length changed since the last read, an exec plugin is run when its token expired.
     pub(crate) async fn header(&self) -> Result<Option<HeaderValue>, Error> {
         match self {
+            Authenticator::None => Ok(None),
+            Authenticator::Fixed(value) => Ok(Some(value.clone())),
             Authenticator::Exec(exec) => exec.header().await,
-            _ => self.file_header(),
+            Authenticator::TokenFile(file) => file.header().await,
         }
     }
 
@@ -321,65 +328,103 @@ impl Authenticator {
             _ => None,
         }
     }
+}
 
-    fn file_header(&self) -> Result<Option<HeaderValue>, Error> {
-        match self {
-            Authenticator::None | Authenticator::Exec(_) => Ok(None),
-            Authenticator::Fixed(value) => Ok(Some(value.clone())),
-            Authenticator::TokenFile {
-                path,
-                clock,
-                cached,
-            } => {
-                let metadata = std::fs::metadata(path);
-                let mut cached = cached.lock();
-                let stamp = match metadata {
-                    Ok(metadata) => FileStamp {
-                        modified: metadata.modified().ok(),
-                        len: metadata.len(),
-                    },
-                    Err(e) => {
-                        // A rotation in progress can remove the file for a moment: keep the
-                        // last token if there is one.
-                        if let Some(token) = cached.as_ref() {
-                            tracing::warn!(path = %path.display(), error = %e, "token file unreadable, using the previous token");
-                            return Ok(Some(token.header.clone()));
-                        }
-                        return Err(Error::Auth(format!(
-                            "reading token file {}: {e}",
-                            path.display()
-                        )));
-                    }
-                };
-                if let Some(token) = cached.as_ref()
-                    && token.stamp == stamp
-                    // Re-read at least every minute, as client-go does, in case a rewrite kept
-                    // the size and landed within the file system's timestamp granularity.
-                    && clock.since(token.read_at) < TOKEN_FILE_MAX_AGE
-                {
-                    return Ok(Some(token.header.clone()));
-                }
-                let token = std::fs::read_to_string(path).map_err(|e| {
-                    Error::Auth(format!("reading token file {}: {e}", path.display()))
-                })?;
-                if token.trim().is_empty() {
-                    if let Some(previous) = cached.as_ref() {
-                        tracing::warn!(path = %path.display(), "token file is empty, using the previous token");
-                        return Ok(Some(previous.header.clone()));
-                    }
-                    return Err(Error::Auth(format!(
-                        "token file {} is empty",
-                        path.display()
-                    )));
-                }
-                let header = bearer(&token, &format!("token file {}", path.display()))?;
-                *cached = Some(CachedToken {
-                    stamp,
-                    read_at: clock.now(),
-                    header: header.clone(),
-                });
-                Ok(Some(header))
-            }
-        }
+impl TokenFile {
+    /// The token file's header, read with blocking calls (only while building a client).
+    fn header_blocking(&self) -> Result<Option<HeaderValue>, Error> {
+        let stamp = match self.check(std::fs::metadata(&self.path))? {
+            Freshness::Current(header) => return Ok(Some(header)),
+            Freshness::Changed(stamp) => stamp,
+        };
+        self.accept(stamp, std::fs::read_to_string(&self.path))
     }
+
+    /// The token file's header; the file is looked at through tokio's blocking pool (never a
+    /// blocking call on the runtime), and read again only when it changed or every minute.
+    async fn header(&self) -> Result<Option<HeaderValue>, Error> {
+        let stamp = match self.check(tokio::fs::metadata(&self.path).await)? {
+            Freshness::Current(header) => return Ok(Some(header)),
+            Freshness::Changed(stamp) => stamp,
+        };
+        self.accept(stamp, tokio::fs::read_to_string(&self.path).await)
+    }
+
+    /// Whether the cached token of a token file can be used, given the file's metadata.
+    fn check(&self, metadata: std::io::Result<std::fs::Metadata>) -> Result<Freshness, Error> {
+        let TokenFile {
+            path,
+            clock,
+            cached,
+        } = self;
+        let cached = cached.lock();
+        let stamp = match metadata {
+            Ok(metadata) => FileStamp {
+                modified: metadata.modified().ok(),
+                len: metadata.len(),
+            },
+            Err(e) => {
+                // A rotation in progress can remove the file for a moment: keep the last
+                // token if there is one.
+                if let Some(token) = cached.as_ref() {
+                    tracing::warn!(path = %path.display(), error = %e, "token file unreadable, using the previous token");
+                    return Ok(Freshness::Current(token.header.clone()));
+                }
+                return Err(Error::auth(
+                    format!("reading token file {}", path.display()),
+                    e,
+                ));
+            }
+        };
+        if let Some(token) = cached.as_ref()
+            && token.stamp == stamp
+            // Re-read at least every minute, as client-go does, in case a rewrite kept the
+            // size and landed within the file system's timestamp granularity.
+            && clock.since(token.read_at) < TOKEN_FILE_MAX_AGE
+        {
+            return Ok(Freshness::Current(token.header.clone()));
+        }
+        Ok(Freshness::Changed(stamp))
+    }
+
+    /// Caches and returns the token just read from a token file with this `stamp`.
+    fn accept(
+        &self,
+        stamp: FileStamp,
+        read: std::io::Result<String>,
+    ) -> Result<Option<HeaderValue>, Error> {
+        let TokenFile {
+            path,
+            clock,
+            cached,
+        } = self;
+        let token =
+            read.map_err(|e| Error::auth(format!("reading token file {}", path.display()), e))?;
+        let mut cached = cached.lock();
+        if token.trim().is_empty() {
+            if let Some(previous) = cached.as_ref() {
+                tracing::warn!(path = %path.display(), "token file is empty, using the previous token");
+                return Ok(Some(previous.header.clone()));
+            }
+            return Err(Error::auth_msg(format!(
+                "token file {} is empty",
+                path.display()
+            )));
+        }
+        let header = bearer(&token, &format!("token file {}", path.display()))?;
+        *cached = Some(CachedToken {
+            stamp,
+            read_at: clock.now(),
+            header: header.clone(),
+        });
+        Ok(Some(header))
+    }
+}
+
+/// Whether a token file must be read again.
+enum Freshness {
+    /// The cached token is still good.
+    Current(HeaderValue),
+    /// The file changed (or the token is too old): read it; it has this stamp.
+    Changed(FileStamp),
 }

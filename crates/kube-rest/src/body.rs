@@ -50,9 +50,10 @@ impl Stream for Body {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Ready(Some(Err(e))) => {
-                    return Poll::Ready(Some(Err(Error::Transport(format!(
-                        "reading the response body: {e}"
-                    )))));
+                    return Poll::Ready(Some(Err(Error::transport(
+                        "reading the response body",
+                        e,
+                    ))));
                 }
                 Poll::Ready(Some(Ok(frame))) => frame,
             };

@@ -31,7 +31,7 @@ impl std::fmt::Debug for CertifiedKey {
 }
 
 fn tls_error(what: &str) -> impl Fn(rcgen::Error) -> Error + '_ {
-    move |e| Error::Tls(format!("{what}: {e}"))
+    move |e| Error::tls(what, e)
 }
 
 /// A self-signed certificate authority kept in memory, to issue certificates (for tests and
@@ -112,7 +112,7 @@ pub fn certificates_from_file(
 ) -> Result<Vec<CertificateDer<'static>>, Error> {
     let path = path.as_ref();
     let pem =
-        std::fs::read(path).map_err(|e| Error::Tls(format!("reading {}: {e}", path.display())))?;
+        std::fs::read(path).map_err(|e| Error::tls(format!("reading {}", path.display()), e))?;
     crate::tls::parse_certificates(&pem, &path.display().to_string())
 }
 
@@ -120,7 +120,7 @@ pub fn certificates_from_file(
 pub fn private_key_from_file(path: impl AsRef<Path>) -> Result<PrivateKeyDer<'static>, Error> {
     let path = path.as_ref();
     let pem =
-        std::fs::read(path).map_err(|e| Error::Tls(format!("reading {}: {e}", path.display())))?;
+        std::fs::read(path).map_err(|e| Error::tls(format!("reading {}", path.display()), e))?;
     crate::tls::parse_private_key(&pem, &path.display().to_string())
 }
 
@@ -142,7 +142,7 @@ pub fn private_key_to_pem(key: &PrivateKeyDer<'_>) -> Result<String, Error> {
         PrivateKeyDer::Pkcs1(k) => ("RSA PRIVATE KEY", k.secret_pkcs1_der()),
         PrivateKeyDer::Sec1(k) => ("EC PRIVATE KEY", k.secret_sec1_der()),
         PrivateKeyDer::Pkcs8(k) => ("PRIVATE KEY", k.secret_pkcs8_der()),
-        _ => return Err(Error::Tls("unknown private key format".into())),
+        _ => return Err(Error::tls_msg("unknown private key format")),
     };
     Ok(pem_block(label, der))
 }

@@ -58,7 +58,7 @@ fn decode(protocol: ChannelProtocol, message: Message) -> Result<Option<Decoded>
             return Ok(None);
         }
     };
-    decoded.map_err(|e| Error::Decode(e.to_string()))
+    decoded.map_err(|e| Error::decode(format!("a {protocol} message"), e))
 }
 
 /// Where the data of one incoming channel goes.
@@ -254,9 +254,7 @@ impl ChannelStreams {
         match self.ended.take() {
             Some(ended) => ended.await.unwrap_or_else(|_| Ended {
                 collected: HashMap::new(),
-                result: Err(Error::Transport(
-                    "the channel task ended unexpectedly".into(),
-                )),
+                result: Err(Error::transport_msg("the channel task ended unexpectedly")),
                 close: None,
             }),
             None => Ended {
@@ -332,14 +330,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                 }
                 _ = pings.tick() => {
                     if self.last_read.elapsed() >= READ_DEADLINE {
-                        return Err(Error::Transport(format!(
+                        return Err(Error::transport_msg(format!(
                             "the {} stream is dead: nothing from the server for {} s",
                             self.protocol,
                             READ_DEADLINE.as_secs()
                         )));
                     }
                     self.socket.send(Message::Ping(Bytes::new())).await.map_err(|error| {
-                        Error::Transport(format!("pinging over the {} stream: {error}", self.protocol))
+                        Error::transport(format!("pinging over the {} stream", self.protocol), error)
                     })?;
                 }
                 message = self.socket.next() => match message {
@@ -357,10 +355,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                         self.deliver(message).await?;
                     }
                     Some(Err(error)) => {
-                        return Err(Error::Transport(format!(
-                            "the {} stream broke: {error}",
-                            self.protocol
-                        )));
+                        return Err(Error::transport(
+                            format!("the {} stream broke", self.protocol),
+                            error,
+                        ));
                     }
                 },
                 Some(outgoing) = self.inputs.next() => self.forward(outgoing).await?,
@@ -429,7 +427,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             }
         };
         self.socket.send(message).await.map_err(|error| {
-            Error::Transport(format!("writing to the {} stream: {error}", self.protocol))
+            Error::transport(format!("writing to the {} stream", self.protocol), error)
         })
     }
 }

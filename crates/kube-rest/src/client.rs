@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use http::{HeaderValue, Method, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -18,9 +18,12 @@ use rustls::pki_types::ServerName;
 use serde::de::DeserializeOwned;
 
 use crate::auth::Authenticator;
+
+mod retry;
 use crate::config::Config;
 use crate::error::{Error, Status};
 use crate::proxy::Connector;
+pub use retry::RetryStats;
 
 /// `application/json`.
 pub const JSON: &str = "application/json";
@@ -41,11 +44,14 @@ struct Inner {
     path_prefix: String,
     auth: Authenticator,
     limiter: Option<Arc<dyn RateLimiter>>,
+    /// The throttle of discovery requests (kubectl's headroom: QPS 50, burst 300).
+    discovery_limiter: Option<Arc<dyn RateLimiter>>,
     clock: SharedClock,
     timeout: Option<Duration>,
     user_agent: HeaderValue,
     max_retries: u32,
     max_retry_after: Duration,
+    retry_counters: retry::Counters,
     default_namespace: String,
 }
 
@@ -65,11 +71,12 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// Builds a [`Client`] from a [`Config`], with an optional clock and throttle.
+/// Builds a [`Client`] from a [`Config`], with an optional clock and throttles.
 pub struct ClientBuilder {
     config: Config,
     clock: Option<SharedClock>,
     limiter: Option<Arc<dyn RateLimiter>>,
+    discovery_limiter: Option<Arc<dyn RateLimiter>>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -93,27 +100,42 @@ impl ClientBuilder {
         self
     }
 
+    /// Uses this throttle for discovery requests instead of a token bucket built from the
+    /// config's `discovery_qps` and `discovery_burst`.
+    pub fn discovery_rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
+        self.discovery_limiter = Some(limiter);
+        self
+    }
+
     /// Builds the client (loading TLS material now, so that a bad file is reported here).
     pub fn build(self) -> Result<Client, Error> {
         let config = self.config;
         let clock = self.clock.unwrap_or_else(RealClock::shared);
-        let limiter = match (self.limiter, config.throttle) {
-            (_, false) => None,
-            (Some(limiter), true) => Some(limiter),
-            (None, true) => {
-                if config.qps.is_nan() || config.qps <= 0.0 || config.burst == 0 {
-                    return Err(Error::Config(crate::error::ConfigError::Invalid(format!(
-                        "throttle needs qps > 0 and burst > 0 (got qps {} and burst {}); turn it off instead",
-                        config.qps, config.burst
-                    ))));
+        let throttle = |given: Option<Arc<dyn RateLimiter>>, qps: f32, burst: usize, what: &str| {
+            match (given, config.throttle) {
+                (_, false) => Ok(None),
+                (Some(limiter), true) => Ok(Some(limiter)),
+                (None, true) => {
+                    if qps.is_nan() || qps <= 0.0 || burst == 0 {
+                        return Err(Error::Config(crate::error::ConfigError::Invalid(format!(
+                            "{what} needs qps > 0 and burst > 0 (got qps {qps} and burst {burst}); turn the throttle off instead"
+                        ))));
+                    }
+                    Ok(Some(Arc::new(TokenBucketRateLimiter::with_clock(
+                        qps,
+                        burst,
+                        clock.clone(),
+                    )) as Arc<dyn RateLimiter>))
                 }
-                Some(Arc::new(TokenBucketRateLimiter::with_clock(
-                    config.qps,
-                    config.burst,
-                    clock.clone(),
-                )) as Arc<dyn RateLimiter>)
             }
         };
+        let limiter = throttle(self.limiter, config.qps, config.burst, "throttle")?;
+        let discovery_limiter = throttle(
+            self.discovery_limiter,
+            config.discovery_qps,
+            config.discovery_burst,
+            "discovery throttle",
+        )?;
         let uri = &config.cluster_url;
         let scheme = uri.scheme().cloned().unwrap_or(http::uri::Scheme::HTTPS);
         let authority = uri
@@ -140,7 +162,7 @@ impl ClientBuilder {
         let server_name = match &config.tls_server_name {
             Some(name) => Some(
                 ServerName::try_from(name.clone())
-                    .map_err(|e| Error::Tls(format!("tls-server-name {name:?}: {e}")))?,
+                    .map_err(|e| Error::tls(format!("tls-server-name {name:?}"), e))?,
             ),
             None => None,
         };
@@ -204,11 +226,13 @@ impl ClientBuilder {
                 path_prefix,
                 auth,
                 limiter,
+                discovery_limiter,
                 clock,
                 timeout: config.timeout,
                 user_agent,
                 max_retries: config.max_retries,
                 max_retry_after: config.max_retry_after,
+                retry_counters: retry::Counters::default(),
                 default_namespace: config.default_namespace,
             }),
         })
@@ -227,6 +251,7 @@ impl Client {
             config,
             clock: None,
             limiter: None,
+            discovery_limiter: None,
         }
     }
 
@@ -259,7 +284,14 @@ impl Client {
             timeout: None,
             empty_namespace: false,
             error: None,
+            discovery: false,
         }
+    }
+
+    /// How many requests this client (with its clones) sent again after a `Retry-After`
+    /// answer or a lost connection, and how many times retrying ran out.
+    pub fn retry_stats(&self) -> RetryStats {
+        self.inner.retry_counters.stats()
     }
 
     /// The URL prefix (scheme, host and path prefix) of the server.
@@ -293,6 +325,8 @@ pub struct RequestBuilder<'a> {
     empty_namespace: bool,
     /// The first problem met while building (reported when the request is sent).
     error: Option<String>,
+    /// Whether this is a discovery request (throttled by the discovery throttle).
+    discovery: bool,
 }
 
 fn check_segment(what: &str, value: &str) -> Result<(), String> {
@@ -441,6 +475,27 @@ impl<'a> RequestBuilder<'a> {
         self
     }
 
+    /// Marks this request as discovery: it waits on the discovery throttle (kubectl's QPS 50
+    /// and burst 300 by default) instead of the client's.
+    pub(crate) fn discovery(mut self) -> Self {
+        self.discovery = true;
+        self
+    }
+
+    /// Waits for this request's turn in the client-side throttle.
+    async fn throttle(&self) -> Result<(), Error> {
+        let inner = &self.client.inner;
+        let limiter = if self.discovery {
+            &inner.discovery_limiter
+        } else {
+            &inner.limiter
+        };
+        match limiter {
+            Some(limiter) => limiter.wait().await.map_err(Error::throttle),
+            None => Ok(()),
+        }
+    }
+
     /// Overrides the client's timeout for this request.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
@@ -501,13 +556,6 @@ impl<'a> RequestBuilder<'a> {
         Ok(path)
     }
 
-    fn is_idempotent(&self) -> bool {
-        matches!(
-            self.verb,
-            Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
-        )
-    }
-
     /// Sends the request and returns the response head with its streaming body. Error
     /// statuses are decoded into [`Error::Api`]. The client's timeout covers only the
     /// response head here (this is how watches are opened).
@@ -540,7 +588,7 @@ impl<'a> RequestBuilder<'a> {
     /// Sends the request and decodes the JSON answer.
     pub async fn json<T: DeserializeOwned>(self) -> Result<T, Error> {
         let body = self.send().await?;
-        serde_json::from_slice(&body).map_err(|e| Error::Decode(e.to_string()))
+        serde_json::from_slice(&body).map_err(|e| Error::decode("body", e))
     }
 
     fn uri(&self) -> Result<(String, http::Uri), Error> {
@@ -587,9 +635,7 @@ impl<'a> RequestBuilder<'a> {
         let inner = &self.client.inner;
         let mut refreshed = false;
         loop {
-            if let Some(limiter) = &inner.limiter {
-                limiter.wait().await?;
-            }
+            self.throttle().await?;
             let key = crate::upgrade::new_key();
             let mut request = crate::upgrade::handshake_request(&uri, &key, protocols)?
                 .header(USER_AGENT, inner.user_agent.clone());
@@ -604,7 +650,7 @@ impl<'a> RequestBuilder<'a> {
                 .upgrade_http
                 .request(request)
                 .await
-                .map_err(transport_error)?;
+                .map_err(|e| transport_error(&Method::GET, &uri, e))?;
             let status = response.status();
             if status == StatusCode::SWITCHING_PROTOCOLS {
                 return crate::upgrade::finish(response, &key, protocols).await;
@@ -628,16 +674,15 @@ impl<'a> RequestBuilder<'a> {
         }
     }
 
+    /// Sends the request, retrying as client-go does (see [`retry`]): `429`/`5xx` answers
+    /// with `Retry-After` for every verb, lost connections for `GET`s.
     async fn execute(self) -> Result<http::Response<Incoming>, Error> {
         let (path, uri) = self.uri()?;
         let inner = &self.client.inner;
-        let idempotent = self.is_idempotent();
-        let mut attempt: u32 = 0;
+        let mut retries: u32 = 0;
         let mut refreshed = false;
         loop {
-            if let Some(limiter) = &inner.limiter {
-                limiter.wait().await?;
-            }
+            self.throttle().await?;
             let mut request = http::Request::builder()
                 .method(self.verb.clone())
                 .uri(uri.clone())
@@ -664,7 +709,24 @@ impl<'a> RequestBuilder<'a> {
             let request = request
                 .body(Full::new(self.body.clone().unwrap_or_default()))
                 .map_err(|e| Error::Request(e.to_string()))?;
-            let response = inner.http.request(request).await.map_err(transport_error)?;
+            let response = match inner.http.request(request).await {
+                Ok(response) => response,
+                Err(error) => {
+                    // Only a GET is sent again: the server may have acted on anything else.
+                    let lost = (self.verb == Method::GET)
+                        .then(|| retry::lost_connection(&error))
+                        .flatten();
+                    let error = transport_error(&self.verb, &uri, error);
+                    match lost {
+                        // client-go answers itself with `Retry-After: 1`.
+                        Some(reason) if self.may_retry(&mut retries, &path, reason, &error) => {
+                            self.wait(Duration::from_secs(1)).await;
+                            continue;
+                        }
+                        _ => return Err(error),
+                    }
+                }
+            };
             let status = response.status();
             if status.is_success() {
                 return Ok(response);
@@ -677,59 +739,56 @@ impl<'a> RequestBuilder<'a> {
                 tracing::debug!(verb = %self.verb, %path, "401: refreshing exec credentials");
                 continue;
             }
-            let retry_after = response
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| parse_retry_after(v, inner.clock.wall_now()));
-            let retriable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+            let wait = retry::wait_asked(status, response.headers(), inner.clock.wall_now());
             let (parts, body) = response.into_parts();
             let body = read_body(body).await.unwrap_or_default();
             let error = api_error(parts.status, &body);
-            if retriable
-                && idempotent
-                && let Some(delay) = retry_after
-            {
-                if attempt < inner.max_retries {
-                    attempt += 1;
-                    let delay = delay.min(inner.max_retry_after);
-                    tracing::debug!(verb = %self.verb, %path, status = status.as_u16(), attempt, ?delay, "retrying after Retry-After");
-                    inner.clock.sleep(delay).await;
-                    continue;
+            match wait {
+                Some(wait) if self.may_retry(&mut retries, &path, "Retry-After", &error) => {
+                    self.wait(wait).await;
                 }
-                if inner.max_retries > 0 {
-                    tracing::warn!(verb = %self.verb, %path, status = status.as_u16(), attempts = attempt + 1, "giving up: retries exhausted");
-                }
+                _ => return Err(error),
             }
-            return Err(error);
         }
     }
-}
 
-/// `Retry-After` as delay-seconds or as an HTTP date (a date in the past means at once).
-fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+    /// Whether one more retry is allowed (counting it); when they ran out, logs and counts
+    /// the exhaustion.
+    fn may_retry(&self, retries: &mut u32, path: &str, reason: &str, error: &Error) -> bool {
+        let inner = &self.client.inner;
+        if *retries < inner.max_retries {
+            *retries += 1;
+            inner.retry_counters.retried();
+            tracing::debug!(verb = %self.verb, %path, reason, retry = *retries, %error, "retrying");
+            return true;
+        }
+        if inner.max_retries > 0 {
+            inner.retry_counters.exhausted();
+            tracing::warn!(verb = %self.verb, %path, reason, attempts = *retries + 1, %error, "giving up: retries exhausted");
+        }
+        false
     }
-    let date = jiff::fmt::rfc2822::parse(value).ok()?;
-    let at = std::time::SystemTime::from(date.timestamp());
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+
+    /// Sleeps before a retry, on the client's clock, at most `max_retry_after`.
+    async fn wait(&self, wait: Duration) {
+        let inner = &self.client.inner;
+        inner.clock.sleep(wait.min(inner.max_retry_after)).await;
+    }
 }
 
-fn transport_error(error: hyper_util::client::legacy::Error) -> Error {
+/// The error of a request that got no answer: [`Error::Tls`] when a TLS handshake failed,
+/// [`Error::Transport`] otherwise, with hyper's error as the cause.
+fn transport_error(
+    verb: &Method,
+    uri: &http::Uri,
+    error: hyper_util::client::legacy::Error,
+) -> Error {
     use std::error::Error as _;
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
+    let context = format!("{verb} {uri}");
     if error.source().is_some_and(is_tls) {
-        Error::Tls(message)
+        Error::tls(context, error)
     } else {
-        Error::Transport(message)
+        Error::transport(context, error)
     }
 }
 
@@ -751,7 +810,7 @@ pub(crate) async fn read_body(body: Incoming) -> Result<Bytes, Error> {
     Ok(body
         .collect()
         .await
-        .map_err(|e| Error::Transport(format!("reading the response body: {e}")))?
+        .map_err(|e| Error::transport("reading the response body", e))?
         .to_bytes())
 }
 
@@ -783,27 +842,6 @@ mod tests {
 
     fn status(body: &serde_json::Value) -> Vec<u8> {
         serde_json::to_vec(body).unwrap_or_default()
-    }
-
-    #[test]
-    fn retry_after_values() {
-        let now = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
-        let cases = [
-            ("1", Some(1)),
-            (" 120 ", Some(120)),
-            ("Sun, 06 Nov 1994 08:50:07 GMT", Some(30)),
-            ("Sun, 06 Nov 1994 08:49:00 GMT", Some(0)),
-            ("-1", None),
-            ("soon", None),
-            ("", None),
-        ];
-        for (value, expected) in cases {
-            assert_eq!(
-                parse_retry_after(value, now),
-                expected.map(Duration::from_secs),
-                "{value:?}"
-            );
-        }
     }
 
     #[test]
@@ -869,7 +907,7 @@ mod tests {
             assert!(check(&error), "{code} {reason}: {error}");
         }
         // Non-API errors answer no API question.
-        let transport = Error::Transport("reset".into());
+        let transport = Error::transport_msg("reset");
         assert!(!transport.is_not_found() && !transport.is_gone() && transport.status().is_none());
         // Long bodies are cut.
         let long = "x".repeat(2000);

@@ -122,10 +122,20 @@ pub struct Config {
     pub qps: f32,
     /// Client-side throttle: burst (client-go's default: 10).
     pub burst: usize,
-    /// Whether the client-side throttle is on.
+    /// Whether the client-side throttle is on (for discovery requests too).
     pub throttle: bool,
-    /// How many times a request answered with 429 or 5xx and `Retry-After` is retried
-    /// (idempotent verbs only; client-go's default: 10).
+    /// The throttle of discovery requests (`/version`, `/api`, `/apis` and each group version),
+    /// separate from `qps`: sustained queries per second (kubectl's default: 50).
+    ///
+    /// Legacy discovery sends one request per group version (about 25 on a v1.35 server): at
+    /// QPS 5 and burst 10 it would take seconds and eat the budget of the requests that
+    /// follow, so discovery gets kubectl's headroom (`WithDiscoveryQPS(50)`,
+    /// `WithDiscoveryBurst(300)`).
+    pub discovery_qps: f32,
+    /// The burst of discovery requests (kubectl's default: 300).
+    pub discovery_burst: usize,
+    /// How many times a request is retried after a 429 or 5xx with `Retry-After` (any verb)
+    /// or, for a `GET`, after losing its connection (client-go's default: 10).
     pub max_retries: u32,
     /// The longest `Retry-After` honoured; longer values are cut to this.
     pub max_retry_after: Duration,
@@ -150,6 +160,8 @@ impl Config {
             qps: 5.0,
             burst: 10,
             throttle: true,
+            discovery_qps: 50.0,
+            discovery_burst: 300,
             max_retries: 10,
             max_retry_after: Duration::from_secs(60),
         }
@@ -212,13 +224,20 @@ impl Config {
         self
     }
 
-    /// Turns the client-side throttle off.
+    /// Sets the throttle of discovery requests (kubectl's: QPS 50, burst 300).
+    pub fn with_discovery_rate_limit(mut self, qps: f32, burst: usize) -> Config {
+        self.discovery_qps = qps;
+        self.discovery_burst = burst;
+        self
+    }
+
+    /// Turns the client-side throttle off (for discovery requests too).
     pub fn without_throttle(mut self) -> Config {
         self.throttle = false;
         self
     }
 
-    /// Sets how many times a 429/5xx with `Retry-After` is retried (0 turns retries off).
+    /// Sets how many times a request is retried (0 turns retries off).
     pub fn with_max_retries(mut self, max_retries: u32) -> Config {
         self.max_retries = max_retries;
         self

@@ -164,7 +164,11 @@ pub struct Discovery {
 impl Client {
     /// The server's version (`/version`).
     pub async fn server_version(&self) -> Result<ServerVersion, Error> {
-        self.request(Method::GET).abs_path("/version").json().await
+        self.request(Method::GET)
+            .discovery()
+            .abs_path("/version")
+            .json()
+            .await
     }
 
     /// Discovers every group, version and resource: aggregated discovery (`/api` and `/apis`)
@@ -179,6 +183,7 @@ impl Client {
     async fn aggregated_document(&self, path: &str) -> Result<Option<AggregatedList>, Error> {
         let response = self
             .request(Method::GET)
+            .discovery()
             .abs_path(path)
             .accept(AGGREGATED_ACCEPT)
             .send_streaming()
@@ -194,7 +199,7 @@ impl Client {
         }
         serde_json::from_slice(&body)
             .map(Some)
-            .map_err(|e| Error::Decode(format!("aggregated discovery {path}: {e}")))
+            .map_err(|e| Error::decode(format!("aggregated discovery {path}"), e))
     }
 
     /// Aggregated discovery only (`apidiscovery.k8s.io/v2`); `None` when the server does not
@@ -245,7 +250,12 @@ impl Client {
     /// Legacy discovery only (`/api`, `/apis` and one request per group version).
     pub async fn discover_legacy(&self) -> Result<Discovery, Error> {
         let mut discovery = Discovery::default();
-        let core: ApiVersions = self.request(Method::GET).abs_path("/api").json().await?;
+        let core: ApiVersions = self
+            .request(Method::GET)
+            .discovery()
+            .abs_path("/api")
+            .json()
+            .await?;
         let mut group_versions: Vec<(String, String, bool)> = Vec::new();
         for (i, version) in core.versions.iter().enumerate() {
             group_versions.push((String::new(), version.clone(), i == 0));
@@ -253,7 +263,12 @@ impl Client {
         discovery
             .groups
             .insert(String::new(), core.versions.clone());
-        let groups: ApiGroupList = self.request(Method::GET).abs_path("/apis").json().await?;
+        let groups: ApiGroupList = self
+            .request(Method::GET)
+            .discovery()
+            .abs_path("/apis")
+            .json()
+            .await?;
         for group in groups.groups {
             let preferred = group.preferred_version.as_ref().map(|p| p.version.clone());
             let mut versions: Vec<String> =
@@ -269,14 +284,27 @@ impl Client {
             }
             discovery.groups.insert(group.name, versions);
         }
-        for (group, version, preferred) in group_versions {
-            let path = if group.is_empty() {
-                format!("/api/{version}")
-            } else {
-                format!("/apis/{group}/{version}")
-            };
-            let list: ApiResourceList = match self.request(Method::GET).abs_path(&path).json().await
-            {
+        // One request per group version, all at once (client-go's discovery client runs them
+        // in parallel too); the discovery throttle paces them.
+        let lists = futures_util::future::join_all(group_versions.iter().map(
+            |(group, version, _)| async move {
+                let path = if group.is_empty() {
+                    format!("/api/{version}")
+                } else {
+                    format!("/apis/{group}/{version}")
+                };
+                let list = self
+                    .request(Method::GET)
+                    .discovery()
+                    .abs_path(&path)
+                    .json::<ApiResourceList>()
+                    .await;
+                (path, list)
+            },
+        ))
+        .await;
+        for ((group, version, preferred), (path, list)) in group_versions.into_iter().zip(lists) {
+            let list = match list {
                 Ok(list) => list,
                 // An aggregated API that is down must not hide the rest (kubectl warns too).
                 Err(e) if e.is_not_found() || e.is_server_error() => {
@@ -429,8 +457,16 @@ impl DiscoveryCache {
             .map_or(0, |d| d.as_secs())
     }
 
-    fn read(&self, path: &Path) -> Option<Discovery> {
-        let bytes = std::fs::read(path).ok()?;
+    /// The cached result when it is readable and young enough (read through tokio's blocking
+    /// pool).
+    async fn read(&self, path: &Path) -> Option<Discovery> {
+        let bytes = match tokio::fs::read(path).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::debug!(path = %path.display(), error = %e, "no discovery cache, fetching");
+                return None;
+            }
+        };
         let file: CacheFile = match serde_json::from_slice(&bytes) {
             Ok(file) => file,
             Err(e) => {
@@ -446,7 +482,7 @@ impl DiscoveryCache {
 
     /// The cached discovery of `client`'s server, fetched again when stale or unreadable.
     pub async fn discovery(&self, client: &Client) -> Result<Discovery, Error> {
-        if let Some(discovery) = self.read(&self.path_for(client)) {
+        if let Some(discovery) = self.read(&self.path_for(client)).await {
             return Ok(discovery);
         }
         self.refresh(client).await
@@ -460,7 +496,17 @@ impl DiscoveryCache {
             fetched_at_unix_seconds: self.now_seconds(),
             discovery,
         };
-        if let Err(e) = write_atomically(&path, &file) {
+        // Serialize here, write on the blocking pool (directory, temporary file, rename).
+        let stored = match serde_json::to_vec(&file) {
+            Ok(bytes) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            }
+            Err(e) => Err(std::io::Error::other(e)),
+        };
+        if let Err(e) = stored {
             tracing::warn!(path = %path.display(), error = %e, "could not store the discovery cache");
         }
         Ok(file.discovery)
@@ -496,10 +542,10 @@ impl DiscoveryCache {
     }
 }
 
-fn write_atomically(path: &Path, file: &CacheFile) -> std::io::Result<()> {
+/// Writes `bytes` to a temporary file next to `path`, then renames it over `path` (blocking).
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let bytes = serde_json::to_vec(file).map_err(std::io::Error::other)?;
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let temporary = dir.join(format!(".discovery.{}.{n}.tmp", std::process::id()));

@@ -294,7 +294,7 @@ impl AttachedProcess {
         let mut ended = self.streams.ended().await;
         let error_channel = ended.collected.remove(&channel::ERROR).unwrap_or_default();
         let result = match (ended.result, ended.close) {
-            (Ok(()), Some((code, reason))) if code != 1000 => Err(Error::Transport(format!(
+            (Ok(()), Some((code, reason))) if code != 1000 => Err(Error::transport_msg(format!(
                 "the server closed the {protocol} stream with code {code}{}{reason}",
                 if reason.is_empty() { "" } else { ": " }
             ))),
@@ -354,17 +354,20 @@ fn decode_status(
                 code: 0,
                 message: None,
             }),
-            Ok(()) => Err(Error::Transport(format!(
+            Ok(()) => Err(Error::transport_msg(format!(
                 "the {protocol} stream closed before the exit status arrived"
             ))),
         };
     }
     if protocol.has_status() {
         let status: Status = serde_json::from_slice(error_channel).map_err(|e| {
-            Error::Decode(format!(
-                "the exit status is not a Status ({e}): {}",
-                String::from_utf8_lossy(error_channel)
-            ))
+            Error::decode(
+                format!(
+                    "the exit status {:?} as a Status",
+                    String::from_utf8_lossy(error_channel)
+                ),
+                e,
+            )
         })?;
         if status.status == "Success" {
             return Ok(ExitStatus {
@@ -495,7 +498,7 @@ mod tests {
         .unwrap_err();
         assert!(internal.is_server_error(), "{internal}");
         let garbage = decode_status(ChannelProtocol::V5, b"not json", Ok(())).unwrap_err();
-        assert!(matches!(garbage, Error::Decode(_)), "{garbage}");
+        assert!(matches!(garbage, Error::Decode { .. }), "{garbage}");
     }
 
     #[test]
@@ -511,11 +514,7 @@ mod tests {
                 .code(),
             0
         );
-        let broken = decode_status(
-            ChannelProtocol::V3,
-            b"",
-            Err(Error::Transport("reset".into())),
-        );
+        let broken = decode_status(ChannelProtocol::V3, b"", Err(Error::transport_msg("reset")));
         assert!(broken.is_err());
     }
 

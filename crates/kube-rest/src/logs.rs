@@ -183,7 +183,7 @@ impl Api<Pod> {
         stream
             .read_to_end(&mut body)
             .await
-            .map_err(|e| Error::Transport(e.to_string()))?;
+            .map_err(|e| Error::transport("reading the log", e))?;
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
@@ -235,7 +235,7 @@ fn lines<R: AsyncBufRead + Unpin + Send>(
                     Some(reader),
                 ))
             }
-            Err(error) => Some((Err(Error::Transport(error.to_string())), None)),
+            Err(error) => Some((Err(Error::transport("reading the log", error)), None)),
         }
     })
 }

@@ -18,9 +18,9 @@ fn provider() -> Arc<CryptoProvider> {
 pub fn parse_certificates(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
     let certs = rustls_pemfile::certs(&mut &pem[..])
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::Tls(format!("{what}: invalid PEM: {e}")))?;
+        .map_err(|e| Error::tls(format!("{what}: invalid PEM"), e))?;
     if certs.is_empty() {
-        return Err(Error::Tls(format!("{what}: no PEM certificate found")));
+        return Err(Error::tls_msg(format!("{what}: no PEM certificate found")));
     }
     Ok(certs)
 }
@@ -28,9 +28,9 @@ pub fn parse_certificates(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'
 /// Parses the first private key (PKCS#1 RSA, SEC1 EC or PKCS#8) in `pem`.
 pub fn parse_private_key(pem: &[u8], what: &str) -> Result<PrivateKeyDer<'static>, Error> {
     rustls_pemfile::private_key(&mut &pem[..])
-        .map_err(|e| Error::Tls(format!("{what}: invalid PEM: {e}")))?
+        .map_err(|e| Error::tls(format!("{what}: invalid PEM"), e))?
         .ok_or_else(|| {
-            Error::Tls(format!(
+            Error::tls_msg(format!(
                 "{what}: no PEM private key found (RSA, EC or PKCS#8)"
             ))
         })
@@ -42,7 +42,7 @@ pub fn parse_private_key(pem: &[u8], what: &str) -> Result<PrivateKeyDer<'static
 pub fn client_config(config: &Config) -> Result<ClientConfig, Error> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Tls(e.to_string()))?;
+        .map_err(|e| Error::tls("choosing the TLS versions", e))?;
     let builder = if config.insecure_skip_tls_verify {
         builder
             .dangerous()
@@ -57,7 +57,7 @@ pub fn client_config(config: &Config) -> Result<ClientConfig, Error> {
                 for cert in parse_certificates(&pem, "certificate authority")? {
                     roots
                         .add(cert)
-                        .map_err(|e| Error::Tls(format!("certificate authority: {e}")))?;
+                        .map_err(|e| Error::tls("certificate authority", e))?;
                 }
             }
             None => {
@@ -67,9 +67,8 @@ pub fn client_config(config: &Config) -> Result<ClientConfig, Error> {
                 }
                 let (added, _ignored) = roots.add_parsable_certificates(native.certs);
                 if added == 0 {
-                    return Err(Error::Tls(
-                        "no certificate authority configured and no system root certificates found"
-                            .into(),
+                    return Err(Error::tls_msg(
+                        "no certificate authority configured and no system root certificates found",
                     ));
                 }
             }
@@ -82,7 +81,7 @@ pub fn client_config(config: &Config) -> Result<ClientConfig, Error> {
             let key = parse_private_key(&key.load()?, "client key")?;
             builder
                 .with_client_auth_cert(chain, key)
-                .map_err(|e| Error::Tls(format!("client certificate and key: {e}")))?
+                .map_err(|e| Error::tls("client certificate and key", e))?
         }
         None => builder.with_no_client_auth(),
     };

@@ -49,7 +49,7 @@ struct BookmarkObject {
 fn convert<K: DeserializeOwned>(raw: RawEvent<'_>) -> Result<WatchEvent<K>, Error> {
     let object = |value: &serde_json::value::RawValue| {
         serde_json::from_str::<K>(value.get())
-            .map_err(|e| Error::Decode(format!("watch {} object: {e}", raw.kind)))
+            .map_err(|e| Error::decode(format!("watch {} object", raw.kind), e))
     };
     Ok(match &*raw.kind {
         "ADDED" => WatchEvent::Added(object(raw.object)?),
@@ -57,7 +57,7 @@ fn convert<K: DeserializeOwned>(raw: RawEvent<'_>) -> Result<WatchEvent<K>, Erro
         "DELETED" => WatchEvent::Deleted(object(raw.object)?),
         "BOOKMARK" => {
             let bookmark: BookmarkObject = serde_json::from_str(raw.object.get())
-                .map_err(|e| Error::Decode(format!("watch BOOKMARK object: {e}")))?;
+                .map_err(|e| Error::decode("watch BOOKMARK object", e))?;
             WatchEvent::Bookmark(Bookmark {
                 resource_version: bookmark.metadata.resource_version,
                 annotations: bookmark.metadata.annotations.unwrap_or_default(),
@@ -65,9 +65,13 @@ fn convert<K: DeserializeOwned>(raw: RawEvent<'_>) -> Result<WatchEvent<K>, Erro
         }
         "ERROR" => WatchEvent::Error(
             serde_json::from_str::<Status>(raw.object.get())
-                .map_err(|e| Error::Decode(format!("watch ERROR status: {e}")))?,
+                .map_err(|e| Error::decode("watch ERROR status", e))?,
         ),
-        other => return Err(Error::Decode(format!("unknown watch event type {other:?}"))),
+        other => {
+            return Err(Error::decode_msg(format!(
+                "unknown watch event type {other:?}"
+            )));
+        }
     })
 }
 
@@ -146,7 +150,7 @@ impl WatchDecoder {
                 Some(Err(e)) if e.is_eof() => break,
                 Some(Err(e)) => {
                     // Drop the malformed line so that one bad event does not poison the rest.
-                    out.push_back(Err(Error::Decode(format!("watch event: {e}"))));
+                    out.push_back(Err(Error::decode("watch event", e)));
                     match self.buffer.iter().position(|&b| b == b'\n') {
                         Some(newline) => self.buffer.advance(newline + 1),
                         None => self.buffer.clear(),

@@ -1,5 +1,7 @@
 //! The REST client against kube-testserver: retries, throttling, auth, TLS, timeouts, URLs.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -42,6 +44,12 @@ async fn drive<T: Send + 'static>(fake: &FakeClock, task: tokio::task::JoinHandl
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_429_with_retry_after_on_the_clock() {
+    if common::skip_on_cluster(
+        "retries_429_with_retry_after_on_the_clock",
+        "it injects 429 and 503 answers (fault injection)",
+    ) {
+        return;
+    }
     let server = TestServer::builder().start().await.unwrap();
     let fake = FakeClock::new();
     let client = Client::builder(config_of(&server).without_throttle())
@@ -78,16 +86,67 @@ async fn retries_429_with_retry_after_on_the_clock() {
     let err = drive(&fake, task).await.unwrap_err();
     assert!(err.is_server_error(), "{err}");
     assert_eq!(err.status().unwrap().code, 503);
+    assert_eq!(
+        (client.retry_stats().retries, client.retry_stats().exhausted),
+        (2, 1)
+    );
     // The third failure was consumed by the last attempt: the next request succeeds.
     let api: Api<ConfigMap> = Api::default_namespaced(client);
     api.list(&ListParams::default()).await.unwrap();
+}
 
-    // POST is not idempotent: no retry.
+/// A create hit by priority and fairness (429 with `Retry-After`) is sent again, as client-go
+/// does for every request whose body it can replay: the create succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_is_retried_after_429_with_retry_after() {
+    if common::skip_on_cluster(
+        "a_create_is_retried_after_429_with_retry_after",
+        "it injects 429 and 503 answers (fault injection)",
+    ) {
+        return;
+    }
+    let server = TestServer::builder().start().await.unwrap();
+    let fake = FakeClock::new();
     let client = Client::builder(config_of(&server).without_throttle())
         .clock(fake.shared())
         .build()
         .unwrap();
-    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    server.faults().fail_next(
+        Some(Method::POST),
+        "/api/v1/namespaces/default/configmaps",
+        429,
+        2,
+    );
+    let mut cm = ConfigMap::default();
+    cm.metadata.name = Some("created-after-429".into());
+    let start = fake.now();
+    let task = tokio::spawn(async move { api.create(&Default::default(), &cm).await });
+    let created = drive(&fake, task).await.unwrap();
+    assert_eq!(created.metadata.name.as_deref(), Some("created-after-429"));
+    // Two `Retry-After: 1` waits on the client's clock, and the body was sent again intact.
+    assert_eq!(fake.now() - start, Duration::from_secs(2));
+    assert_eq!(client.retry_stats().retries, 2);
+    let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    assert!(api.get("created-after-429").await.is_ok());
+
+    // Updates and deletes too; with retries off, the 429 is the answer.
+    server.faults().fail_next(
+        Some(Method::DELETE),
+        "/api/v1/namespaces/default/configmaps",
+        503,
+        1,
+    );
+    let task = tokio::spawn({
+        let api = api.clone();
+        async move { api.delete("created-after-429", &Default::default()).await }
+    });
+    drive(&fake, task).await.unwrap();
+    let client = Client::builder(config_of(&server).without_throttle().with_max_retries(0))
+        .clock(fake.shared())
+        .build()
+        .unwrap();
+    let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
     server.faults().fail_next(
         Some(Method::POST),
         "/api/v1/namespaces/default/configmaps",
@@ -98,16 +157,20 @@ async fn retries_429_with_retry_after_on_the_clock() {
     cm.metadata.name = Some("x".into());
     let err = api.create(&Default::default(), &cm).await.unwrap_err();
     assert!(err.is_too_many_requests(), "{err}");
+    assert_eq!(client.retry_stats(), Default::default());
     api.create(&Default::default(), &cm).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttle_paces_a_burst_at_qps_5() {
-    let server = TestServer::builder().start().await.unwrap();
+    let env = common::TestEnv::start("throttle_paces_a_burst_at_qps_5").await;
+    if let Some(server) = env.server() {
+        // The defaults: QPS 5, burst 10.
+        let config = config_of(server);
+        assert_eq!((config.qps, config.burst, config.throttle), (5.0, 10, true));
+    }
     let fake = FakeClock::new();
-    // The defaults: QPS 5, burst 10.
-    let config = config_of(&server);
-    assert_eq!((config.qps, config.burst, config.throttle), (5.0, 10, true));
+    let config = env.config().with_rate_limit(5.0, 10);
     let client = Client::builder(config)
         .clock(fake.shared())
         .build()
@@ -128,7 +191,7 @@ async fn throttle_paces_a_burst_at_qps_5() {
     );
 
     // Without the throttle nothing waits.
-    let client = Client::builder(config_of(&server).without_throttle())
+    let client = Client::builder(env.config())
         .clock(fake.shared())
         .build()
         .unwrap();
@@ -140,12 +203,18 @@ async fn throttle_paces_a_burst_at_qps_5() {
     assert_eq!(fake.now(), start);
 
     // A throttle with qps 0 is a configuration error.
-    let err = Client::try_from_config(config_of(&server).with_rate_limit(0.0, 10)).unwrap_err();
+    let err = Client::try_from_config(env.config().with_rate_limit(0.0, 10)).unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_file_is_reread_when_it_changes() {
+    if common::skip_on_cluster(
+        "token_file_is_reread_when_it_changes",
+        "it needs kube-testserver's own bearer tokens",
+    ) {
+        return;
+    }
     let server = TestServer::builder()
         .token("the-right-token")
         .start()
@@ -166,8 +235,14 @@ async fn token_file_is_reread_when_it_changes() {
     let config = config_of(&server).with_credentials(Credentials::TokenFile(temp_file("absent")));
     let err = Client::try_from_config(config).unwrap_err();
     assert!(
-        matches!(err, Error::Auth(ref m) if m.contains("absent")),
+        matches!(err, Error::Auth { .. } if err.to_string().contains("absent")),
         "{err}"
+    );
+    // The I/O error is kept as the cause, not only as text.
+    assert_eq!(
+        io_cause(&err).map(std::io::Error::kind),
+        Some(std::io::ErrorKind::NotFound),
+        "{err:?}"
     );
 
     // No credentials: 403 Forbidden.
@@ -181,6 +256,12 @@ async fn token_file_is_reread_when_it_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_certificates_from_inline_data_and_files() {
+    if common::skip_on_cluster(
+        "client_certificates_from_inline_data_and_files",
+        "it needs kube-testserver's client-certificate authentication",
+    ) {
+        return;
+    }
     let server = TestServer::builder()
         .client_cert_auth(true)
         .start()
@@ -221,13 +302,19 @@ async fn client_certificates_from_inline_data_and_files() {
     let bad = config.with_client_identity(Source::File(cert_path.clone()), Source::File(cert_path));
     let err = Client::try_from_config(bad).unwrap_err();
     assert!(
-        matches!(err, Error::Tls(ref m) if m.contains("client key")),
+        matches!(err, Error::Tls { .. } if err.to_string().contains("client key")),
         "{err}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_verification_server_name_and_insecure() {
+    if common::skip_on_cluster(
+        "tls_verification_server_name_and_insecure",
+        "it needs kube-testserver's CA and certificate names",
+    ) {
+        return;
+    }
     let server = TestServer::builder().start().await.unwrap();
     let port = server.address().port();
 
@@ -238,7 +325,13 @@ async fn tls_verification_server_name_and_insecure() {
         .with_root_ca(Source::Data(other.cert.pem().into_bytes()));
     let api: Api<ConfigMap> = Api::default_namespaced(Client::try_from_config(config).unwrap());
     let err = api.list(&ListParams::default()).await.unwrap_err();
-    assert!(matches!(err, Error::Tls(_)), "{err:?}");
+    assert!(matches!(err, Error::Tls { .. }), "{err:?}");
+    // rustls' error is in the cause chain, and its message in the error's.
+    assert!(
+        matches!(&err, Error::Tls { source: Some(cause), .. } if cause.has::<rustls::Error>()),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("UnknownIssuer"), "{err}");
 
     // Insecure: any certificate.
     let mut config = config_of(&server).without_throttle();
@@ -256,7 +349,7 @@ async fn tls_verification_server_name_and_insecure() {
         Api::default_namespaced(Client::try_from_config(config.clone()).unwrap());
     let err = api.list(&ListParams::default()).await.unwrap_err();
     assert!(
-        matches!(err, Error::Tls(ref m) if m.contains("certificate")),
+        matches!(err, Error::Tls { .. } if err.to_string().contains("certificate")),
         "{err:?}"
     );
     config.tls_server_name = Some("localhost".into());
@@ -276,6 +369,12 @@ async fn tls_verification_server_name_and_insecure() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_plain_http_and_transport_errors() {
+    if common::skip_on_cluster(
+        "timeouts_plain_http_and_transport_errors",
+        "it injects latency and starts a plain-HTTP kube-testserver",
+    ) {
+        return;
+    }
     let server = TestServer::builder().start().await.unwrap();
     server
         .faults()
@@ -313,7 +412,29 @@ async fn timeouts_plain_http_and_transport_errors() {
         .send()
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Transport(_)), "{err:?}");
+    assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+    assert_eq!(
+        io_cause(&err).map(std::io::Error::kind),
+        Some(std::io::ErrorKind::ConnectionRefused),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains(&format!("GET http://{address}/version")),
+        "{err}"
+    );
+}
+
+/// The first `std::io::Error` in the `source()` chain of `error`.
+fn io_cause(error: &Error) -> Option<&std::io::Error> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(cause) = next {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        next = cause.source();
+    }
+    None
 }
 
 #[test]
@@ -455,6 +576,12 @@ fn request_urls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_file_is_reread_every_minute_even_when_unchanged_on_disk() {
+    if common::skip_on_cluster(
+        "token_file_is_reread_every_minute_even_when_unchanged_on_disk",
+        "it needs kube-testserver's own bearer tokens",
+    ) {
+        return;
+    }
     let server = TestServer::builder()
         .token("right-token-1")
         .start()

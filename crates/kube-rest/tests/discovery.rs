@@ -1,20 +1,15 @@
-//! Discovery against kube-testserver: version, groups, resources and name resolution.
+//! Discovery against kube-testserver (or the cluster of `KUBE_TOOLKIT_TEST_KUBECONFIG`, see
+//! `common`): version, groups, resources and name resolution.
 
-use std::path::Path;
+mod common;
 
-use kube_rest::{Api, Client, Config, Kubeconfig, ListParams};
-use kube_testserver::TestServer;
+use common::TestEnv;
+use kube_rest::{Api, Client, ListParams};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_and_resolution() {
-    let server = TestServer::builder().start().await.unwrap();
-    let kubeconfig = Kubeconfig::parse(&server.kubeconfig_yaml(), Path::new("/k")).unwrap();
-    let client = Client::try_from_config(
-        Config::from_kubeconfig(&kubeconfig)
-            .unwrap()
-            .without_throttle(),
-    )
-    .unwrap();
+    let env = TestEnv::start("discovery_and_resolution").await;
+    let client = env.client.clone();
 
     let version = client.server_version().await.unwrap();
     assert_eq!(version.major, "1");
@@ -23,7 +18,7 @@ async fn discovery_and_resolution() {
     let discovery = client.discover().await.unwrap();
     assert!(
         discovery.aggregated,
-        "kube-testserver offers aggregated discovery"
+        "kube-testserver (and every server since v1.30) offers aggregated discovery"
     );
     // Both discovery flavours find the same resources, versions and preferences.
     let legacy = client.discover_legacy().await.unwrap();
@@ -127,14 +122,8 @@ async fn discovery_cache_on_disk() {
     use kube_flowcontrol::clock::FakeClock;
     use kube_rest::DiscoveryCache;
 
-    let server = TestServer::builder().start().await.unwrap();
-    let kubeconfig = Kubeconfig::parse(&server.kubeconfig_yaml(), Path::new("/k")).unwrap();
-    let client = Client::try_from_config(
-        Config::from_kubeconfig(&kubeconfig)
-            .unwrap()
-            .without_throttle(),
-    )
-    .unwrap();
+    let env = TestEnv::start("discovery_cache_on_disk").await;
+    let client = env.client.clone();
     let dir =
         std::env::temp_dir().join(format!("kube-rest-discovery-cache-{}", std::process::id()));
     let fake =
@@ -213,4 +202,72 @@ async fn discovery_cache_on_disk() {
     std::fs::write(&path, b"{not json").unwrap();
     assert_eq!(cache.discovery(&client).await.unwrap(), first);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs `task` to completion, moving the fake clock to each deadline it sleeps on.
+async fn drive<T: Send + 'static>(
+    fake: &kube_flowcontrol::clock::FakeClock,
+    task: tokio::task::JoinHandle<T>,
+) -> T {
+    while !task.is_finished() {
+        if fake.step_to_next_deadline().is_none() {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+    task.await.unwrap()
+}
+
+/// Discovery has its own throttle with kubectl's headroom (QPS 50, burst 300): legacy
+/// discovery does not wait behind the default QPS 5 / burst 10, and does not use up the budget
+/// of the requests that follow it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_has_its_own_throttle() {
+    use kube_flowcontrol::clock::{Clock, FakeClock};
+    use std::time::Duration;
+
+    let env = TestEnv::start("discovery_has_its_own_throttle").await;
+    // The defaults, throttle on (the harness turns it off).
+    let config = env.config().with_rate_limit(5.0, 10);
+    assert_eq!((config.discovery_qps, config.discovery_burst), (50.0, 300));
+
+    let fake = FakeClock::new();
+    let client = Client::builder(config.clone())
+        .clock(fake.shared())
+        .build()
+        .unwrap();
+    let start = fake.now();
+    // Two passes: more requests than the default burst of 10.
+    let task = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client.discover_legacy().await.unwrap();
+            client.discover_legacy().await
+        }
+    });
+    let legacy = drive(&fake, task).await.unwrap();
+    let requests = 2 + legacy.groups.values().map(Vec::len).sum::<usize>();
+    assert!(2 * requests > 10, "{requests} discovery requests per pass");
+    assert_eq!(fake.now() - start, Duration::ZERO, "no throttling wait");
+    // The client's own burst of 10 is intact.
+    let task = tokio::spawn({
+        let api: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::default_namespaced(client);
+        async move {
+            for _ in 0..10 {
+                api.list(&ListParams::default().limit(1)).await.unwrap();
+            }
+        }
+    });
+    drive(&fake, task).await;
+    assert_eq!(fake.now() - start, Duration::ZERO, "no throttling wait");
+
+    // The discovery throttle is the one discovery waits on: at 1 request per second, each
+    // request after the first waits a second.
+    let client = Client::builder(config.with_discovery_rate_limit(1.0, 1))
+        .clock(fake.shared())
+        .build()
+        .unwrap();
+    let start = fake.now();
+    let task = tokio::spawn(async move { client.discover_legacy().await });
+    drive(&fake, task).await.unwrap();
+    assert_eq!(fake.now() - start, Duration::from_secs(requests as u64 - 1));
 }

@@ -1,6 +1,8 @@
 //! Pod logs, exec and attach against kube-testserver (TLS, the simulated kubelet), and against
 //! hand-written servers that break the stream.
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -96,6 +98,12 @@ fn is_epoch_seconds(line: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_tail_since_timestamps_and_limit() {
+    if common::skip_on_cluster(
+        "logs_tail_since_timestamps_and_limit",
+        "it needs the simulated kubelet",
+    ) {
+        return;
+    }
     let (_server, pods) = start().await;
     running(&pods, "logger", &["main"]).await;
     let all = wait_for_lines(&pods, "logger", 5).await;
@@ -177,6 +185,12 @@ async fn logs_tail_since_timestamps_and_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follow_streams_new_lines_and_cancelling_ends_the_http_stream() {
+    if common::skip_on_cluster(
+        "follow_streams_new_lines_and_cancelling_ends_the_http_stream",
+        "it needs the simulated kubelet",
+    ) {
+        return;
+    }
     let (server, pods) = start().await;
     running(&pods, "follower", &["main"]).await;
     let mut lines = Box::pin(
@@ -222,6 +236,12 @@ async fn follow_streams_new_lines_and_cancelling_ends_the_http_stream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_returns_output_and_exit_codes() {
+    if common::skip_on_cluster(
+        "exec_returns_output_and_exit_codes",
+        "it needs the simulated kubelet",
+    ) {
+        return;
+    }
     let (_server, pods) = start().await;
     running(&pods, "shell", &["main"]).await;
 
@@ -297,6 +317,12 @@ async fn exec_returns_output_and_exit_codes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdin_is_echoed_and_closed_on_v5() {
+    if common::skip_on_cluster(
+        "stdin_is_echoed_and_closed_on_v5",
+        "it needs the simulated kubelet",
+    ) {
+        return;
+    }
     let (_server, pods) = start().await;
     running(&pods, "cat", &["main"]).await;
     let mut process = pods
@@ -332,6 +358,12 @@ async fn stdin_is_echoed_and_closed_on_v5() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn output_closes_stdin_on_v5_and_refuses_without_it() {
+    if common::skip_on_cluster(
+        "output_closes_stdin_on_v5_and_refuses_without_it",
+        "it needs the simulated kubelet",
+    ) {
+        return;
+    }
     let (_server, pods) = start().await;
     running(&pods, "reader", &["main"]).await;
     let params = AttachParams::default().stdin(true);
@@ -356,6 +388,12 @@ async fn output_closes_stdin_on_v5_and_refuses_without_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn older_protocols_fall_back_cleanly() {
+    if common::skip_on_cluster(
+        "older_protocols_fall_back_cleanly",
+        "it needs the simulated kubelet",
+    ) {
+        return;
+    }
     let (_server, pods) = start().await;
     running(&pods, "old", &["main"]).await;
     for protocol in [
@@ -401,6 +439,12 @@ async fn older_protocols_fall_back_cleanly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_terminal_gets_resize_frames() {
+    if common::skip_on_cluster(
+        "a_terminal_gets_resize_frames",
+        "it needs the simulated kubelet",
+    ) {
+        return;
+    }
     let (_server, pods) = start().await;
     running(&pods, "tty", &["main"]).await;
     let mut process = pods
@@ -433,6 +477,12 @@ async fn a_terminal_gets_resize_frames() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attach_streams_the_main_process() {
+    if common::skip_on_cluster(
+        "attach_streams_the_main_process",
+        "it needs the simulated kubelet",
+    ) {
+        return;
+    }
     let (server, pods) = start().await;
     running(&pods, "main", &["main"]).await;
     let mut process = pods
@@ -462,6 +512,12 @@ async fn attach_streams_the_main_process() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_going_away_mid_command_is_a_clear_error() {
+    if common::skip_on_cluster(
+        "a_server_going_away_mid_command_is_a_clear_error",
+        "it needs the simulated kubelet",
+    ) {
+        return;
+    }
     let (server, pods) = start().await;
     running(&pods, "sleeper", &["main"]).await;
     let process = pods
@@ -483,12 +539,18 @@ async fn a_server_going_away_mid_command_is_a_clear_error() {
         .unwrap()
         .unwrap_err();
     // The server says goodbye with 1001 Going Away before any status.
-    assert!(matches!(error, Error::Transport(_)), "{error}");
+    assert!(matches!(error, Error::Transport { .. }), "{error}");
     assert!(error.to_string().contains("code 1001"), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsupported_subprotocols_are_refused_clearly() {
+    if common::skip_on_cluster(
+        "unsupported_subprotocols_are_refused_clearly",
+        "it needs the simulated kubelet",
+    ) {
+        return;
+    }
     let (server, pods) = start().await;
     running(&pods, "picky", &["main"]).await;
     let client = Client::try_from_config(
@@ -573,7 +635,7 @@ async fn a_connection_cut_mid_stream_is_a_transport_error() {
         .await
         .expect("no hang on a cut connection");
     let error = result.unwrap_err();
-    assert!(matches!(error, Error::Transport(_)), "{error}");
+    assert!(matches!(error, Error::Transport { .. }), "{error}");
     server.await.unwrap();
 }
 
@@ -603,7 +665,7 @@ async fn a_log_cut_mid_stream_ends_with_an_error() {
         .expect("no hang on a cut stream");
     assert_eq!(lines[0].as_deref().unwrap(), "line1");
     let last = lines.last().unwrap();
-    assert!(matches!(last, Err(Error::Transport(_))), "{last:?}");
+    assert!(matches!(last, Err(Error::Transport { .. })), "{last:?}");
     server.await.unwrap();
 }
 

@@ -1,32 +1,22 @@
 //! Namespace preflight checks, `list_all`'s resourceVersion, the watch event size cap over
 //! HTTP, and a truncated watch resumed from its last resourceVersion.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
+
+use common::TestEnv;
 
 use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube_rest::{
-    Api, Client, Config, DeleteParams, Error, Kubeconfig, ListParams, Object, PostParams,
-    WatchEvent, WatchParams,
+    Api, Client, Config, DeleteParams, Error, ListParams, Object, PostParams, WatchEvent,
+    WatchParams,
 };
-use kube_testserver::TestServer;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const PROMPTLY: Duration = Duration::from_secs(10);
-
-async fn start() -> (TestServer, Client) {
-    let server = TestServer::builder().start().await.unwrap();
-    let kubeconfig = Kubeconfig::parse(
-        &server.kubeconfig_yaml(),
-        Path::new("/testserver/kubeconfig"),
-    )
-    .unwrap();
-    let config = Config::from_kubeconfig(&kubeconfig).unwrap();
-    let client = Client::try_from_config(config.without_throttle()).unwrap();
-    (server, client)
-}
 
 fn configmap(name: &str, value: &str) -> ConfigMap {
     let mut cm = ConfigMap::default();
@@ -44,9 +34,10 @@ fn is_request_error(result: Result<impl std::fmt::Debug, Error>, wanted: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_namespace_is_refused_never_widened() {
-    let (_server, client) = start().await;
+    let env = TestEnv::start("an_empty_namespace_is_refused_never_widened").await;
+    let client = env.client.clone();
     let everywhere: Api<ConfigMap> = Api::all_namespaces(client.clone());
-    let other: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let other: Api<ConfigMap> = Api::namespaced(client.clone(), &env.namespace);
     other
         .create(&PostParams::default(), &configmap("keep-me", "1"))
         .await
@@ -90,8 +81,8 @@ async fn an_empty_namespace_is_refused_never_widened() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_all_keeps_the_resource_version_to_watch_from() {
-    let (_server, client) = start().await;
-    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let env = TestEnv::start("list_all_keeps_the_resource_version_to_watch_from").await;
+    let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
     for i in 0..7 {
         cms.create(&PostParams::default(), &configmap(&format!("cm-{i}"), "1"))
             .await
@@ -121,8 +112,8 @@ async fn list_all_keeps_the_resource_version_to_watch_from() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_over_the_cap_ends_the_watch_with_an_error() {
-    let (_server, client) = start().await;
-    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let env = TestEnv::start("an_event_over_the_cap_ends_the_watch_with_an_error").await;
+    let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
     let events = cms
         .watch(&WatchParams::default(), "")
         .await

@@ -127,7 +127,10 @@ fn truncated_final_event_is_an_error_not_a_hang() {
     // A body error ends the stream after reporting it.
     let body = futures_util::stream::iter(vec![
         Ok(Bytes::from(line("ADDED", "a", "1"))),
-        Err(Error::Transport("connection reset".into())),
+        Err(Error::Transport {
+            context: "connection reset".into(),
+            source: None,
+        }),
         Ok(Bytes::from(line("ADDED", "b", "1"))),
     ]);
     let events: Vec<_> = rt.block_on(
