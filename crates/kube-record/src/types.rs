@@ -276,7 +276,7 @@ mod tests {
         assert_eq!(generate_event_name("foo", 255), "foo.ff");
         assert_eq!(generate_event_name("a.b-c", 16), "a.b-c.10");
         // Invalid names become UUIDs (client-go's TestGenerateEventName cases).
-        for bad in ["Foo", "foo_bar", &"x".repeat(250), "-foo", "foo..bar"] {
+        for bad in ["Foo", "foo_bar", &"x".repeat(252), "-foo", "foo..bar"] {
             let name = generate_event_name(bad, 1);
             assert!(uuid::Uuid::parse_str(&name).is_ok(), "{bad} -> {name}");
         }

@@ -18,7 +18,7 @@
 
 mod keys;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::HashSet;
 use std::fmt;
