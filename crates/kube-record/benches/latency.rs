@@ -40,7 +40,12 @@ async fn run(label: &str, calls: usize, queue_capacity: usize, logging_watcher: 
     for i in 0..calls {
         let pod = &pods[i % pods.len()];
         let start = Instant::now();
-        let _ = recorder.eventf(pod, EventType::Normal, "Synced", format_args!("synced {}", i % 7));
+        let _ = recorder.eventf(
+            pod,
+            EventType::Normal,
+            "Synced",
+            format_args!("synced {}", i % 7),
+        );
         samples.push(start.elapsed());
         if i % 1024 == 0 {
             // Let the watcher tasks run now and then, as a controller would.
@@ -76,7 +81,13 @@ fn main() {
         run("warm-up", 20_000, 1 << 20, false).await;
         // Room in the queue: every event is accepted while the sink crawls.
         run("slow sink, queue with room", 200_000, 1 << 20, false).await;
-        run("slow sink + a fast watcher, queue with room", 200_000, 1 << 20, true).await;
+        run(
+            "slow sink + a fast watcher, queue with room",
+            200_000,
+            1 << 20,
+            true,
+        )
+        .await;
         // client-go's 1000-event queue: after 1000, events are dropped (and counted).
         run("slow sink, 1000-event queue (drops)", 200_000, 1000, false).await;
     });

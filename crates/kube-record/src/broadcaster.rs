@@ -9,9 +9,7 @@ use k8s_openapi::api::core::v1::{Event, EventSource};
 use kube_flowcontrol::{RealClock, SharedClock};
 
 use crate::correlator::{CorrelatorOptions, EventCorrelator};
-use crate::fanout::{
-    EventStream, Fanout, MAX_QUEUED_EVENTS, ShutdownReport, StartError, Watcher,
-};
+use crate::fanout::{EventStream, Fanout, MAX_QUEUED_EVENTS, ShutdownReport, StartError, Watcher};
 use crate::metrics::{CountersSnapshot, EventApi, EventMetrics, MetricsHub};
 use crate::recorder::EventRecorder;
 use crate::sink::EventSink;
@@ -202,15 +200,17 @@ impl EventBroadcaster {
             deadline: self.shared.fanout.deadline.clone(),
             metrics: Arc::clone(&self.shared.fanout.metrics),
         };
-        self.shared.fanout.spawn_watcher("sink", move |event: Arc<Event>| {
-            let sink = Arc::clone(&sink);
-            let correlator = Arc::clone(&correlator);
-            let ctx = ctx.clone();
-            async move {
-                // A copy: other watchers see the event as recorded.
-                record_to_sink(&*sink, Event::clone(&event), &correlator, &ctx).await;
-            }
-        })
+        self.shared
+            .fanout
+            .spawn_watcher("sink", move |event: Arc<Event>| {
+                let sink = Arc::clone(&sink);
+                let correlator = Arc::clone(&correlator);
+                let ctx = ctx.clone();
+                async move {
+                    // A copy: other watchers see the event as recorded.
+                    record_to_sink(&*sink, Event::clone(&event), &correlator, &ctx).await;
+                }
+            })
     }
 
     /// Calls `handler` with every event, one at a time, on a tokio task. Must be called within
@@ -219,19 +219,23 @@ impl EventBroadcaster {
         &self,
         mut handler: impl FnMut(&Event) + Send + 'static,
     ) -> Result<Watcher, StartError> {
-        self.shared.fanout.spawn_watcher("watcher", move |event: Arc<Event>| {
-            handler(&event);
-            std::future::ready(())
-        })
+        self.shared
+            .fanout
+            .spawn_watcher("watcher", move |event: Arc<Event>| {
+                handler(&event);
+                std::future::ready(())
+            })
     }
 
     /// Logs every event through `tracing` at INFO, with client-go's structured fields
     /// (`StartStructuredLogging`). Must be called within a tokio runtime.
     pub fn start_logging(&self) -> Result<Watcher, StartError> {
-        self.shared.fanout.spawn_watcher("logging", |event: Arc<Event>| {
-            log_event(&event);
-            std::future::ready(())
-        })
+        self.shared
+            .fanout
+            .spawn_watcher("logging", |event: Arc<Event>| {
+                log_event(&event);
+                std::future::ready(())
+            })
     }
 
     /// The events as a `Stream` (its own queue of at most 1000 events).

@@ -264,7 +264,11 @@ impl<T: Send + Sync + 'static> Fanout<T> {
 
     /// Stops accepting events, lets the watchers handle what is queued for at most
     /// `flush_timeout`, then stops them.
-    pub(crate) async fn shutdown(&self, clock: &SharedClock, flush_timeout: Duration) -> ShutdownReport {
+    pub(crate) async fn shutdown(
+        &self,
+        clock: &SharedClock,
+        flush_timeout: Duration,
+    ) -> ShutdownReport {
         {
             let mut watchers = self.watchers.write();
             self.shut_down.store(true, Ordering::Release);
@@ -277,7 +281,10 @@ impl<T: Send + Sync + 'static> Fanout<T> {
             _ = clock.sleep(flush_timeout) => false,
         };
         if !flushed {
-            tracing::warn!(?flush_timeout, "event broadcaster: queued events not flushed before the deadline");
+            tracing::warn!(
+                ?flush_timeout,
+                "event broadcaster: queued events not flushed before the deadline"
+            );
         }
         self.deadline.cancel();
         self.tracker.wait().await;

@@ -164,7 +164,13 @@ impl MemorySink {
 
     /// The stored events.k8s.io/v1 events, ordered by namespace and name.
     pub fn events_v1(&self) -> Vec<EventsV1Event> {
-        self.inner.state.lock().events_v1.values().cloned().collect()
+        self.inner
+            .state
+            .lock()
+            .events_v1
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// How many calls the sink received.

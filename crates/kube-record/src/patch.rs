@@ -26,7 +26,10 @@ fn diff_objects(old: &Map<String, Value>, new: &Map<String, Value>) -> Map<Strin
             Some(old_value) if old_value == new_value => {}
             Some(Value::Object(old_object)) => {
                 if let Value::Object(new_object) = new_value {
-                    patch.insert(key.clone(), Value::Object(diff_objects(old_object, new_object)));
+                    patch.insert(
+                        key.clone(),
+                        Value::Object(diff_objects(old_object, new_object)),
+                    );
                 } else {
                     patch.insert(key.clone(), new_value.clone());
                 }

@@ -57,13 +57,41 @@ impl PrometheusMetrics {
     pub fn new(registry: &mut Registry) -> PrometheusMetrics {
         let metrics = PrometheusMetrics::default();
         let families = [
-            ("kube_record_events_recorded", "Events accepted by a recorder", &metrics.recorded),
-            ("kube_record_events_dropped", "Events dropped before reaching a sink", &metrics.dropped),
-            ("kube_record_events_aggregated", "Events combined with similar ones", &metrics.aggregated),
-            ("kube_record_events_spam_filtered", "Events skipped by the spam filter", &metrics.spam_filtered),
-            ("kube_record_events_written", "Events stored by a sink", &metrics.written),
-            ("kube_record_sink_errors", "Failed sink calls", &metrics.sink_errors),
-            ("kube_record_events_abandoned", "Events given up by the writer", &metrics.abandoned),
+            (
+                "kube_record_events_recorded",
+                "Events accepted by a recorder",
+                &metrics.recorded,
+            ),
+            (
+                "kube_record_events_dropped",
+                "Events dropped before reaching a sink",
+                &metrics.dropped,
+            ),
+            (
+                "kube_record_events_aggregated",
+                "Events combined with similar ones",
+                &metrics.aggregated,
+            ),
+            (
+                "kube_record_events_spam_filtered",
+                "Events skipped by the spam filter",
+                &metrics.spam_filtered,
+            ),
+            (
+                "kube_record_events_written",
+                "Events stored by a sink",
+                &metrics.written,
+            ),
+            (
+                "kube_record_sink_errors",
+                "Failed sink calls",
+                &metrics.sink_errors,
+            ),
+            (
+                "kube_record_events_abandoned",
+                "Events given up by the writer",
+                &metrics.abandoned,
+            ),
         ];
         for (name, help, family) in families {
             registry.register(name, help, family.clone());

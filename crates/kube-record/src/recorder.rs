@@ -72,7 +72,13 @@ impl EventRecorder {
         reason: &str,
         message: &str,
     ) -> Result<(), RecordError> {
-        self.generate(object, BTreeMap::new(), event_type, reason, message.to_string())
+        self.generate(
+            object,
+            BTreeMap::new(),
+            event_type,
+            reason,
+            message.to_string(),
+        )
     }
 
     /// Like [`event`](EventRecorder::event), with the message formatted by `format_args!`

@@ -86,7 +86,11 @@ macro_rules! rest_sink_impl {
             async fn patch(&self, event: &$event, patch: &Value) -> Result<$event, SinkError> {
                 let namespace = namespace_of(event, "patch")?;
                 Api::<$event>::namespaced(self.client.clone(), namespace)
-                    .patch(event.name(), &PatchParams::default(), &Patch::Strategic(patch))
+                    .patch(
+                        event.name(),
+                        &PatchParams::default(),
+                        &Patch::Strategic(patch),
+                    )
                     .await
                     .map_err(sink_error)
             }

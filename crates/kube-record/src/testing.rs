@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use kube_flowcontrol::clock::{Clock, Sleep};
 use kube_flowcontrol::SharedClock;
+use kube_flowcontrol::clock::{Clock, Sleep};
 use parking_lot::Mutex;
 
 /// Every [`Clock::now`] moves the time forward by the interval first, as client-go's

@@ -168,21 +168,61 @@ fn eventf_table() -> Vec<Item> {
     let r2 = reference("Pod", "baz", "differentUid", "spec.containers[3]");
     let started = "some verbose message: 1";
     vec![
-        Item { object: ref1.clone(), reason: "Started", message: started,
-               expect: expected("baz", r1.clone(), "Started", started, 1), expect_update: false },
-        Item { object: Reference::of(&pod), reason: "Killed", message: "some other verbose message: 1",
-               expect: expected("baz", reference("Pod", "baz", "bar", ""), "Killed", "some other verbose message: 1", 1),
-               expect_update: false },
-        Item { object: ref1.clone(), reason: "Started", message: started,
-               expect: expected("baz", r1.clone(), "Started", started, 2), expect_update: true },
-        Item { object: ref2.clone(), reason: "Started", message: started,
-               expect: expected("baz", r2.clone(), "Started", started, 1), expect_update: false },
-        Item { object: ref1.clone(), reason: "Started", message: started,
-               expect: expected("baz", r1.clone(), "Started", started, 3), expect_update: true },
-        Item { object: ref2.clone(), reason: "Stopped", message: started,
-               expect: expected("baz", r2.clone(), "Stopped", started, 1), expect_update: false },
-        Item { object: ref2.clone(), reason: "Stopped", message: started,
-               expect: expected("baz", r2.clone(), "Stopped", started, 2), expect_update: true },
+        Item {
+            object: ref1.clone(),
+            reason: "Started",
+            message: started,
+            expect: expected("baz", r1.clone(), "Started", started, 1),
+            expect_update: false,
+        },
+        Item {
+            object: Reference::of(&pod),
+            reason: "Killed",
+            message: "some other verbose message: 1",
+            expect: expected(
+                "baz",
+                reference("Pod", "baz", "bar", ""),
+                "Killed",
+                "some other verbose message: 1",
+                1,
+            ),
+            expect_update: false,
+        },
+        Item {
+            object: ref1.clone(),
+            reason: "Started",
+            message: started,
+            expect: expected("baz", r1.clone(), "Started", started, 2),
+            expect_update: true,
+        },
+        Item {
+            object: ref2.clone(),
+            reason: "Started",
+            message: started,
+            expect: expected("baz", r2.clone(), "Started", started, 1),
+            expect_update: false,
+        },
+        Item {
+            object: ref1.clone(),
+            reason: "Started",
+            message: started,
+            expect: expected("baz", r1.clone(), "Started", started, 3),
+            expect_update: true,
+        },
+        Item {
+            object: ref2.clone(),
+            reason: "Stopped",
+            message: started,
+            expect: expected("baz", r2.clone(), "Stopped", started, 1),
+            expect_update: false,
+        },
+        Item {
+            object: ref2.clone(),
+            reason: "Stopped",
+            message: started,
+            expect: expected("baz", r2.clone(), "Stopped", started, 2),
+            expect_update: true,
+        },
     ]
 }
 
@@ -205,7 +245,12 @@ async fn play(
         clock.step(Duration::from_secs(1));
         let (verbose, one) = item.message.split_at(item.message.len() - 1);
         recorder
-            .eventf(&item.object, EventType::Normal, item.reason, format_args!("{verbose}{one}"))
+            .eventf(
+                &item.object,
+                EventType::Normal,
+                item.reason,
+                format_args!("{verbose}{one}"),
+            )
             .unwrap();
         if let Some(watched) = watched.as_deref_mut() {
             let seen = watched.recv().await.unwrap();
@@ -213,7 +258,11 @@ async fn play(
             assert_eq!(seen.count, Some(1), "watchers see the event as recorded");
         }
         let (op, event) = sink_rx.recv().await.unwrap();
-        let want = if item.expect_update { SinkOp::Patch } else { SinkOp::Create };
+        let want = if item.expect_update {
+            SinkOp::Patch
+        } else {
+            SinkOp::Create
+        };
         assert_eq!(op, want, "item {index}");
         validate_event(&index.to_string(), &event, &item.expect);
     }
@@ -233,7 +282,14 @@ async fn eventf() {
         .unwrap();
     broadcaster.start_logging().unwrap();
     let recorder = broadcaster.new_recorder("eventTest");
-    play(&eventf_table(), &clock, &recorder, &mut sink_rx, Some(&mut watched)).await;
+    play(
+        &eventf_table(),
+        &clock,
+        &recorder,
+        &mut sink_rx,
+        Some(&mut watched),
+    )
+    .await;
     let report = broadcaster.shutdown().await;
     assert!(report.flushed);
     let counters = broadcaster.counters();
@@ -281,7 +337,10 @@ async fn multi_sink_cache() {
     let (sink2, mut sink_rx2) = ChannelSink::new();
     broadcaster.start_recording_to_sink(sink2).unwrap();
     play(&eventf_table(), &clock, &recorder, &mut sink_rx2, None).await;
-    assert!(sink_rx.try_recv().is_err(), "the stopped sink saw nothing more");
+    assert!(
+        sink_rx.try_recv().is_err(),
+        "the stopped sink saw nothing more"
+    );
 }
 
 fn writer_context(clock: &FakeClock, sleep: Duration) -> WriterContext {
@@ -307,7 +366,9 @@ async fn write_event_error() {
     let table: Vec<(&str, usize, usize, MakeError)> = vec![
         ("giveUp1", 1000, 1, request),
         ("giveUp2", 1000, 1, status),
-        ("retry1", 1000, 12, || SinkError::status(500, "InternalError", "unexpected object")),
+        ("retry1", 1000, 12, || {
+            SinkError::status(500, "InternalError", "unexpected object")
+        }),
         ("retry2", 1000, 12, transport),
         ("succeedEventually", 2, 2, transport),
     ];
@@ -345,7 +406,9 @@ async fn update_expired_event_falls_back_to_create() {
     let correlator = EventCorrelator::new(CorrelatorOptions::default().clock(clock.shared()));
     let created = Arc::new(Mutex::new(None::<Event>));
     let sink = FnSink {
-        on_patch: Some(Arc::new(|_| Err(SinkError::status(404, "NotFound", "gone")))),
+        on_patch: Some(Arc::new(|_| {
+            Err(SinkError::status(404, "NotFound", "gone"))
+        })),
         on_create: Some(Arc::new({
             let created = created.clone();
             move |event| {
@@ -359,7 +422,10 @@ async fn update_expired_event_falls_back_to_create() {
     event.count = Some(2);
     let ctx = writer_context(&clock, Duration::ZERO);
     record_to_sink(&sink, event, &correlator, &ctx).await;
-    let created = created.lock().clone().expect("created after the patch failed");
+    let created = created
+        .lock()
+        .clone()
+        .expect("created after the patch failed");
     assert_eq!(created.metadata.resource_version, None);
 }
 
@@ -439,7 +505,12 @@ async fn lots_of_events() {
                     api_version: Some("version".into()),
                     ..ObjectReference::default()
                 });
-                recorder.eventf(&object, EventType::Normal, &format!("Reason-{i}"), format_args!("{i}"))
+                recorder.eventf(
+                    &object,
+                    EventType::Normal,
+                    &format!("Reason-{i}"),
+                    format_args!("{i}"),
+                )
             })
         })
         .collect();
@@ -468,7 +539,12 @@ async fn non_racy_shutdown() {
         .map(|_| {
             let recorder = recorder.clone();
             tokio::spawn(async move {
-                recorder.eventf(&Reference::default(), EventType::Normal, "Started", format_args!("blah"))
+                recorder.eventf(
+                    &Reference::default(),
+                    EventType::Normal,
+                    "Started",
+                    format_args!("blah"),
+                )
             })
         })
         .collect();
@@ -504,18 +580,31 @@ async fn a_full_queue_drops_and_counts_without_blocking() {
     }
     let elapsed = started.elapsed();
     assert!(results[..1000].iter().all(Result::is_ok));
-    assert!(results[1000..]
-        .iter()
-        .all(|r| *r == Err(RecordError::QueueFull { watcher: "sink" })));
+    assert!(
+        results[1000..]
+            .iter()
+            .all(|r| *r == Err(RecordError::QueueFull { watcher: "sink" }))
+    );
     let counters = broadcaster.counters();
     assert_eq!(counters.recorded, 1000);
     assert_eq!(counters.dropped_queue_full, 100);
-    assert!(elapsed < Duration::from_secs(1), "recording took {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(1),
+        "recording took {elapsed:?}"
+    );
 
     // The sink task takes one event and waits on the stuck server; the queue frees one slot.
     clock.wait_for_waiters(1).await;
-    assert!(recorder.event(&pod, EventType::Normal, "Created", "x").is_ok());
-    assert!(recorder.event(&pod, EventType::Normal, "Created", "y").is_err());
+    assert!(
+        recorder
+            .event(&pod, EventType::Normal, "Created", "x")
+            .is_ok()
+    );
+    assert!(
+        recorder
+            .event(&pod, EventType::Normal, "Created", "y")
+            .is_err()
+    );
 
     // Shutdown: the flush bound passes on the fake clock; what is left is dropped and counted.
     let shutdown = tokio::spawn({
@@ -543,7 +632,9 @@ async fn shutdown_flushes_within_the_bound() {
     let mut pod = test_pod("u");
     for i in 0..5 {
         pod.metadata.name = Some(format!("pod-{i}"));
-        recorder.event(&pod, EventType::Normal, "Created", "created").unwrap();
+        recorder
+            .event(&pod, EventType::Normal, "Created", "created")
+            .unwrap();
     }
     let shutdown = tokio::spawn({
         let broadcaster = broadcaster.clone();
@@ -580,7 +671,10 @@ async fn server_errors_are_retried_on_the_clock_and_nothing_is_lost() {
     for _ in 0..4 {
         clock.wait_for_waiters(1).await;
         let before = clock.now();
-        assert_eq!(clock.next_deadline().unwrap() - before, Duration::from_secs(10));
+        assert_eq!(
+            clock.next_deadline().unwrap() - before,
+            Duration::from_secs(10)
+        );
         clock.step(Duration::from_secs(10));
     }
     sink.wait_until(|s| s.events().len() == 1).await;
@@ -655,14 +749,23 @@ async fn stream_and_annotations() {
     });
     let annotations = [("a".to_string(), "b".to_string())].into();
     recorder
-        .annotated_event(&test_pod("u"), annotations, EventType::Warning, "Unhealthy", "probe failed")
+        .annotated_event(
+            &test_pod("u"),
+            annotations,
+            EventType::Warning,
+            "Unhealthy",
+            "probe failed",
+        )
         .unwrap();
     let event = stream.next().await.unwrap();
     assert_eq!(event.metadata.annotations.as_ref().unwrap()["a"], "b");
     assert_eq!(event.type_.as_deref(), Some("Warning"));
     assert_eq!(event.reporting_component.as_deref(), Some("kubelet"));
     assert_eq!(event.reporting_instance.as_deref(), Some("node-1"));
-    assert_eq!(event.source.as_ref().unwrap().host.as_deref(), Some("node-1"));
+    assert_eq!(
+        event.source.as_ref().unwrap().host.as_deref(),
+        Some("node-1")
+    );
     assert!(event.metadata.name.as_deref().unwrap().starts_with("foo."));
     broadcaster.shutdown().await;
     assert!(stream.next().await.is_none(), "the stream ends at shutdown");
@@ -677,6 +780,10 @@ fn watchers_need_a_runtime() {
     );
     // Recording does not: with no watcher, the event goes nowhere.
     let recorder = broadcaster.new_recorder("x");
-    assert!(recorder.event(&test_pod("u"), EventType::Normal, "R", "m").is_ok());
+    assert!(
+        recorder
+            .event(&test_pod("u"), EventType::Normal, "R", "m")
+            .is_ok()
+    );
     let _ = Reference::default().object_reference();
 }

@@ -93,7 +93,7 @@ pub(crate) async fn record_to_sink<S: EventSink + ?Sized>(
             tracing::debug!("Event skipped by the spam filter");
             return;
         }
-        Correlation::Record(result) => result,
+        Correlation::Record(result) => *result,
     };
     if aggregated {
         ctx.metrics.inc(Metric::Aggregated);
@@ -101,7 +101,16 @@ pub(crate) async fn record_to_sink<S: EventSink + ?Sized>(
     let update_existing = event.count.unwrap_or(0) > 1;
     let mut tries = 0;
     loop {
-        match record_event(sink, &mut event, patch.as_ref(), update_existing, correlator, ctx).await {
+        match record_event(
+            sink,
+            &mut event,
+            patch.as_ref(),
+            update_existing,
+            correlator,
+            ctx,
+        )
+        .await
+        {
             Attempt::Done => return,
             Attempt::Abandon => {
                 ctx.metrics.inc(Metric::Abandoned);

@@ -16,8 +16,11 @@ const NAMESPACE: &str = "records";
 
 async fn start() -> (TestServer, Client) {
     let server = TestServer::builder().start().await.unwrap();
-    let kubeconfig =
-        Kubeconfig::parse(&server.kubeconfig_yaml(), Path::new("/testserver/kubeconfig")).unwrap();
+    let kubeconfig = Kubeconfig::parse(
+        &server.kubeconfig_yaml(),
+        Path::new("/testserver/kubeconfig"),
+    )
+    .unwrap();
     // No client-side retries of Retry-After answers: the recorder's own retries are tested.
     let config = Config::from_kubeconfig(&kubeconfig)
         .unwrap()
@@ -87,7 +90,12 @@ async fn fifty_concurrent_tasks_write_the_expected_events_and_counts() {
                     tokio::task::yield_now().await;
                 }
                 recorder
-                    .eventf(&pod, EventType::Warning, "Slow", format_args!("task {task} done"))
+                    .eventf(
+                        &pod,
+                        EventType::Warning,
+                        "Slow",
+                        format_args!("task {task} done"),
+                    )
                     .unwrap();
             })
         })
@@ -109,12 +117,21 @@ async fn fifty_concurrent_tasks_write_the_expected_events_and_counts() {
             .filter(|e| e.involved_object.name.as_deref() == Some(name.as_str()))
             .collect();
         assert_eq!(about.len(), 2, "{name}");
-        let synced = about.iter().find(|e| e.reason.as_deref() == Some("Synced")).unwrap();
+        let synced = about
+            .iter()
+            .find(|e| e.reason.as_deref() == Some("Synced"))
+            .unwrap();
         assert_eq!(synced.count, Some(10), "{name}");
-        assert_eq!(synced.source.as_ref().unwrap().component.as_deref(), Some("fifty"));
+        assert_eq!(
+            synced.source.as_ref().unwrap().component.as_deref(),
+            Some("fifty")
+        );
         assert_eq!(synced.involved_object.kind.as_deref(), Some("Pod"));
         assert_eq!(synced.involved_object.uid, Some(format!("uid-{name}")));
-        let slow = about.iter().find(|e| e.reason.as_deref() == Some("Slow")).unwrap();
+        let slow = about
+            .iter()
+            .find(|e| e.reason.as_deref() == Some("Slow"))
+            .unwrap();
         assert_eq!(slow.count, Some(1));
         assert_eq!(slow.type_.as_deref(), Some("Warning"));
         assert_eq!(slow.message, Some(format!("task {task} done")));
@@ -137,7 +154,12 @@ async fn thirty_identical_events_become_one_event_with_count_30() {
             clock.step(Duration::from_secs(300));
         }
         recorder
-            .event(&pod, EventType::Warning, "BackOff", "Back-off restarting failed container")
+            .event(
+                &pod,
+                EventType::Warning,
+                "BackOff",
+                "Back-off restarting failed container",
+            )
             .unwrap();
         let written = i + 1;
         eventually(|| broadcaster.counters().written == written).await;
@@ -162,7 +184,12 @@ async fn fifteen_similar_events_aggregate_after_the_tenth() {
     let pod = pod("flaky");
     for i in 0..15 {
         recorder
-            .eventf(&pod, EventType::Warning, "FailedMount", format_args!("volume {i} not ready"))
+            .eventf(
+                &pod,
+                EventType::Warning,
+                "FailedMount",
+                format_args!("volume {i} not ready"),
+            )
             .unwrap();
     }
     assert!(broadcaster.shutdown().await.flushed);
@@ -184,7 +211,11 @@ async fn fifteen_similar_events_aggregate_after_the_tenth() {
     );
     for i in 0..9 {
         let message = format!("volume {i} not ready");
-        assert!(events.iter().any(|e| e.message.as_deref() == Some(message.as_str()) && e.count == Some(1)));
+        assert!(
+            events
+                .iter()
+                .any(|e| e.message.as_deref() == Some(message.as_str()) && e.count == Some(1))
+        );
     }
     assert_eq!(broadcaster.counters().aggregated, 6);
 }
@@ -200,7 +231,12 @@ async fn the_spam_filter_holds_at_burst_25() {
     let pod = pod("noisy");
     for _ in 0..40 {
         recorder
-            .event(&pod, EventType::Warning, "Unhealthy", "Liveness probe failed")
+            .event(
+                &pod,
+                EventType::Warning,
+                "Unhealthy",
+                "Liveness probe failed",
+            )
             .unwrap();
     }
     // Other reasons about the same object share the bucket (source + object + type).
@@ -214,7 +250,10 @@ async fn the_spam_filter_holds_at_burst_25() {
     assert!(broadcaster.shutdown().await.flushed);
     let events = events(&client).await;
     assert_eq!(events.len(), 2, "{events:?}");
-    let unhealthy = events.iter().find(|e| e.reason.as_deref() == Some("Unhealthy")).unwrap();
+    let unhealthy = events
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("Unhealthy"))
+        .unwrap();
     assert_eq!(unhealthy.count, Some(25));
     assert_eq!(broadcaster.counters().spam_filtered, 16);
 }
@@ -238,7 +277,12 @@ async fn server_errors_for_a_while_lose_nothing_within_the_retry_budget() {
     );
     for i in 0..3 {
         recorder
-            .event(&pod(&format!("p{i}")), EventType::Normal, "Created", "created")
+            .event(
+                &pod(&format!("p{i}")),
+                EventType::Normal,
+                "Created",
+                "created",
+            )
             .unwrap();
     }
     // Drive the retry pauses on the fake clock until all three are written.
@@ -260,7 +304,9 @@ async fn server_errors_for_a_while_lose_nothing_within_the_retry_budget() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_drops_and_counts_without_blocking() {
     let (server, client) = start().await;
-    server.faults().set_latency(Some(Duration::from_millis(200)));
+    server
+        .faults()
+        .set_latency(Some(Duration::from_millis(200)));
     let broadcaster = EventBroadcaster::builder()
         .flush_timeout(Duration::from_millis(500))
         .build();
@@ -272,14 +318,22 @@ async fn a_full_queue_drops_and_counts_without_blocking() {
     let started = Instant::now();
     for i in 0..1100 {
         if recorder
-            .event(&pod(&format!("p{i}")), EventType::Normal, "Created", "created")
+            .event(
+                &pod(&format!("p{i}")),
+                EventType::Normal,
+                "Created",
+                "created",
+            )
             .is_err()
         {
             dropped += 1;
         }
     }
     let elapsed = started.elapsed();
-    assert!(elapsed < Duration::from_millis(200), "1100 calls took {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_millis(200),
+        "1100 calls took {elapsed:?}"
+    );
     assert!((99..=100).contains(&dropped), "{dropped}");
     let counters = broadcaster.counters();
     assert_eq!(counters.dropped_queue_full, dropped);
@@ -306,13 +360,17 @@ async fn a_deleted_event_is_created_again() {
         .unwrap();
     let recorder = broadcaster.new_recorder("again");
     let pod = pod("p");
-    recorder.event(&pod, EventType::Normal, "Pulled", "pulled").unwrap();
+    recorder
+        .event(&pod, EventType::Normal, "Pulled", "pulled")
+        .unwrap();
     eventually(|| broadcaster.counters().written == 1).await;
     let api = Api::<Event>::namespaced(client.clone(), NAMESPACE);
     let name = events(&client).await[0].metadata.name.clone().unwrap();
     api.delete(&name, &DeleteParams::default()).await.unwrap();
     // The repeat's patch answers 404: the writer creates it again, with count 2.
-    recorder.event(&pod, EventType::Normal, "Pulled", "pulled").unwrap();
+    recorder
+        .event(&pod, EventType::Normal, "Pulled", "pulled")
+        .unwrap();
     assert!(broadcaster.shutdown().await.flushed);
     let events = events(&client).await;
     assert_eq!(events.len(), 1);
@@ -326,7 +384,11 @@ async fn a_deleted_event_is_created_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_k8s_io_series_over_http() {
     let (_server, client) = start().await;
-    let broadcaster = kube_record::events::EventBroadcaster::new();
+    // 8 workers write concurrently: the series patch can overtake the first create, answered
+    // 404, then AlreadyExists, and is retried after the pause (short here).
+    let broadcaster = kube_record::events::EventBroadcaster::builder()
+        .sleep_duration(Duration::from_millis(50))
+        .build();
     broadcaster
         .start_recording_to_sink(RestSink::new(client.clone()))
         .unwrap();
@@ -341,7 +403,14 @@ async fn events_k8s_io_series_over_http() {
     });
     for i in 0..5 {
         recorder
-            .eventf(&pod, Some(&*node), EventType::Normal, "Scheduled", "Binding", format_args!("attempt {i}"))
+            .eventf(
+                &pod,
+                Some(&*node),
+                EventType::Normal,
+                "Scheduled",
+                "Binding",
+                format_args!("attempt {i}"),
+            )
             .unwrap();
     }
     assert!(broadcaster.shutdown().await.flushed);
@@ -350,9 +419,15 @@ async fn events_k8s_io_series_over_http() {
     assert_eq!(events.len(), 1, "{events:?}");
     let event = &events[0];
     assert_eq!(event.series.as_ref().map(|s| s.count), Some(5));
-    assert_eq!(event.reporting_controller.as_deref(), Some("series-controller"));
+    assert_eq!(
+        event.reporting_controller.as_deref(),
+        Some("series-controller")
+    );
     assert_eq!(event.reporting_instance.as_deref(), Some("series-0"));
     assert_eq!(event.action.as_deref(), Some("Binding"));
     assert_eq!(event.note.as_deref(), Some("attempt 0"));
-    assert_eq!(event.related.as_ref().and_then(|r| r.name.as_deref()), Some("node-1"));
+    assert_eq!(
+        event.related.as_ref().and_then(|r| r.name.as_deref()),
+        Some("node-1")
+    );
 }

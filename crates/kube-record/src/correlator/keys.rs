@@ -8,7 +8,10 @@ pub(crate) fn s(value: &Option<String>) -> &str {
 }
 
 fn source_component(event: &Event) -> &str {
-    event.source.as_ref().map_or("", |source| s(&source.component))
+    event
+        .source
+        .as_ref()
+        .map_or("", |source| s(&source.component))
 }
 
 fn source_host(event: &Event) -> &str {

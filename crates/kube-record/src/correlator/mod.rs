@@ -36,8 +36,7 @@ use crate::patch::two_way_merge_patch;
 use crate::types::{generate_event_name, meta_time, unix_nanos};
 
 pub use keys::{
-    AGGREGATE_MESSAGE_PREFIX, aggregate_by_reason, aggregate_message_by_reason, event_key,
-    spam_key,
+    AGGREGATE_MESSAGE_PREFIX, aggregate_by_reason, aggregate_message_by_reason, event_key, spam_key,
 };
 
 /// Entries in each of the correlator's LRU caches (client-go's `maxLruCacheEntries`).
@@ -175,7 +174,7 @@ pub enum Correlation {
     /// The spam filter refused the event: do not write it.
     Skip,
     /// Write this event.
-    Record(CorrelatedEvent),
+    Record(Box<CorrelatedEvent>),
 }
 
 /// An event to write, after correlation.
@@ -286,11 +285,11 @@ impl EventCorrelator {
         if self.spam_filter.filter(&observed) {
             return Correlation::Skip;
         }
-        Correlation::Record(CorrelatedEvent {
+        Correlation::Record(Box::new(CorrelatedEvent {
             event: observed,
             patch,
             aggregated,
-        })
+        }))
     }
 
     /// Records what the server stored (name, resourceVersion, count), so that the next repeat
@@ -388,10 +387,7 @@ impl Aggregator {
             return (None, event_key(event));
         }
         let timestamp = meta_time(wall);
-        let name = generate_event_name(
-            keys::s(&event.involved_object.name),
-            unix_nanos(wall),
-        );
+        let name = generate_event_name(keys::s(&event.involved_object.name), unix_nanos(wall));
         let aggregate = Event {
             metadata: ObjectMeta {
                 name: Some(name),
@@ -447,7 +443,11 @@ impl EventLogger {
             event.metadata.name = last.name;
             event.metadata.resource_version = last.resource_version;
             event.first_timestamp = last.first_timestamp;
-            event.count = Some(i32::try_from(last.count).unwrap_or(i32::MAX).saturating_add(1));
+            event.count = Some(
+                i32::try_from(last.count)
+                    .unwrap_or(i32::MAX)
+                    .saturating_add(1),
+            );
 
             let mut old = event.clone();
             old.count = None;

@@ -167,9 +167,21 @@ struct Scenario {
 
 #[test]
 fn event_correlator() {
-    let first = make_event("first", "i am first", make_object_reference("Pod", "my-pod", "my-ns"));
-    let duplicate = make_event("duplicate", "me again", make_object_reference("Pod", "my-pod", "my-ns"));
-    let unique = make_event("unique", "snowflake", make_object_reference("Pod", "my-pod", "my-ns"));
+    let first = make_event(
+        "first",
+        "i am first",
+        make_object_reference("Pod", "my-pod", "my-ns"),
+    );
+    let duplicate = make_event(
+        "duplicate",
+        "me again",
+        make_object_reference("Pod", "my-pod", "my-ns"),
+    );
+    let unique = make_event(
+        "unique",
+        "snowflake",
+        make_object_reference("Pod", "my-pod", "my-ns"),
+    );
     let mut similar = make_event(
         "similar",
         "similar message",
@@ -187,60 +199,87 @@ fn event_correlator() {
     let max = DEFAULT_AGGREGATE_MAX_EVENTS;
 
     let scenarios: Vec<(&str, Scenario)> = vec![
-        ("create-a-single-event", Scenario {
-            previous: vec![],
-            new_event: first.clone(),
-            expected: Some(set_count(first.clone(), 1)),
-            interval_seconds: 5,
-        }),
-        ("the-same-event-should-just-count", Scenario {
-            previous: make_events(1, &duplicate),
-            new_event: duplicate.clone(),
-            expected: Some(set_count(duplicate.clone(), 2)),
-            interval_seconds: 5,
-        }),
-        ("the-same-event-should-just-count-even-if-more-than-aggregate", Scenario {
-            previous: make_events(max, &duplicate),
-            new_event: duplicate.clone(),
-            expected: Some(set_count(duplicate.clone(), max as i32 + 1)),
-            interval_seconds: 30,
-        }),
-        ("the-same-event-is-spam-if-happens-too-frequently", Scenario {
-            previous: make_events(DEFAULT_SPAM_BURST + 1, &duplicate),
-            new_event: duplicate.clone(),
-            expected: None,
-            interval_seconds: 1,
-        }),
-        ("create-many-unique-events", Scenario {
-            previous: make_unique_events(30),
-            new_event: unique.clone(),
-            expected: Some(set_count(unique.clone(), 1)),
-            interval_seconds: 5,
-        }),
-        ("similar-events-should-aggregate-event", Scenario {
-            previous: make_similar_events(max - 1, &similar, &similar_message),
-            new_event: similar.clone(),
-            expected: Some(set_count(aggregate.clone(), 1)),
-            interval_seconds: 5,
-        }),
-        ("similar-events-many-times-should-count-the-aggregate", Scenario {
-            previous: make_similar_events(max, &similar, &similar_message),
-            new_event: similar.clone(),
-            expected: Some(set_count(aggregate.clone(), 2)),
-            interval_seconds: 5,
-        }),
-        ("events-from-different-containers-do-not-aggregate", Scenario {
-            previous: make_events(1, &similar_other_container),
-            new_event: similar.clone(),
-            expected: Some(set_count(similar.clone(), 1)),
-            interval_seconds: 5,
-        }),
-        ("similar-events-whose-interval-is-greater-than-aggregate-interval-do-not-aggregate", Scenario {
-            previous: make_similar_events(max - 1, &similar, &similar_message),
-            new_event: similar.clone(),
-            expected: Some(set_count(similar.clone(), 1)),
-            interval_seconds: DEFAULT_AGGREGATE_INTERVAL.as_secs(),
-        }),
+        (
+            "create-a-single-event",
+            Scenario {
+                previous: vec![],
+                new_event: first.clone(),
+                expected: Some(set_count(first.clone(), 1)),
+                interval_seconds: 5,
+            },
+        ),
+        (
+            "the-same-event-should-just-count",
+            Scenario {
+                previous: make_events(1, &duplicate),
+                new_event: duplicate.clone(),
+                expected: Some(set_count(duplicate.clone(), 2)),
+                interval_seconds: 5,
+            },
+        ),
+        (
+            "the-same-event-should-just-count-even-if-more-than-aggregate",
+            Scenario {
+                previous: make_events(max, &duplicate),
+                new_event: duplicate.clone(),
+                expected: Some(set_count(duplicate.clone(), max as i32 + 1)),
+                interval_seconds: 30,
+            },
+        ),
+        (
+            "the-same-event-is-spam-if-happens-too-frequently",
+            Scenario {
+                previous: make_events(DEFAULT_SPAM_BURST + 1, &duplicate),
+                new_event: duplicate.clone(),
+                expected: None,
+                interval_seconds: 1,
+            },
+        ),
+        (
+            "create-many-unique-events",
+            Scenario {
+                previous: make_unique_events(30),
+                new_event: unique.clone(),
+                expected: Some(set_count(unique.clone(), 1)),
+                interval_seconds: 5,
+            },
+        ),
+        (
+            "similar-events-should-aggregate-event",
+            Scenario {
+                previous: make_similar_events(max - 1, &similar, &similar_message),
+                new_event: similar.clone(),
+                expected: Some(set_count(aggregate.clone(), 1)),
+                interval_seconds: 5,
+            },
+        ),
+        (
+            "similar-events-many-times-should-count-the-aggregate",
+            Scenario {
+                previous: make_similar_events(max, &similar, &similar_message),
+                new_event: similar.clone(),
+                expected: Some(set_count(aggregate.clone(), 2)),
+                interval_seconds: 5,
+            },
+        ),
+        (
+            "events-from-different-containers-do-not-aggregate",
+            Scenario {
+                previous: make_events(1, &similar_other_container),
+                new_event: similar.clone(),
+                expected: Some(set_count(similar.clone(), 1)),
+                interval_seconds: 5,
+            },
+        ),
+        (
+            "similar-events-whose-interval-is-greater-than-aggregate-interval-do-not-aggregate",
+            Scenario {
+                previous: make_similar_events(max - 1, &similar, &similar_message),
+                new_event: similar.clone(),
+                expected: Some(set_count(similar.clone(), 1)),
+                interval_seconds: DEFAULT_AGGREGATE_INTERVAL.as_secs(),
+            },
+        ),
     ];
 
     for (name, scenario) in scenarios {
@@ -262,7 +301,11 @@ fn event_correlator() {
             (Correlation::Skip, None) => {}
             (Correlation::Record(result), Some(expected)) => {
                 validate_event(name, &result.event, &expected);
-                assert_eq!(result.aggregated, name.contains("aggregate-event") || name.contains("count-the-aggregate"), "{name}");
+                assert_eq!(
+                    result.aggregated,
+                    name.contains("aggregate-event") || name.contains("count-the-aggregate"),
+                    "{name}"
+                );
             }
             (got, expected) => panic!("{name}: got {got:?}, expected {expected:?}"),
         }
@@ -286,13 +329,40 @@ fn event_spam_filter() {
         ]
         .concat()
     };
-    let original = make_event("original", "i am first", make_object_reference("Pod", "my-pod", "my-ns"));
-    let different_reason = make_event("duplicate", "me again", make_object_reference("Pod", "my-pod", "my-ns"));
-    let spam = make_event("original", "me again", make_object_reference("Pod", "my-pod", "my-ns"));
+    let original = make_event(
+        "original",
+        "i am first",
+        make_object_reference("Pod", "my-pod", "my-ns"),
+    );
+    let different_reason = make_event(
+        "duplicate",
+        "me again",
+        make_object_reference("Pod", "my-pod", "my-ns"),
+    );
+    let spam = make_event(
+        "original",
+        "me again",
+        make_object_reference("Pod", "my-pod", "my-ns"),
+    );
     let cases: Vec<(&str, Event, bool, bool)> = vec![
-        ("same object is spam for the default filter", different_reason.clone(), true, false),
-        ("different reason is not spam for a filter keyed by reason", different_reason.clone(), false, true),
-        ("same reason, different message is spam for a filter keyed by reason", spam, true, true),
+        (
+            "same object is spam for the default filter",
+            different_reason.clone(),
+            true,
+            false,
+        ),
+        (
+            "different reason is not spam for a filter keyed by reason",
+            different_reason.clone(),
+            false,
+            true,
+        ),
+        (
+            "same reason, different message is spam for a filter keyed by reason",
+            spam,
+            true,
+            true,
+        ),
     ];
     for (name, new_event, expect_skip, custom_key) in cases {
         let clock = IntervalClock::new(Duration::from_secs(1));
@@ -355,7 +425,10 @@ fn aggregation_after_ten_distinct_messages_within_the_interval() {
     }
     for (i, result) in results.iter().enumerate().take(9) {
         assert!(!result.aggregated, "event {i}");
-        assert_eq!(result.event.message.as_deref(), Some(format!("message {i}").as_str()));
+        assert_eq!(
+            result.event.message.as_deref(),
+            Some(format!("message {i}").as_str())
+        );
     }
     let names: HashMap<_, _> = results[9..]
         .iter()
@@ -394,7 +467,9 @@ fn repeat_patch_has_count_last_timestamp_and_message() {
     stored.metadata.resource_version = Some("5".into());
     correlator.update_state(&stored);
     event.metadata.name = Some("p.2".into());
-    event.last_timestamp = Some(meta_time(SystemTime::UNIX_EPOCH + Duration::from_secs(86_400)));
+    event.last_timestamp = Some(meta_time(
+        SystemTime::UNIX_EPOCH + Duration::from_secs(86_400),
+    ));
     let Correlation::Record(second) = correlator.correlate(event) else {
         panic!()
     };
@@ -422,7 +497,10 @@ fn lru_bounds_the_spam_filter() {
     let a = make_event("R", "M", make_object_reference("Pod", "a", "ns"));
     let b = make_event("R", "M", make_object_reference("Pod", "b", "ns"));
     let c = make_event("R", "M", make_object_reference("Pod", "c", "ns"));
-    assert!(matches!(correlator.correlate(a.clone()), Correlation::Record(_)));
+    assert!(matches!(
+        correlator.correlate(a.clone()),
+        Correlation::Record(_)
+    ));
     assert_eq!(correlator.correlate(a.clone()), Correlation::Skip);
     assert!(matches!(correlator.correlate(b), Correlation::Record(_)));
     assert!(matches!(correlator.correlate(c), Correlation::Record(_)));

@@ -284,10 +284,10 @@ impl EventBroadcaster {
         for _ in 0..shared.workers {
             let writer = writer.clone();
             let rx = Arc::clone(&rx);
-            shared.fanout.tracker.spawn_on(
-                workers.track_future(recording_worker(writer, rx)),
-                &runtime,
-            );
+            shared
+                .fanout
+                .tracker
+                .spawn_on(workers.track_future(recording_worker(writer, rx)), &runtime);
         }
         workers.close();
         let stopping = shared.fanout.stopping.clone();
@@ -318,33 +318,37 @@ impl EventBroadcaster {
         &self,
         mut handler: impl FnMut(&Event) + Send + 'static,
     ) -> Result<Watcher, StartError> {
-        self.shared.fanout.spawn_watcher("watcher", move |event: Arc<Event>| {
-            handler(&event);
-            std::future::ready(())
-        })
+        self.shared
+            .fanout
+            .spawn_watcher("watcher", move |event: Arc<Event>| {
+                handler(&event);
+                std::future::ready(())
+            })
     }
 
     /// Logs every event through `tracing` at INFO, with client-go's structured fields.
     pub fn start_logging(&self) -> Result<Watcher, StartError> {
-        self.shared.fanout.spawn_watcher("logging", |event: Arc<Event>| {
-            let s = |v: &Option<String>| v.as_deref().unwrap_or("").to_string();
-            let regarding = event.regarding.clone().unwrap_or_default();
-            let object = match s(&regarding.namespace).as_str() {
-                "" => s(&regarding.name),
-                namespace => format!("{namespace}/{}", s(&regarding.name)),
-            };
-            tracing::info!(
-                object,
-                kind = s(&regarding.kind),
-                api_version = s(&regarding.api_version),
-                r#type = s(&event.type_),
-                reason = s(&event.reason),
-                action = s(&event.action),
-                note = s(&event.note),
-                "Event occurred"
-            );
-            std::future::ready(())
-        })
+        self.shared
+            .fanout
+            .spawn_watcher("logging", |event: Arc<Event>| {
+                let s = |v: &Option<String>| v.as_deref().unwrap_or("").to_string();
+                let regarding = event.regarding.clone().unwrap_or_default();
+                let object = match s(&regarding.namespace).as_str() {
+                    "" => s(&regarding.name),
+                    namespace => format!("{namespace}/{}", s(&regarding.name)),
+                };
+                tracing::info!(
+                    object,
+                    kind = s(&regarding.kind),
+                    api_version = s(&regarding.api_version),
+                    r#type = s(&event.type_),
+                    reason = s(&event.reason),
+                    action = s(&event.action),
+                    note = s(&event.note),
+                    "Event occurred"
+                );
+                std::future::ready(())
+            })
     }
 
     /// The events as a `Stream` (its own queue of at most 1000 events).
@@ -490,9 +494,7 @@ async fn attempt_recording<S: EventSink>(writer: &Writer<S>, mut event: Event) {
             writer.metrics.inc(Metric::Abandoned);
             return;
         }
-        let delay = writer
-            .sleep_duration
-            .mul_f64(1.0 + 0.25 * fastrand::f64());
+        let delay = writer.sleep_duration.mul_f64(1.0 + 0.25 * fastrand::f64());
         tokio::select! {
             biased;
             _ = writer.deadline.cancelled() => {
@@ -581,8 +583,7 @@ where
     }
 }
 
-type Pass<S> =
-    fn(Writer<S>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+type Pass<S> = fn(Writer<S>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// Runs `pass` now and then every `period` until `stopping` (`wait.UntilWithContext`).
 async fn periodic<S: EventSink>(
@@ -606,7 +607,10 @@ async fn periodic<S: EventSink>(
 }
 
 fn cutoff(now: SystemTime) -> DateTime<Utc> {
-    date_time(now.checked_sub(FINISH_TIME).unwrap_or(SystemTime::UNIX_EPOCH))
+    date_time(
+        now.checked_sub(FINISH_TIME)
+            .unwrap_or(SystemTime::UNIX_EPOCH),
+    )
 }
 
 /// Writes every series again, keeping the server's answer unless the series moved meanwhile
@@ -620,7 +624,8 @@ pub(crate) async fn refresh_existing_series<S: EventSink>(writer: &Writer<S>) {
         .map(|(key, event)| (key.clone(), event.clone()))
         .collect();
     for (key, snapshot) in snapshots {
-        let Some((Some(recorded), false)) = record_event(writer, &mut snapshot.clone()).await else {
+        let Some((Some(recorded), false)) = record_event(writer, &mut snapshot.clone()).await
+        else {
             continue;
         };
         let mut cache = writer.series.lock();

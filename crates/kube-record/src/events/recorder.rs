@@ -82,7 +82,15 @@ impl EventRecorder {
             Some(literal) => literal.to_string(),
             None => note.to_string(),
         };
-        self.generate(regarding, related, BTreeMap::new(), event_type, reason, action, note)
+        self.generate(
+            regarding,
+            related,
+            BTreeMap::new(),
+            event_type,
+            reason,
+            action,
+            note,
+        )
     }
 
     /// Like [`eventf`](EventRecorder::eventf) with a plain note.

@@ -174,9 +174,8 @@ async fn finish_series_writes_the_final_count_and_forgets() {
     let clock = FakeClock::new();
     let (sink, mut rx) = ChannelSink::new(false);
     let writer = writer_for(sink, &clock);
-    let nine_minutes_ago = micro_time(
-        kube_flowcontrol::Clock::wall_now(&clock) - Duration::from_secs(9 * 60),
-    );
+    let nine_minutes_ago =
+        micro_time(kube_flowcontrol::Clock::wall_now(&clock) - Duration::from_secs(9 * 60));
     let mut finished = cached_event(&clock, "eventTest");
     finished.series = Some(EventSeries {
         count: 10,
@@ -242,7 +241,14 @@ async fn two_identical_events_make_one_event_with_a_series() {
     let recorder = broadcaster.new_recorder("test");
     for _ in 0..2 {
         recorder
-            .event(&Reference::default(), None, EventType::Normal, "reason", "action", "")
+            .event(
+                &Reference::default(),
+                None,
+                EventType::Normal,
+                "reason",
+                "action",
+                "",
+            )
             .unwrap();
     }
     sink.wait_until(|s| s.events_v1().first().is_some_and(|e| e.series.is_some()))
@@ -264,7 +270,14 @@ async fn series_finish_after_six_minutes_of_silence() {
     let pod = test_pod();
     let record = || {
         recorder
-            .event(&pod, None, EventType::Warning, "BackOff", "Restart", "back-off")
+            .event(
+                &pod,
+                None,
+                EventType::Warning,
+                "BackOff",
+                "Restart",
+                "back-off",
+            )
             .unwrap()
     };
     for _ in 0..5 {
@@ -285,8 +298,13 @@ async fn series_finish_after_six_minutes_of_silence() {
         clock.step(Duration::from_secs(6 * 60));
         tokio::task::yield_now().await;
     }
-    sink.wait_until(|s| s.events_v1().first().and_then(|e| e.series.as_ref()).is_some_and(|s| s.count == 5))
-        .await;
+    sink.wait_until(|s| {
+        s.events_v1()
+            .first()
+            .and_then(|e| e.series.as_ref())
+            .is_some_and(|s| s.count == 5)
+    })
+    .await;
     let finished = assert_series(&sink, 5);
     tokio::time::timeout(Duration::from_secs(5), async {
         while broadcaster.cached_series() != 0 {
@@ -299,7 +317,11 @@ async fn series_finish_after_six_minutes_of_silence() {
     // The next occurrence starts a new event.
     record();
     sink.wait_until(|s| s.events_v1().len() == 2).await;
-    assert!(sink.events_v1().iter().any(|e| e.metadata.name != finished.metadata.name && e.series.is_none()));
+    assert!(
+        sink.events_v1()
+            .iter()
+            .any(|e| e.metadata.name != finished.metadata.name && e.series.is_none())
+    );
 }
 
 #[tokio::test]
@@ -310,14 +332,30 @@ async fn shutdown_writes_open_series_counts() {
     let recorder = broadcaster.new_recorder_with_instance("ctl", "ctl-0");
     for _ in 0..7 {
         recorder
-            .event(&test_pod(), None, EventType::Normal, "Synced", "Sync", "synced")
+            .event(
+                &test_pod(),
+                None,
+                EventType::Normal,
+                "Synced",
+                "Sync",
+                "synced",
+            )
             .unwrap();
     }
     assert!(broadcaster.shutdown().await.flushed);
     assert_series(&sink, 7);
-    assert!(recorder
-        .event(&test_pod(), None, EventType::Normal, "Synced", "Sync", "late")
-        .is_err());
+    assert!(
+        recorder
+            .event(
+                &test_pod(),
+                None,
+                EventType::Normal,
+                "Synced",
+                "Sync",
+                "late"
+            )
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -333,7 +371,14 @@ async fn full_queues_drop_and_count() {
     for i in 0..1100 {
         pod.metadata.name = Some(format!("pod-{i}"));
         if recorder
-            .event(&pod, None, EventType::Normal, "Created", "Create", "created")
+            .event(
+                &pod,
+                None,
+                EventType::Normal,
+                "Created",
+                "Create",
+                "created",
+            )
             .is_err()
         {
             errors += 1;
@@ -345,7 +390,14 @@ async fn full_queues_drop_and_count() {
     clock.wait_for_waiters(8).await;
     for i in 0..100 {
         pod.metadata.name = Some(format!("more-{i}"));
-        let _ = recorder.event(&pod, None, EventType::Normal, "Created", "Create", "created");
+        let _ = recorder.event(
+            &pod,
+            None,
+            EventType::Normal,
+            "Created",
+            "Create",
+            "created",
+        );
     }
     tokio::time::timeout(Duration::from_secs(5), async {
         while broadcaster.counters().recorded < 1100 {
