@@ -271,6 +271,7 @@ impl Error {
     }
 
     /// A [`Error::Transport`] without an underlying error.
+    #[cfg_attr(not(feature = "ws"), allow(dead_code))] // only exec and channel use it
     pub(crate) fn transport_msg(context: impl Into<String>) -> Error {
         Error::Transport {
             context: context.into(),
