@@ -371,14 +371,19 @@ where
     }
 
     /// Adds several items under one lock acquisition (same rules as [`add`](WorkQueue::add)).
+    ///
+    /// The iterator runs before the lock is taken (its items are collected first), so an
+    /// iterator that looks at or adds to this queue does not deadlock.
     pub fn add_all<I: IntoIterator<Item = T>>(&self, items: I) {
+        let items: Vec<T> = items.into_iter().collect();
+        if items.is_empty() {
+            return;
+        }
         let mut state = self.shared.state.lock();
         if state.shutting_down {
             drop(state);
-            let count = items.into_iter().count() as u64;
-            if count > 0 {
-                self.shared.record_dropped(count, "added after shutdown");
-            }
+            self.shared
+                .record_dropped(items.len() as u64, "added after shutdown");
             return;
         }
         let mut queued = 0usize;
@@ -441,9 +446,27 @@ where
     /// assert_eq!(queue.processing(), 0);
     /// # }
     /// ```
-    pub async fn get_guarded(&self) -> Option<Processing<'_, T>> {
+    ///
+    /// The guard owns a handle to the queue, so it can move into a task of its own:
+    ///
+    /// ```
+    /// use kube_workqueue::WorkQueue;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let queue = WorkQueue::new();
+    /// queue.add("default/web".to_string());
+    /// let key = queue.get_guarded().await.unwrap();
+    /// tokio::spawn(async move {
+    ///     println!("reconciling {}", *key);
+    /// }) // done when the task drops `key`
+    /// .await
+    /// .unwrap();
+    /// assert_eq!(queue.processing(), 0);
+    /// # }
+    /// ```
+    pub async fn get_guarded(&self) -> Option<Processing<T>> {
         self.get().await.map(|item| Processing {
-            queue: self,
+            queue: self.clone(),
             item: Some(item),
         })
     }
@@ -636,15 +659,18 @@ where
 
 /// An item being processed, handed out by [`WorkQueue::get_guarded`]: dereferences to the item
 /// and calls [`done`](WorkQueue::done) for it when dropped.
-pub struct Processing<'a, T>
+///
+/// It holds its own handle to the queue (an `Arc` inside), so it is `'static` and can be moved
+/// into [`tokio::spawn`] or kept past the handle it came from.
+pub struct Processing<T>
 where
     T: Hash + Eq + Clone + Send + Sync + 'static,
 {
-    queue: &'a WorkQueue<T>,
+    queue: WorkQueue<T>,
     item: Option<T>,
 }
 
-impl<T> Processing<'_, T>
+impl<T> Processing<T>
 where
     T: Hash + Eq + Clone + Send + Sync + 'static,
 {
@@ -663,7 +689,7 @@ where
     }
 }
 
-impl<T> std::ops::Deref for Processing<'_, T>
+impl<T> std::ops::Deref for Processing<T>
 where
     T: Hash + Eq + Clone + Send + Sync + 'static,
 {
@@ -678,7 +704,7 @@ where
     }
 }
 
-impl<T> Drop for Processing<'_, T>
+impl<T> Drop for Processing<T>
 where
     T: Hash + Eq + Clone + Send + Sync + 'static,
 {
@@ -689,7 +715,7 @@ where
     }
 }
 
-impl<T> fmt::Debug for Processing<'_, T>
+impl<T> fmt::Debug for Processing<T>
 where
     T: Hash + Eq + Clone + Send + Sync + 'static + fmt::Debug,
 {
@@ -793,7 +819,7 @@ macro_rules! forward_queue_methods {
 
         /// Waits for the next item, marked done when the guard drops: see
         /// [`WorkQueue::get_guarded`].
-        pub async fn get_guarded(&self) -> Option<$crate::queue::Processing<'_, T>> {
+        pub async fn get_guarded(&self) -> Option<$crate::queue::Processing<T>> {
             self.queue().get_guarded().await
         }
 
