@@ -1,0 +1,518 @@
+//! `cargo xtask bench --peers`: our primitives and client-go's, measured side by side.
+//!
+//! client-go's benchmarks are `../shared/peers/go/peermicro_test.go` (next to the workspace, or
+//! `PEERS_GO`). They build inside a Kubernetes source tree with its `vendor/` directory (found at
+//! `K8S_SRC`, else `/tmp/k8s-src`; `../shared/realk8s/README.md` says how to get one), with the Go
+//! toolchain named by `GO` or found on `PATH`, offline:
+//! `GOTOOLCHAIN=local GOFLAGS=-mod=vendor GOPROXY=off CGO_ENABLED=0 go test -c`.
+//!
+//! Each round runs Go's benchmarks and our criterion benchmarks one after the other (Go first in
+//! odd rounds, ours first in even ones), so both sides see the same machine; the table gives the
+//! median of the rounds for each side and their ratio. Without Go or the source tree, it says
+//! what is missing and runs ours alone.
+
+use std::collections::BTreeMap;
+use std::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::SystemTime;
+
+use crate::{Row, collect_estimates, human_time, target_dir};
+
+/// How a benchmark's figure reads.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// Nanoseconds per operation (lower is better).
+    Time,
+    /// Items per second over runs of this many items (higher is better); Go reports it as
+    /// its `Mitems/s` metric.
+    Throughput(f64),
+}
+
+/// One row of the table: what it measures, Go's benchmark name (without the `-GOMAXPROCS`
+/// suffix), our criterion id, how to read it.
+struct Pair {
+    label: &'static str,
+    go: &'static str,
+    ours: &'static str,
+    kind: Kind,
+}
+
+const PAIRS: &[Pair] = &[
+    Pair {
+        label: "workqueue add+get+done",
+        go: "BenchmarkQueueAddGetDoneDistinctKeys",
+        ours: "queue/add_get_done_distinct_keys",
+        kind: Kind::Time,
+    },
+    Pair {
+        label: "workqueue add, dedup hit",
+        go: "BenchmarkQueueAddDedupHit",
+        ours: "queue/add_dedup_hit",
+        kind: Kind::Time,
+    },
+    Pair {
+        label: "8 producers, 1 worker",
+        go: "BenchmarkQueue8Producers/1_workers",
+        ours: "queue/8_producers/1_workers",
+        kind: Kind::Throughput(80_000.0),
+    },
+    Pair {
+        label: "8 producers, 2 workers",
+        go: "BenchmarkQueue8Producers/2_workers",
+        ours: "queue/8_producers/2_workers",
+        kind: Kind::Throughput(80_000.0),
+    },
+    Pair {
+        label: "8 producers, 8 workers",
+        go: "BenchmarkQueue8Producers/8_workers",
+        ours: "queue/8_producers/8_workers",
+        kind: Kind::Throughput(80_000.0),
+    },
+    Pair {
+        label: "delaying queue, 100k add_after over 0..50 ms",
+        go: "BenchmarkDelayingAddAfter100kOver0to50ms",
+        ours: "delaying/add_after_100k_over_0_50ms",
+        kind: Kind::Time,
+    },
+    Pair {
+        label: "default controller rate limiter `when`",
+        go: "BenchmarkDefaultControllerWhen1000Keys",
+        ours: "rate_limiter/default_controller_when_1000_keys",
+        kind: Kind::Time,
+    },
+    Pair {
+        label: "token bucket allow, uncontended",
+        go: "BenchmarkRateAllowUncontended",
+        ours: "rate/allow/uncontended",
+        kind: Kind::Time,
+    },
+    Pair {
+        label: "token bucket allow, 2 tasks",
+        go: "BenchmarkRateAllowParallel/2-goroutines",
+        ours: "rate/allow/2-tasks",
+        kind: Kind::Time,
+    },
+    Pair {
+        label: "token bucket allow, 8 tasks",
+        go: "BenchmarkRateAllowParallel/8-goroutines",
+        ours: "rate/allow/8-tasks",
+        kind: Kind::Time,
+    },
+    Pair {
+        label: "throttle try_accept",
+        go: "BenchmarkThrottleTryAccept",
+        ours: "throttle/try_accept",
+        kind: Kind::Time,
+    },
+    Pair {
+        label: "per-key backoff next, 1000 ids",
+        go: "BenchmarkBackoffNext1000Ids",
+        ours: "backoff/next/1000-ids",
+        kind: Kind::Time,
+    },
+];
+
+/// The crates whose criterion benchmarks the table uses.
+const OUR_CRATES: &[&str] = &["kube-workqueue", "kube-flowcontrol"];
+
+/// Options of `bench --peers`.
+pub struct Options {
+    pub quick: bool,
+    pub rounds: usize,
+}
+
+/// What the Go side needs, once found.
+struct GoSide {
+    go: PathBuf,
+    go_version: String,
+    source_tree: PathBuf,
+    client_go: String,
+    benchmarks: PathBuf,
+}
+
+pub fn run(root: &Path, options: &Options) -> Result<(), String> {
+    let go_side = match find_go_side(root) {
+        Ok(side) => Some(side),
+        Err(missing) => {
+            eprintln!(
+                "xtask: client-go's benchmarks cannot run ({missing}); running ours alone.\n\
+                 Set GO (a Go toolchain), K8S_SRC (a Kubernetes source tree with vendor/, see \
+                 ../shared/realk8s/README.md) and PEERS_GO (peermicro_test.go) to compare."
+            );
+            None
+        }
+    };
+    let binary = match &go_side {
+        Some(side) => Some(build_go(root, side)?),
+        None => None,
+    };
+    build_ours(root)?;
+
+    let load_before = load_average();
+    let mut go_samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut our_samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for round in 1..=options.rounds {
+        let go_first = round % 2 == 1;
+        for side in if go_first { [0, 1] } else { [1, 0] } {
+            match (side, &binary) {
+                (0, Some(binary)) => {
+                    eprintln!("== round {round}/{}: client-go", options.rounds);
+                    for (name, value) in run_go(binary, options.quick)? {
+                        go_samples.entry(name).or_default().push(value);
+                    }
+                }
+                (0, None) => {}
+                _ => {
+                    eprintln!("== round {round}/{}: ours", options.rounds);
+                    for (id, mean_ns) in run_ours(root, options.quick)? {
+                        our_samples.entry(id).or_default().push(mean_ns);
+                    }
+                }
+            }
+        }
+    }
+    let load_after = load_average();
+
+    let table = render(
+        go_side.as_ref(),
+        &go_samples,
+        &our_samples,
+        options,
+        &load_before,
+        &load_after,
+    );
+    println!("{table}");
+    let out = target_dir(root).join("peers").join("table.md");
+    if let Some(parent) = out.parent() {
+        fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    fs::write(&out, &table).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    eprintln!("xtask: table written to {}", out.display());
+    Ok(())
+}
+
+fn find_go_side(root: &Path) -> Result<GoSide, String> {
+    let go = env::var_os("GO").map_or_else(|| PathBuf::from("go"), PathBuf::from);
+    let go_version = Command::new(&go)
+        .arg("version")
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .ok_or_else(|| format!("no Go toolchain (`{} version` failed)", go.display()))?;
+    let source_tree =
+        env::var_os("K8S_SRC").map_or_else(|| PathBuf::from("/tmp/k8s-src"), PathBuf::from);
+    for needed in [
+        "vendor/modules.txt",
+        "staging/src/k8s.io/client-go/util/workqueue",
+    ] {
+        if !source_tree.join(needed).exists() {
+            return Err(format!(
+                "no Kubernetes source tree with vendor/ at {} (missing {needed})",
+                source_tree.display()
+            ));
+        }
+    }
+    let client_go = kube_version(&source_tree);
+    let benchmarks = env::var_os("PEERS_GO").map_or_else(
+        || root.join("../shared/peers/go/peermicro_test.go"),
+        PathBuf::from,
+    );
+    if !benchmarks.is_file() {
+        return Err(format!("no Go benchmark file at {}", benchmarks.display()));
+    }
+    Ok(GoSide {
+        go,
+        go_version,
+        source_tree,
+        client_go,
+        benchmarks,
+    })
+}
+
+/// The Kubernetes minor version of the source tree (component-base's
+/// `DefaultKubeBinaryVersion`), as "client-go of the v1.N line".
+fn kube_version(source_tree: &Path) -> String {
+    let base = source_tree.join("staging/src/k8s.io/component-base/version/base.go");
+    let version = fs::read_to_string(base).ok().and_then(|text| {
+        text.lines()
+            .find(|line| line.contains("DefaultKubeBinaryVersion ="))
+            .and_then(|line| line.split('"').nth(1).map(str::to_string))
+    });
+    match version {
+        Some(version) => format!(
+            "client-go of the v{version} line ({})",
+            source_tree.display()
+        ),
+        None => format!("client-go from {}", source_tree.display()),
+    }
+}
+
+fn build_go(root: &Path, side: &GoSide) -> Result<PathBuf, String> {
+    let package = side.source_tree.join("cmd/kube-toolkit-peermicro");
+    fs::create_dir_all(&package)
+        .map_err(|e| format!("cannot create {}: {e}", package.display()))?;
+    fs::copy(&side.benchmarks, package.join("peermicro_test.go"))
+        .map_err(|e| format!("cannot copy {}: {e}", side.benchmarks.display()))?;
+    let out_dir = target_dir(root).join("peers");
+    fs::create_dir_all(&out_dir)
+        .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    let binary = out_dir.join("peermicro.test");
+    eprintln!(
+        "== go test -c ./cmd/kube-toolkit-peermicro ({})",
+        side.go_version
+    );
+    let mut command = Command::new(&side.go);
+    command
+        .current_dir(&side.source_tree)
+        .env("GOTOOLCHAIN", "local")
+        .env("GOFLAGS", "-mod=vendor")
+        .env("GOPROXY", "off")
+        .env("CGO_ENABLED", "0")
+        .args(["test", "-c", "-o"])
+        .arg(&binary)
+        .arg("./cmd/kube-toolkit-peermicro");
+    if env::var_os("GOCACHE").is_none() {
+        command.env("GOCACHE", out_dir.join("gocache"));
+    }
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", side.go.display()))?;
+    if !status.success() {
+        return Err(format!("building client-go's benchmarks failed ({status})"));
+    }
+    Ok(binary)
+}
+
+fn build_ours(root: &Path) -> Result<(), String> {
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut command = Command::new(cargo);
+    command.current_dir(root).args(["bench", "--no-run"]);
+    for krate in OUR_CRATES {
+        command.args(["-p", krate]);
+    }
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("building our benchmarks failed ({status})"));
+    }
+    Ok(())
+}
+
+/// Runs Go's benchmarks once; returns (name, ns/op or M items/s) per benchmark.
+fn run_go(binary: &Path, quick: bool) -> Result<Vec<(String, f64)>, String> {
+    let output = Command::new(binary)
+        .args(["-test.run", "^$", "-test.bench", ".", "-test.benchtime"])
+        .arg(if quick { "300ms" } else { "1s" })
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "client-go's benchmarks failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(parse_go(&String::from_utf8_lossy(&output.stdout)))
+}
+
+/// Parses `go test -bench` lines: `BenchmarkX-2  N  123 ns/op  [4.5 Mitems/s]`. A benchmark
+/// with a `Mitems/s` metric is reported by it, any other by its ns/op.
+fn parse_go(text: &str) -> Vec<(String, f64)> {
+    let mut results = Vec::new();
+    for line in text.lines().filter(|line| line.starts_with("Benchmark")) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let Some(name) = fields.first() else { continue };
+        let name = match name.rsplit_once('-') {
+            Some((base, procs)) if procs.chars().all(|c| c.is_ascii_digit()) => base,
+            _ => name,
+        };
+        let metric = |unit: &str| {
+            fields
+                .windows(2)
+                .find(|pair| pair[1] == unit)
+                .and_then(|pair| pair[0].parse::<f64>().ok())
+        };
+        if let Some(value) = metric("Mitems/s").or_else(|| metric("ns/op")) {
+            results.push((name.to_string(), value));
+        }
+    }
+    results
+}
+
+/// Runs our criterion benchmarks once; returns (criterion id, mean ns) per benchmark.
+fn run_ours(root: &Path, quick: bool) -> Result<Vec<(String, f64)>, String> {
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let started = SystemTime::now();
+    for krate in OUR_CRATES {
+        let mut command = Command::new(&cargo);
+        command
+            .current_dir(root)
+            .args(["bench", "--quiet", "-p", krate, "--benches", "--"])
+            .args(["--noplot", "--warm-up-time"])
+            .arg(if quick { "1" } else { "2" })
+            .arg("--measurement-time")
+            .arg(if quick { "2" } else { "4" });
+        let status = command
+            .status()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        if !status.success() {
+            return Err(format!("benchmarks of {krate} failed ({status})"));
+        }
+    }
+    let mut rows: Vec<Row> = Vec::new();
+    collect_estimates(&target_dir(root).join("criterion"), started, &mut rows);
+    Ok(rows.into_iter().map(|(id, mean, _)| (id, mean)).collect())
+}
+
+fn median(values: &[f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    Some(if sorted.len().is_multiple_of(2) {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    } else {
+        sorted[mid]
+    })
+}
+
+fn render(
+    go_side: Option<&GoSide>,
+    go_samples: &BTreeMap<String, Vec<f64>>,
+    our_samples: &BTreeMap<String, Vec<f64>>,
+    options: &Options,
+    load_before: &str,
+    load_after: &str,
+) -> String {
+    let mut out = String::new();
+    let date = command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    let head = command_line("git", &["rev-parse", "--short", "HEAD"]);
+    out.push_str(&format!(
+        "Measured {date} on {} ({} cores), ours at {head}; {} round(s){}, medians.\n",
+        cpu_model(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        options.rounds,
+        if options.quick { " (quick)" } else { "" },
+    ));
+    match go_side {
+        Some(side) => out.push_str(&format!(
+            "Peer: {}, built with {}, run interleaved with ours.\n",
+            side.client_go, side.go_version
+        )),
+        None => out.push_str("Peer: not run (no Go toolchain or Kubernetes source tree).\n"),
+    }
+    out.push_str(&format!(
+        "Load average (1/5/15 min): {load_before} before, {load_after} after.\n\n"
+    ));
+    out.push_str("| operation | client-go | ours | ours vs client-go |\n");
+    out.push_str("| --- | ---: | ---: | ---: |\n");
+    for pair in PAIRS {
+        let ours = our_samples.get(pair.ours).and_then(|v| median(v));
+        let go = go_samples.get(pair.go).and_then(|v| median(v));
+        let (go_text, ours_text, ratio) = match pair.kind {
+            Kind::Time => (
+                go.map(human_time),
+                ours.map(human_time),
+                go.zip(ours).map(|(go, ours)| go / ours),
+            ),
+            Kind::Throughput(items) => {
+                // criterion gives the mean time of one run of `items`; Go its M items/s.
+                let ours = ours.map(|ns| items / (ns / 1e9) / 1e6);
+                (
+                    go.map(|m| format!("{m:.2} M items/s")),
+                    ours.map(|m| format!("{m:.2} M items/s")),
+                    go.zip(ours).map(|(go, ours)| ours / go),
+                )
+            }
+        };
+        let ratio = ratio.map_or_else(
+            || "-".to_string(),
+            |r| {
+                if r >= 1.0 {
+                    format!("{r:.2}x faster")
+                } else {
+                    format!("{:.2}x slower", 1.0 / r)
+                }
+            },
+        );
+        out.push_str(&format!(
+            "| {} | {} | {} | {ratio} |\n",
+            pair.label,
+            go_text.unwrap_or_else(|| "-".to_string()),
+            ours_text.unwrap_or_else(|| "-".to_string()),
+        ));
+    }
+    out
+}
+
+fn command_line(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map_or_else(
+            || "?".to_string(),
+            |out| String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        )
+}
+
+fn cpu_model() -> String {
+    fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split_once(':'))
+                .map(|(_, model)| model.trim().to_string())
+        })
+        .unwrap_or_else(|| "an unknown CPU".to_string())
+}
+
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|| "?".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_go_benchmark_lines() {
+        let text = "goos: linux\n\
+            BenchmarkQueueAddDedupHit-2   \t57000000\t        20.9 ns/op\n\
+            BenchmarkQueue8Producers/1_workers-2 \t 30\t  44000000 ns/op\t 1.81 Mitems/s\n\
+            BenchmarkRateAllowParallel/2-goroutines-2 \t 1000\t 85.0 ns/op\n\
+            PASS\n";
+        assert_eq!(
+            parse_go(text),
+            vec![
+                ("BenchmarkQueueAddDedupHit".to_string(), 20.9),
+                ("BenchmarkQueue8Producers/1_workers".to_string(), 1.81),
+                ("BenchmarkRateAllowParallel/2-goroutines".to_string(), 85.0),
+            ]
+        );
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(&[]), None);
+    }
+}
