@@ -137,9 +137,11 @@ impl Ord for Due {
     }
 }
 
-/// A waiting item and its current ready time; `seq` identifies its live heap entry.
+/// A waiting item and its current ready time; `seq` identifies its live heap entry. The item's
+/// hash is kept so that neither growing the index nor removing the item hashes it again.
 struct Live<T> {
     item: T,
+    hash: u64,
     ready_at: Instant,
     seq: u64,
 }
@@ -217,7 +219,6 @@ impl<T: Hash + Eq> Waiting<T> {
             slots,
             free,
             index,
-            hasher,
             heap,
             ..
         } = self;
@@ -244,6 +245,7 @@ impl<T: Hash + Eq> Waiting<T> {
             None => {
                 let live = Live {
                     item,
+                    hash,
                     ready_at,
                     seq,
                 };
@@ -261,7 +263,7 @@ impl<T: Hash + Eq> Waiting<T> {
                     slots
                         .get(slot)
                         .and_then(Option::as_ref)
-                        .map_or(0, |live| hasher.hash_one(&live.item))
+                        .map_or(0, |live| live.hash)
                 });
                 slot
             }
@@ -292,8 +294,7 @@ impl<T: Hash + Eq> Waiting<T> {
             let Some(live) = self.slots.get_mut(due.slot).and_then(Option::take) else {
                 continue; // is_live checked that the slot is occupied
             };
-            let hash = self.hasher.hash_one(&live.item);
-            if let Ok(entry) = self.index.find_entry(hash, |&slot| slot == due.slot) {
+            if let Ok(entry) = self.index.find_entry(live.hash, |&slot| slot == due.slot) {
                 entry.remove();
             }
             self.free.push(due.slot);
