@@ -20,13 +20,15 @@ use crate::runtime::{Spawner, block_on};
 
 mod state;
 
-use state::{Pop, State};
+use state::{Hasher, Pop, State};
 
 pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// The state shared by every handle of one queue.
 struct Shared<T> {
     state: Mutex<State<T>>,
+    /// Hashes items before the lock is taken.
+    hasher: Hasher,
     /// Wakes getters when an item is queued or the queue shuts down.
     not_empty: Notify,
     /// Wakes `shut_down_with_drain` when the last item being processed is done.
@@ -130,6 +132,7 @@ where
         let queue = WorkQueue {
             shared: Arc::new(Shared {
                 state: Mutex::new(State::new()),
+                hasher: Hasher::default(),
                 not_empty: Notify::new(),
                 drained: Notify::new(),
                 shutting_down: AtomicBool::new(false),
@@ -166,13 +169,14 @@ where
     /// through `tracing` and counted by [`dropped`](WorkQueue::dropped).
     #[inline]
     pub fn add(&self, item: T) {
+        let hash = self.shared.hasher.hash(&item);
         let mut state = self.shared.state.lock();
         if state.shutting_down {
             drop(state);
             self.shared.record_dropped(1, "added after shutdown");
             return;
         }
-        let queued = state.insert(item, self.shared.metrics.as_ref());
+        let queued = state.insert(hash, item, self.shared.metrics.as_ref());
         let wake = queued && state.idle_getters > 0;
         drop(state);
         if wake {
@@ -189,13 +193,15 @@ where
         T: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = T> + ?Sized,
     {
+        // `Borrow` promises that `Q` hashes like `T`.
+        let hash = self.shared.hasher.hash(item);
         let mut state = self.shared.state.lock();
         if state.shutting_down {
             drop(state);
             self.shared.record_dropped(1, "added after shutdown");
             return;
         }
-        let queued = state.insert_ref(item, self.shared.metrics.as_ref());
+        let queued = state.insert_ref(hash, item, self.shared.metrics.as_ref());
         let wake = queued && state.idle_getters > 0;
         drop(state);
         if wake {
@@ -208,7 +214,11 @@ where
     /// The iterator runs before the lock is taken (its items are collected first), so an
     /// iterator that looks at or adds to this queue does not deadlock.
     pub fn add_all<I: IntoIterator<Item = T>>(&self, items: I) {
-        let items: Vec<T> = items.into_iter().collect();
+        let hasher = &self.shared.hasher;
+        let items: Vec<(u64, T)> = items
+            .into_iter()
+            .map(|item| (hasher.hash(&item), item))
+            .collect();
         if items.is_empty() {
             return;
         }
@@ -220,8 +230,8 @@ where
             return;
         }
         let mut queued = 0usize;
-        for item in items {
-            queued += usize::from(state.insert(item, self.shared.metrics.as_ref()));
+        for (hash, item) in items {
+            queued += usize::from(state.insert(hash, item, self.shared.metrics.as_ref()));
         }
         let wake = queued.min(state.idle_getters);
         drop(state);
@@ -363,8 +373,9 @@ where
     /// `warn` level; client-go would queue the item a second time).
     #[inline]
     pub fn done(&self, item: &T) {
+        let hash = self.shared.hasher.hash(item);
         let mut state = self.shared.state.lock();
-        let Some(requeued) = state.finish(item, self.shared.metrics.as_ref()) else {
+        let Some(requeued) = state.finish(hash, item, self.shared.metrics.as_ref()) else {
             drop(state);
             tracing::warn!(
                 queue = %self.shared.name,

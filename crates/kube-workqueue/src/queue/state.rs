@@ -5,7 +5,8 @@
 //! an add moves the caller's item into its slot without copying it, `get` reaches the item
 //! through its slot without hashing it again (the one copy is the item handed out), and `done`
 //! of an item added meanwhile puts its slot back in the FIFO without a copy either. Per
-//! add/get/done cycle: two hashes, two probes, one copy.
+//! add/get/done cycle: two hashes, two probes, one copy. The hashes are computed by the
+//! caller before it takes the lock ([`Hasher`]), so the lock is held only for the probes.
 
 use std::borrow::Borrow;
 use std::collections::VecDeque;
@@ -64,6 +65,19 @@ impl<T> Entry<T> {
     }
 }
 
+/// Hashes items for one queue's index; lives outside the lock, so items are hashed before it is
+/// taken.
+#[derive(Debug, Default)]
+pub(super) struct Hasher(foldhash::fast::RandomState);
+
+impl Hasher {
+    /// The hash of `item` in the queue's index (a borrowed form hashes like its owner).
+    #[inline]
+    pub(super) fn hash<Q: Hash + ?Sized>(&self, item: &Q) -> u64 {
+        self.0.hash_one(item)
+    }
+}
+
 /// What a `get` found.
 pub(super) enum Pop<T> {
     Item(T),
@@ -78,7 +92,6 @@ pub(super) struct State<T> {
     free: Vec<usize>,
     /// Slot numbers, hashed by their item.
     index: HashTable<usize>,
-    hasher: foldhash::fast::RandomState,
     /// The order in which dirty items that are not being processed are handed out.
     fifo: VecDeque<usize>,
     /// How many items are being processed.
@@ -95,7 +108,6 @@ impl<T> State<T> {
             slots: Vec::new(),
             free: Vec::new(),
             index: HashTable::new(),
-            hasher: foldhash::fast::RandomState::default(),
             fifo: VecDeque::new(),
             processing: 0,
             shutting_down: false,
@@ -136,10 +148,10 @@ impl<T> State<T> {
 }
 
 impl<T: Hash + Eq + Clone> State<T> {
-    /// Marks `item` dirty; returns whether it went into the FIFO.
+    /// Marks `item` (whose [`Hasher::hash`] is `hash`) dirty; returns whether it went into the
+    /// FIFO.
     #[inline]
-    pub(super) fn insert(&mut self, item: T, metrics: Option<&QueueMetrics>) -> bool {
-        let hash = self.hasher.hash_one(&item);
+    pub(super) fn insert(&mut self, hash: u64, item: T, metrics: Option<&QueueMetrics>) -> bool {
         let slots = &self.slots;
         let found = self
             .index
@@ -157,13 +169,16 @@ impl<T: Hash + Eq + Clone> State<T> {
 
     /// [`insert`](State::insert) from a borrowed item: copies it only if it is new.
     #[inline]
-    pub(super) fn insert_ref<Q>(&mut self, item: &Q, metrics: Option<&QueueMetrics>) -> bool
+    pub(super) fn insert_ref<Q>(
+        &mut self,
+        hash: u64,
+        item: &Q,
+        metrics: Option<&QueueMetrics>,
+    ) -> bool
     where
         T: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = T> + ?Sized,
     {
-        // `Borrow` promises that `Q` hashes like `T`.
-        let hash = self.hasher.hash_one(item);
         let slots = &self.slots;
         let found = self
             .index
@@ -218,11 +233,15 @@ impl<T: Hash + Eq + Clone> State<T> {
         }
     }
 
-    /// Marks `item` done; returns `None` if it was not being processed, else whether it went
-    /// back into the FIFO.
+    /// Marks `item` (whose [`Hasher::hash`] is `hash`) done; returns `None` if it was not being
+    /// processed, else whether it went back into the FIFO.
     #[inline]
-    pub(super) fn finish(&mut self, item: &T, metrics: Option<&QueueMetrics>) -> Option<bool> {
-        let hash = self.hasher.hash_one(item);
+    pub(super) fn finish(
+        &mut self,
+        hash: u64,
+        item: &T,
+        metrics: Option<&QueueMetrics>,
+    ) -> Option<bool> {
         let slots = &self.slots;
         let Ok(found) = self
             .index
