@@ -3,7 +3,7 @@
 //! * `cargo xtask bench [--quick] [CRATE...]` runs the criterion benchmarks of every crate that
 //!   has a `benches/` folder (or only the named crates) and prints a summary table read from
 //!   criterion's `target/criterion/**/new/estimates.json` files.
-//! * `cargo xtask bench --peers [--quick] [--rounds N]` runs the workqueue and flowcontrol
+//! * `cargo xtask bench --peers [--quick] [--rounds N] [--baseline EXE]...` runs the workqueue and flowcontrol
 //!   benchmarks interleaved with client-go's (see [`peers`]) and prints one table with both
 //!   columns and the ratio.
 //! * `cargo xtask e2e` starts the `kube-testserver` binary and drives it with a real kubectl
@@ -44,7 +44,7 @@ fn print_usage() {
         "usage: cargo xtask <command>\n\n\
          commands:\n  \
          bench [--quick] [CRATE...]  run criterion benchmarks and print a summary table\n  \
-         bench --peers [--quick] [--rounds N]  ours and client-go's, interleaved, one table\n  \
+         bench --peers [--quick] [--rounds N] [--baseline EXE]...  ours and client-go's, interleaved, one table\n  \
          e2e [--embedded|--kubeconfig PATH|--kind]  examples end to end; kubectl vs kube-testserver\n"
     );
 }
@@ -84,7 +84,19 @@ fn bench(args: &[String]) -> Result<(), String> {
             None if quick => 1,
             None => 3,
         };
-        return peers::run(&root, &peers::Options { quick, rounds });
+        let baseline = args
+            .windows(2)
+            .filter(|pair| pair[0] == "--baseline")
+            .map(|pair| PathBuf::from(&pair[1]))
+            .collect();
+        return peers::run(
+            &root,
+            &peers::Options {
+                quick,
+                rounds,
+                baseline,
+            },
+        );
     }
     let requested: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     let available = crates_with_benches(&root)?;

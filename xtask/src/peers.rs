@@ -10,6 +10,11 @@
 //! odd rounds, ours first in even ones), so both sides see the same machine; the table gives the
 //! median of the rounds for each side and their ratio. Without Go or the source tree, it says
 //! what is missing and runs ours alone.
+//!
+//! `--baseline EXE` (repeatable) also runs an older build's criterion executables (say the
+//! `target/release/deps/workqueue-*` and `flowcontrol-*` of a previous commit, copied aside) in
+//! every round, and adds their figures as a "before" column: a before/after table from one
+//! sitting.
 
 use std::collections::BTreeMap;
 use std::env;
@@ -121,6 +126,8 @@ const OUR_CRATES: &[&str] = &["kube-workqueue", "kube-flowcontrol"];
 pub struct Options {
     pub quick: bool,
     pub rounds: usize,
+    /// Criterion executables of an older build, run each round as the "before" column.
+    pub baseline: Vec<PathBuf>,
 }
 
 /// What the Go side needs, once found.
@@ -153,7 +160,14 @@ pub fn run(root: &Path, options: &Options) -> Result<(), String> {
     let load_before = load_average();
     let mut go_samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut our_samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut before_samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for round in 1..=options.rounds {
+        if !options.baseline.is_empty() {
+            eprintln!("== round {round}/{}: before (baseline)", options.rounds);
+            for (id, mean_ns) in run_baseline(root, &options.baseline, options.quick)? {
+                before_samples.entry(id).or_default().push(mean_ns);
+            }
+        }
         let go_first = round % 2 == 1;
         for side in if go_first { [0, 1] } else { [1, 0] } {
             match (side, &binary) {
@@ -179,6 +193,7 @@ pub fn run(root: &Path, options: &Options) -> Result<(), String> {
         go_side.as_ref(),
         &go_samples,
         &our_samples,
+        &before_samples,
         options,
         &load_before,
         &load_after,
@@ -344,6 +359,44 @@ fn parse_go(text: &str) -> Vec<(String, f64)> {
     results
 }
 
+/// The criterion options of every run.
+fn criterion_args(quick: bool) -> [&'static str; 5] {
+    [
+        "--noplot",
+        "--warm-up-time",
+        if quick { "1" } else { "2" },
+        "--measurement-time",
+        if quick { "2" } else { "4" },
+    ]
+}
+
+/// Runs the baseline's criterion executables once, with their results kept apart from ours;
+/// returns (criterion id, mean ns) per benchmark.
+fn run_baseline(
+    root: &Path,
+    executables: &[PathBuf],
+    quick: bool,
+) -> Result<Vec<(String, f64)>, String> {
+    let home = target_dir(root).join("peers").join("baseline-criterion");
+    let started = SystemTime::now();
+    for exe in executables {
+        let status = Command::new(exe)
+            .current_dir(root)
+            .env("CRITERION_HOME", &home)
+            .arg("--bench")
+            .args(criterion_args(quick))
+            .stdout(std::process::Stdio::null())
+            .status()
+            .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+        if !status.success() {
+            return Err(format!("baseline {} failed ({status})", exe.display()));
+        }
+    }
+    let mut rows: Vec<Row> = Vec::new();
+    collect_estimates(&home, started, &mut rows);
+    Ok(rows.into_iter().map(|(id, mean, _)| (id, mean)).collect())
+}
+
 /// Runs our criterion benchmarks once; returns (criterion id, mean ns) per benchmark.
 fn run_ours(root: &Path, quick: bool) -> Result<Vec<(String, f64)>, String> {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
@@ -353,10 +406,7 @@ fn run_ours(root: &Path, quick: bool) -> Result<Vec<(String, f64)>, String> {
         command
             .current_dir(root)
             .args(["bench", "--quiet", "-p", krate, "--benches", "--"])
-            .args(["--noplot", "--warm-up-time"])
-            .arg(if quick { "1" } else { "2" })
-            .arg("--measurement-time")
-            .arg(if quick { "2" } else { "4" });
+            .args(criterion_args(quick));
         let status = command
             .status()
             .map_err(|e| format!("cannot run cargo: {e}"))?;
@@ -387,6 +437,7 @@ fn render(
     go_side: Option<&GoSide>,
     go_samples: &BTreeMap<String, Vec<f64>>,
     our_samples: &BTreeMap<String, Vec<f64>>,
+    before_samples: &BTreeMap<String, Vec<f64>>,
     options: &Options,
     load_before: &str,
     load_after: &str,
@@ -411,45 +462,104 @@ fn render(
     out.push_str(&format!(
         "Load average (1/5/15 min): {load_before} before, {load_after} after.\n\n"
     ));
-    out.push_str("| operation | client-go | ours | ours vs client-go |\n");
-    out.push_str("| --- | ---: | ---: | ---: |\n");
-    for pair in PAIRS {
-        let ours = our_samples.get(pair.ours).and_then(|v| median(v));
-        let go = go_samples.get(pair.go).and_then(|v| median(v));
-        let (go_text, ours_text, ratio) = match pair.kind {
-            Kind::Time => (
-                go.map(human_time),
-                ours.map(human_time),
-                go.zip(ours).map(|(go, ours)| go / ours),
-            ),
-            Kind::Throughput(items) => {
-                // criterion gives the mean time of one run of `items`; Go its M items/s.
-                let ours = ours.map(|ns| items / (ns / 1e9) / 1e6);
-                (
-                    go.map(|m| format!("{m:.2} M items/s")),
-                    ours.map(|m| format!("{m:.2} M items/s")),
-                    go.zip(ours).map(|(go, ours)| ours / go),
-                )
-            }
-        };
-        let ratio = ratio.map_or_else(
-            || "-".to_string(),
-            |r| {
-                if r >= 1.0 {
-                    format!("{r:.2}x faster")
-                } else {
-                    format!("{:.2}x slower", 1.0 / r)
-                }
-            },
-        );
+    let with_before = !before_samples.is_empty();
+    if with_before {
         out.push_str(&format!(
-            "| {} | {} | {} | {ratio} |\n",
-            pair.label,
-            go_text.unwrap_or_else(|| "-".to_string()),
-            ours_text.unwrap_or_else(|| "-".to_string()),
+            "Before: {}.\n\n",
+            options
+                .baseline
+                .iter()
+                .map(|exe| exe.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
+        out.push_str(
+            "| operation | client-go | ours before | ours | before vs client-go | ours vs client-go |\n",
+        );
+        out.push_str("| --- | ---: | ---: | ---: | ---: | ---: |\n");
+    } else {
+        out.push_str("| operation | client-go | ours | ours vs client-go |\n");
+        out.push_str("| --- | ---: | ---: | ---: |\n");
+    }
+    for pair in PAIRS {
+        let go = go_samples.get(pair.go).and_then(|v| median(v));
+        let ours = figure(
+            pair.kind,
+            our_samples.get(pair.ours).and_then(|v| median(v)),
+        );
+        let before = figure(
+            pair.kind,
+            before_samples.get(pair.ours).and_then(|v| median(v)),
+        );
+        let go_text = go.map(|go| match pair.kind {
+            Kind::Time => human_time(go),
+            Kind::Throughput(_) => format!("{go:.2} M items/s"),
+        });
+        let dash = || "-".to_string();
+        if with_before {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} |\n",
+                pair.label,
+                go_text.unwrap_or_else(dash),
+                before.as_ref().map(|f| f.text.clone()).unwrap_or_else(dash),
+                ours.as_ref().map(|f| f.text.clone()).unwrap_or_else(dash),
+                ratio(pair.kind, go, before.as_ref().map(|f| f.value)),
+                ratio(pair.kind, go, ours.as_ref().map(|f| f.value)),
+            ));
+        } else {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                pair.label,
+                go_text.unwrap_or_else(dash),
+                ours.as_ref().map(|f| f.text.clone()).unwrap_or_else(dash),
+                ratio(pair.kind, go, ours.as_ref().map(|f| f.value)),
+            ));
+        }
     }
     out
+}
+
+/// One of our figures, as the table shows it.
+#[derive(Clone)]
+struct Figure {
+    /// ns per operation, or M items/s.
+    value: f64,
+    text: String,
+}
+
+/// Our criterion mean (ns per iteration) as the row reads: time, or M items/s for a run of
+/// `items` (Go reports its M items/s directly).
+fn figure(kind: Kind, mean_ns: Option<f64>) -> Option<Figure> {
+    let mean_ns = mean_ns?;
+    Some(match kind {
+        Kind::Time => Figure {
+            value: mean_ns,
+            text: human_time(mean_ns),
+        },
+        Kind::Throughput(items) => {
+            let per_second = items / (mean_ns / 1e9) / 1e6;
+            Figure {
+                value: per_second,
+                text: format!("{per_second:.2} M items/s"),
+            }
+        }
+    })
+}
+
+/// How ours compares with Go's: "1.50x faster" or "1.20x slower".
+fn ratio(kind: Kind, go: Option<f64>, ours: Option<f64>) -> String {
+    let Some((go, ours)) = go.zip(ours) else {
+        return "-".to_string();
+    };
+    let speedup = match kind {
+        Kind::Time => go / ours,
+        Kind::Throughput(_) => ours / go,
+    };
+    if speedup >= 1.0 {
+        format!("{speedup:.2}x faster")
+    } else {
+        format!("{:.2}x slower", 1.0 / speedup)
+    }
 }
 
 fn command_line(program: &str, args: &[&str]) -> String {
