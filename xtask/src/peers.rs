@@ -6,9 +6,9 @@
 //! toolchain named by `GO` or found on `PATH`, offline:
 //! `GOTOOLCHAIN=local GOFLAGS=-mod=vendor GOPROXY=off CGO_ENABLED=0 go test -c`.
 //!
-//! Each round runs Go's benchmarks and our criterion benchmarks one after the other (Go first in
-//! odd rounds, ours first in even ones), so both sides see the same machine; the table gives the
-//! median of the rounds for each side and their ratio. Without Go or the source tree, it says
+//! Each round runs every benchmark on each side one after the other, benchmark by benchmark and in
+//! a rotating order, so that both sides see the same machine; the table gives the median of the
+//! rounds for each side and their ratio. Without Go or the source tree, it says
 //! what is missing and runs ours alone.
 //!
 //! `--baseline EXE` (repeatable) also runs an older build's criterion executables (say the
@@ -155,33 +155,58 @@ pub fn run(root: &Path, options: &Options) -> Result<(), String> {
         Some(side) => Some(build_go(root, side)?),
         None => None,
     };
-    build_ours(root)?;
+    let ours = build_ours(root)?;
+    let our_home = target_dir(root).join("criterion");
+    let before_home = target_dir(root).join("peers").join("baseline-criterion");
 
     let load_before = load_average();
     let mut go_samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut our_samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut before_samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for round in 1..=options.rounds {
-        if !options.baseline.is_empty() {
-            eprintln!("== round {round}/{}: before (baseline)", options.rounds);
-            for (id, mean_ns) in run_baseline(root, &options.baseline, options.quick)? {
-                before_samples.entry(id).or_default().push(mean_ns);
-            }
-        }
-        let go_first = round % 2 == 1;
-        for side in if go_first { [0, 1] } else { [1, 0] } {
-            match (side, &binary) {
-                (0, Some(binary)) => {
-                    eprintln!("== round {round}/{}: client-go", options.rounds);
-                    for (name, value) in run_go(binary, options.quick)? {
-                        go_samples.entry(name).or_default().push(value);
+        eprintln!("== round {round}/{}", options.rounds);
+        for (index, pair) in PAIRS.iter().enumerate() {
+            // Benchmark by benchmark, in an order that rotates, so that a change in the
+            // machine's load falls on every side alike.
+            let mut sides = [Side::Before, Side::Go, Side::Ours];
+            sides.rotate_left((index + round) % 3);
+            for side in sides {
+                match side {
+                    Side::Go => {
+                        let Some(binary) = &binary else { continue };
+                        if let Some(value) = run_go(binary, pair.go, options.quick)? {
+                            go_samples
+                                .entry(pair.go.to_string())
+                                .or_default()
+                                .push(value);
+                        }
                     }
-                }
-                (0, None) => {}
-                _ => {
-                    eprintln!("== round {round}/{}: ours", options.rounds);
-                    for (id, mean_ns) in run_ours(root, options.quick)? {
-                        our_samples.entry(id).or_default().push(mean_ns);
+                    Side::Ours => {
+                        if let Some(mean) =
+                            run_criterion(root, &ours, &our_home, pair.ours, options.quick)?
+                        {
+                            our_samples
+                                .entry(pair.ours.to_string())
+                                .or_default()
+                                .push(mean);
+                        }
+                    }
+                    Side::Before => {
+                        if options.baseline.is_empty() {
+                            continue;
+                        }
+                        if let Some(mean) = run_criterion(
+                            root,
+                            &options.baseline,
+                            &before_home,
+                            pair.ours,
+                            options.quick,
+                        )? {
+                            before_samples
+                                .entry(pair.ours.to_string())
+                                .or_default()
+                                .push(mean);
+                        }
                     }
                 }
             }
@@ -302,37 +327,69 @@ fn build_go(root: &Path, side: &GoSide) -> Result<PathBuf, String> {
     Ok(binary)
 }
 
-fn build_ours(root: &Path) -> Result<(), String> {
+/// Builds our benchmark executables; returns their paths (from cargo's "Executable" lines).
+fn build_ours(root: &Path) -> Result<Vec<PathBuf>, String> {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut command = Command::new(cargo);
     command.current_dir(root).args(["bench", "--no-run"]);
     for krate in OUR_CRATES {
         command.args(["-p", krate]);
     }
-    let status = command
-        .status()
+    let output = command
+        .output()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !status.success() {
-        return Err(format!("building our benchmarks failed ({status})"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        return Err(format!("building our benchmarks failed: {stderr}"));
     }
-    Ok(())
+    let executables: Vec<PathBuf> = stderr
+        .lines()
+        .filter(|line| line.trim_start().starts_with("Executable benches/"))
+        .filter_map(|line| {
+            let (_, path) = line.rsplit_once('(')?;
+            Some(root.join(path.trim_end_matches(')')))
+        })
+        .collect();
+    if executables.is_empty() {
+        return Err("cargo bench --no-run named no benchmark executable".to_string());
+    }
+    Ok(executables)
 }
 
-/// Runs Go's benchmarks once; returns (name, ns/op or M items/s) per benchmark.
-fn run_go(binary: &Path, quick: bool) -> Result<Vec<(String, f64)>, String> {
+/// Which build a measurement comes from.
+#[derive(Clone, Copy)]
+enum Side {
+    Go,
+    Ours,
+    Before,
+}
+
+/// Runs one of Go's benchmarks (`name`, sub-benchmark after a `/`); returns its ns/op or
+/// M items/s.
+fn run_go(binary: &Path, name: &str, quick: bool) -> Result<Option<f64>, String> {
+    let pattern = name
+        .split('/')
+        .map(|part| format!("^{part}$"))
+        .collect::<Vec<_>>()
+        .join("/");
     let output = Command::new(binary)
-        .args(["-test.run", "^$", "-test.bench", ".", "-test.benchtime"])
+        .args(["-test.run", "^$", "-test.bench"])
+        .arg(&pattern)
+        .arg("-test.benchtime")
         .arg(if quick { "300ms" } else { "1s" })
         .output()
         .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
     if !output.status.success() {
         return Err(format!(
-            "client-go's benchmarks failed ({}): {}",
+            "client-go's benchmark {name} failed ({}): {}",
             output.status,
             String::from_utf8_lossy(&output.stderr)
         ));
     }
-    Ok(parse_go(&String::from_utf8_lossy(&output.stdout)))
+    Ok(parse_go(&String::from_utf8_lossy(&output.stdout))
+        .into_iter()
+        .find(|(found, _)| found == name)
+        .map(|(_, value)| value))
 }
 
 /// Parses `go test -bench` lines: `BenchmarkX-2  N  123 ns/op  [4.5 Mitems/s]`. A benchmark
@@ -370,53 +427,36 @@ fn criterion_args(quick: bool) -> [&'static str; 5] {
     ]
 }
 
-/// Runs the baseline's criterion executables once, with their results kept apart from ours;
-/// returns (criterion id, mean ns) per benchmark.
-fn run_baseline(
+/// Runs the criterion benchmark `id` from whichever of `executables` has it, its results going
+/// under `home`; returns its mean time per iteration in ns.
+fn run_criterion(
     root: &Path,
     executables: &[PathBuf],
+    home: &Path,
+    id: &str,
     quick: bool,
-) -> Result<Vec<(String, f64)>, String> {
-    let home = target_dir(root).join("peers").join("baseline-criterion");
+) -> Result<Option<f64>, String> {
     let started = SystemTime::now();
     for exe in executables {
         let status = Command::new(exe)
             .current_dir(root)
-            .env("CRITERION_HOME", &home)
+            .env("CRITERION_HOME", home)
             .arg("--bench")
             .args(criterion_args(quick))
+            .arg(format!("^{id}$"))
             .stdout(std::process::Stdio::null())
             .status()
             .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
         if !status.success() {
-            return Err(format!("baseline {} failed ({status})", exe.display()));
+            return Err(format!("{} failed ({status})", exe.display()));
         }
     }
     let mut rows: Vec<Row> = Vec::new();
-    collect_estimates(&home, started, &mut rows);
-    Ok(rows.into_iter().map(|(id, mean, _)| (id, mean)).collect())
-}
-
-/// Runs our criterion benchmarks once; returns (criterion id, mean ns) per benchmark.
-fn run_ours(root: &Path, quick: bool) -> Result<Vec<(String, f64)>, String> {
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let started = SystemTime::now();
-    for krate in OUR_CRATES {
-        let mut command = Command::new(&cargo);
-        command
-            .current_dir(root)
-            .args(["bench", "--quiet", "-p", krate, "--benches", "--"])
-            .args(criterion_args(quick));
-        let status = command
-            .status()
-            .map_err(|e| format!("cannot run cargo: {e}"))?;
-        if !status.success() {
-            return Err(format!("benchmarks of {krate} failed ({status})"));
-        }
-    }
-    let mut rows: Vec<Row> = Vec::new();
-    collect_estimates(&target_dir(root).join("criterion"), started, &mut rows);
-    Ok(rows.into_iter().map(|(id, mean, _)| (id, mean)).collect())
+    collect_estimates(home, started, &mut rows);
+    Ok(rows
+        .into_iter()
+        .find(|(found, _, _)| found == id)
+        .map(|(_, mean, _)| mean))
 }
 
 fn median(values: &[f64]) -> Option<f64> {
