@@ -55,6 +55,10 @@ const GEN_ONE: u64 = 1 << OFF_BITS;
 /// `last_event` is [`BucketState::implied_last_event`] of the word.
 const IMPLIED: u64 = 1 << 63;
 
+/// After the n-th failed swap in a row, a reservation spins 2^n times (n at most this) before
+/// trying again.
+const MAX_BACKOFF: u32 = 6;
+
 /// The word a slow operation leaves while it holds the bucket.
 const LOCKED_WORD: u128 = (OFF_LOCKED as u128) << 64;
 
@@ -193,6 +197,7 @@ impl AtomicBucket {
     #[inline]
     pub(super) fn reserve(&self, now: i64, n: usize, max_wait: i64) -> RawReservation {
         let mut word = self.load_unlocked();
+        let mut backoff = 0u32;
         loop {
             let (state, base) = self.view(word);
             if state.limit.is_inf() {
@@ -244,6 +249,12 @@ impl AtomicBucket {
                     };
                 }
                 Err(actual) => {
+                    // Another core got there first: let it run a few reservations with the
+                    // cache line to itself rather than taking the line back at once.
+                    for _ in 0..(1u32 << backoff) {
+                        std::hint::spin_loop();
+                    }
+                    backoff = (backoff + 1).min(MAX_BACKOFF);
                     word = actual;
                     if tag_of(word) & OFF_MASK == OFF_LOCKED {
                         word = self.load_unlocked();
