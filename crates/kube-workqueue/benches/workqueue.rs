@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use kube_workqueue::rate_limiter::RateLimiter;
+use kube_workqueue::rate_limiter::ItemRateLimiter;
 use kube_workqueue::{DelayingQueue, WorkQueue, default_controller_rate_limiter};
 
 fn keys(prefix: &str, count: usize) -> Vec<String> {

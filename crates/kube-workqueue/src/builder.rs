@@ -13,7 +13,7 @@ use tokio::runtime::Handle;
 use crate::delaying::DelayingQueue;
 use crate::metrics::{self, MetricsProvider};
 use crate::queue::WorkQueue;
-use crate::rate_limiter::{RateLimiter, default_controller_rate_limiter_with_clock};
+use crate::rate_limiter::{ItemRateLimiter, default_controller_rate_limiter_with_clock};
 use crate::rate_limiting::RateLimitingQueue;
 use crate::runtime::Spawner;
 
@@ -55,7 +55,7 @@ pub struct Delaying;
 
 /// Builds a [`RateLimitingQueue`] with this rate limiter (`None`: client-go's default
 /// controller rate limiter, on the queue's clock).
-pub struct RateLimited<T>(pub(crate) Option<Arc<dyn RateLimiter<T>>>);
+pub struct RateLimited<T>(pub(crate) Option<Arc<dyn ItemRateLimiter<T>>>);
 
 impl<T> fmt::Debug for RateLimited<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -204,7 +204,7 @@ impl<T, K> QueueBuilder<T, K> {
     #[must_use]
     pub fn rate_limiter(
         self,
-        limiter: impl RateLimiter<T> + 'static,
+        limiter: impl ItemRateLimiter<T> + 'static,
     ) -> QueueBuilder<T, RateLimited<T>> {
         QueueBuilder {
             config: self.config,

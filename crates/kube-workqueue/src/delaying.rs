@@ -74,6 +74,8 @@ struct DelayShared<T> {
     queue: WorkQueue<T>,
     clock: SharedClock,
     waiting: Mutex<Waiting<T>>,
+    /// Hashes items for `waiting`'s index before its lock is taken.
+    hasher: foldhash::fast::RandomState,
     signal: Arc<LoopSignal>,
     spawner: Spawner,
     retries: Option<Arc<dyn CounterMetric>>,
@@ -137,9 +139,11 @@ impl Ord for Due {
     }
 }
 
-/// A waiting item and its current ready time; `seq` identifies its live heap entry.
+/// A waiting item and its current ready time; `seq` identifies its live heap entry. The item's
+/// hash is kept so that neither growing the index nor removing the item hashes it again.
 struct Live<T> {
     item: T,
+    hash: u64,
     ready_at: Instant,
     seq: u64,
 }
@@ -157,7 +161,6 @@ struct Waiting<T> {
     slots: Vec<Option<Live<T>>>,
     free: Vec<usize>,
     index: HashTable<usize>,
-    hasher: foldhash::fast::RandomState,
     heap: BinaryHeap<Due>,
     epoch: Instant,
     next_seq: u64,
@@ -170,7 +173,6 @@ impl<T> Waiting<T> {
             slots: Vec::new(),
             free: Vec::new(),
             index: HashTable::new(),
-            hasher: foldhash::fast::RandomState::default(),
             heap: BinaryHeap::new(),
             epoch,
             next_seq: 0,
@@ -207,17 +209,15 @@ impl<T> Waiting<T> {
 }
 
 impl<T: Hash + Eq> Waiting<T> {
-    /// Schedules `item` at `ready_at` unless it is already scheduled no later; returns whether
-    /// the item's ready time changed.
-    fn insert(&mut self, item: T, ready_at: Instant) -> bool {
+    /// Schedules `item` (whose hash by the queue's hasher is `hash`) at `ready_at` unless it is
+    /// already scheduled no later; returns whether the item's ready time changed.
+    fn insert(&mut self, hash: u64, item: T, ready_at: Instant) -> bool {
         let at = self.nanos(ready_at);
         let seq = self.next_seq;
-        let hash = self.hasher.hash_one(&item);
         let Waiting {
             slots,
             free,
             index,
-            hasher,
             heap,
             ..
         } = self;
@@ -244,6 +244,7 @@ impl<T: Hash + Eq> Waiting<T> {
             None => {
                 let live = Live {
                     item,
+                    hash,
                     ready_at,
                     seq,
                 };
@@ -261,7 +262,7 @@ impl<T: Hash + Eq> Waiting<T> {
                     slots
                         .get(slot)
                         .and_then(Option::as_ref)
-                        .map_or(0, |live| hasher.hash_one(&live.item))
+                        .map_or(0, |live| live.hash)
                 });
                 slot
             }
@@ -292,8 +293,7 @@ impl<T: Hash + Eq> Waiting<T> {
             let Some(live) = self.slots.get_mut(due.slot).and_then(Option::take) else {
                 continue; // is_live checked that the slot is occupied
             };
-            let hash = self.hasher.hash_one(&live.item);
-            if let Ok(entry) = self.index.find_entry(hash, |&slot| slot == due.slot) {
+            if let Ok(entry) = self.index.find_entry(live.hash, |&slot| slot == due.slot) {
                 entry.remove();
             }
             self.free.push(due.slot);
@@ -341,6 +341,7 @@ where
                 queue,
                 clock: Arc::clone(&config.clock),
                 waiting: Mutex::new(Waiting::new(config.clock.now())),
+                hasher: foldhash::fast::RandomState::default(),
                 signal: Arc::new(LoopSignal {
                     wake: Notify::new(),
                     stop: CancellationToken::new(),
@@ -371,13 +372,14 @@ where
             return;
         }
         let ready_at = instant_after(shared.clock.now(), delay);
+        let hash = shared.hasher.hash_one(&item);
         let decision = {
             let mut waiting = shared.waiting.lock();
             let state = waiting.state;
             if state == LoopState::Stopped {
                 None
             } else {
-                let earlier = waiting.insert(item, ready_at);
+                let earlier = waiting.insert(hash, item, ready_at);
                 let wake = earlier
                     && match state {
                         LoopState::Idle => true,

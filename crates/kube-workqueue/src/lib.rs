@@ -141,5 +141,5 @@ pub use builder::QueueBuilder;
 pub use delaying::DelayingQueue;
 pub use error::Error;
 pub use queue::{Processing, WorkQueue};
-pub use rate_limiter::{RateLimiter, default_controller_rate_limiter};
+pub use rate_limiter::{ItemRateLimiter, default_controller_rate_limiter};
 pub use rate_limiting::RateLimitingQueue;

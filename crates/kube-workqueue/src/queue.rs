@@ -1,14 +1,12 @@
 //! The deduplicating work queue (client-go's `workqueue.Type`).
 
 use std::borrow::Borrow;
-use std::collections::VecDeque;
-use std::collections::hash_map::Entry as MapEntry;
 use std::fmt;
 use std::hash::Hash;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kube_flowcontrol::SharedClock;
 use kube_flowcontrol::clock::Ticker;
@@ -20,173 +18,17 @@ use crate::builder::{Plain, QueueBuilder, QueueConfig};
 use crate::metrics::QueueMetrics;
 use crate::runtime::{Spawner, block_on};
 
+mod state;
+
+use state::{Hasher, Pop, State};
+
 pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-
-/// The item is dirty: it needs (re)processing.
-const DIRTY: u8 = 1;
-/// The item has been handed out by `get` and `done` has not been called for it yet.
-const PROCESSING: u8 = 2;
-
-/// What the queue knows about one item. An item has an entry exactly while it is dirty or being
-/// processed; it is in the FIFO exactly while it is dirty and not being processed.
-struct ItemState {
-    flags: u8,
-    /// When the item became dirty (only tracked with metrics).
-    added_at: Option<Instant>,
-    /// When the item was handed out (only tracked with metrics).
-    started_at: Option<Instant>,
-}
-
-/// Everything behind the queue's lock.
-struct State<T> {
-    /// The order in which dirty items that are not being processed are handed out.
-    fifo: VecDeque<T>,
-    /// Dirty and processing items.
-    items: HashMap<T, ItemState>,
-    /// How many items are being processed.
-    processing: usize,
-    shutting_down: bool,
-    drain: bool,
-    /// Getters waiting for an item (so `add` only notifies when someone listens).
-    idle_getters: usize,
-}
-
-/// What a `get` found.
-enum Pop<T> {
-    Item(T),
-    Empty,
-    ShutDown,
-}
-
-impl ItemState {
-    /// A new dirty item.
-    #[inline]
-    fn new_dirty(metrics: Option<&QueueMetrics>) -> ItemState {
-        let added_at = metrics.map(|metrics| {
-            metrics.add();
-            metrics.now()
-        });
-        ItemState {
-            flags: DIRTY,
-            added_at,
-            started_at: None,
-        }
-    }
-
-    /// An add for an item the queue already tracks. It never goes into the FIFO here: either it
-    /// is already waiting (deduplicated) or it is being processed (`done` will queue it again).
-    #[inline]
-    fn mark_dirty(&mut self, metrics: Option<&QueueMetrics>) {
-        if self.flags & DIRTY != 0 {
-            return;
-        }
-        self.flags |= DIRTY;
-        if let Some(metrics) = metrics {
-            metrics.add();
-            self.added_at.get_or_insert_with(|| metrics.now());
-        }
-    }
-}
-
-impl<T: Hash + Eq + Clone> State<T> {
-    /// Marks `item` dirty; returns whether it went into the FIFO.
-    #[inline]
-    fn insert(&mut self, item: T, metrics: Option<&QueueMetrics>) -> bool {
-        match self.items.entry(item) {
-            MapEntry::Occupied(mut occupied) => {
-                occupied.get_mut().mark_dirty(metrics);
-                false
-            }
-            MapEntry::Vacant(vacant) => {
-                self.fifo.push_back(vacant.key().clone());
-                vacant.insert(ItemState::new_dirty(metrics));
-                true
-            }
-        }
-    }
-
-    /// [`insert`](State::insert) from a borrowed item: copies it only if it is new.
-    #[inline]
-    fn insert_ref<Q>(&mut self, item: &Q, metrics: Option<&QueueMetrics>) -> bool
-    where
-        T: Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = T> + ?Sized,
-    {
-        if let Some(state) = self.items.get_mut(item) {
-            state.mark_dirty(metrics);
-            return false;
-        }
-        let owned = item.to_owned();
-        self.fifo.push_back(owned.clone());
-        self.items.insert(owned, ItemState::new_dirty(metrics));
-        true
-    }
-
-    #[inline]
-    fn pop(&mut self, metrics: Option<&QueueMetrics>) -> Pop<T> {
-        let Some(item) = self.fifo.pop_front() else {
-            return if self.shutting_down {
-                Pop::ShutDown
-            } else {
-                Pop::Empty
-            };
-        };
-        self.processing += 1;
-        match self.items.get_mut(&item) {
-            Some(state) => {
-                state.flags = PROCESSING;
-                if let Some(metrics) = metrics {
-                    let now = metrics.now();
-                    metrics.get(state.added_at.take(), now);
-                    state.started_at = Some(now);
-                }
-            }
-            None => {
-                // Every item in the FIFO has an entry; should that ever not hold, track the item
-                // as processing anyway so that `done` and the two-workers rule keep working.
-                tracing::error!("kube-workqueue: queued item had no state; repairing");
-                let started_at = metrics.map(QueueMetrics::now);
-                self.items.insert(
-                    item.clone(),
-                    ItemState {
-                        flags: PROCESSING,
-                        added_at: None,
-                        started_at,
-                    },
-                );
-            }
-        }
-        Pop::Item(item)
-    }
-
-    /// Marks `item` done; returns `None` if it was not being processed, else whether it went
-    /// back into the FIFO.
-    #[inline]
-    fn finish(&mut self, item: &T, metrics: Option<&QueueMetrics>) -> Option<bool> {
-        let (key, mut state) = self.items.remove_entry(item)?;
-        if state.flags & PROCESSING == 0 {
-            // Dirty but not handed out: `done` was called without `get`. Put the entry back.
-            self.items.insert(key, state);
-            return None;
-        }
-        self.processing -= 1;
-        if let Some(metrics) = metrics {
-            metrics.done(state.started_at.take(), metrics.now());
-        }
-        if state.flags & DIRTY == 0 {
-            return Some(false);
-        }
-        // Added again while it was being processed: process it again.
-        state.flags = DIRTY;
-        self.fifo.push_back(key.clone());
-        self.items.insert(key, state);
-        Some(true)
-    }
-}
 
 /// The state shared by every handle of one queue.
 struct Shared<T> {
     state: Mutex<State<T>>,
+    /// Hashes items before the lock is taken.
+    hasher: Hasher,
     /// Wakes getters when an item is queued or the queue shuts down.
     not_empty: Notify,
     /// Wakes `shut_down_with_drain` when the last item being processed is done.
@@ -260,7 +102,7 @@ impl<T> fmt::Debug for WorkQueue<T> {
         let state = self.shared.state.lock();
         f.debug_struct("WorkQueue")
             .field("name", &self.shared.name)
-            .field("len", &state.fifo.len())
+            .field("len", &state.len())
             .field("processing", &state.processing)
             .field("shutting_down", &state.shutting_down)
             .finish_non_exhaustive()
@@ -289,14 +131,8 @@ where
         let has_metrics = metrics.is_some();
         let queue = WorkQueue {
             shared: Arc::new(Shared {
-                state: Mutex::new(State {
-                    fifo: VecDeque::new(),
-                    items: HashMap::default(),
-                    processing: 0,
-                    shutting_down: false,
-                    drain: false,
-                    idle_getters: 0,
-                }),
+                state: Mutex::new(State::new()),
+                hasher: Hasher::default(),
                 not_empty: Notify::new(),
                 drained: Notify::new(),
                 shutting_down: AtomicBool::new(false),
@@ -333,13 +169,14 @@ where
     /// through `tracing` and counted by [`dropped`](WorkQueue::dropped).
     #[inline]
     pub fn add(&self, item: T) {
+        let hash = self.shared.hasher.hash(&item);
         let mut state = self.shared.state.lock();
         if state.shutting_down {
             drop(state);
             self.shared.record_dropped(1, "added after shutdown");
             return;
         }
-        let queued = state.insert(item, self.shared.metrics.as_ref());
+        let queued = state.insert(hash, item, self.shared.metrics.as_ref());
         let wake = queued && state.idle_getters > 0;
         drop(state);
         if wake {
@@ -356,13 +193,15 @@ where
         T: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = T> + ?Sized,
     {
+        // `Borrow` promises that `Q` hashes like `T`.
+        let hash = self.shared.hasher.hash(item);
         let mut state = self.shared.state.lock();
         if state.shutting_down {
             drop(state);
             self.shared.record_dropped(1, "added after shutdown");
             return;
         }
-        let queued = state.insert_ref(item, self.shared.metrics.as_ref());
+        let queued = state.insert_ref(hash, item, self.shared.metrics.as_ref());
         let wake = queued && state.idle_getters > 0;
         drop(state);
         if wake {
@@ -371,19 +210,28 @@ where
     }
 
     /// Adds several items under one lock acquisition (same rules as [`add`](WorkQueue::add)).
+    ///
+    /// The iterator runs before the lock is taken (its items are collected first), so an
+    /// iterator that looks at or adds to this queue does not deadlock.
     pub fn add_all<I: IntoIterator<Item = T>>(&self, items: I) {
+        let hasher = &self.shared.hasher;
+        let items: Vec<(u64, T)> = items
+            .into_iter()
+            .map(|item| (hasher.hash(&item), item))
+            .collect();
+        if items.is_empty() {
+            return;
+        }
         let mut state = self.shared.state.lock();
         if state.shutting_down {
             drop(state);
-            let count = items.into_iter().count() as u64;
-            if count > 0 {
-                self.shared.record_dropped(count, "added after shutdown");
-            }
+            self.shared
+                .record_dropped(items.len() as u64, "added after shutdown");
             return;
         }
         let mut queued = 0usize;
-        for item in items {
-            queued += usize::from(state.insert(item, self.shared.metrics.as_ref()));
+        for (hash, item) in items {
+            queued += usize::from(state.insert(hash, item, self.shared.metrics.as_ref()));
         }
         let wake = queued.min(state.idle_getters);
         drop(state);
@@ -394,7 +242,7 @@ where
 
     /// How many items are waiting to be handed out (not counting items being processed).
     pub fn len(&self) -> usize {
-        self.shared.state.lock().fifo.len()
+        self.shared.state.lock().len()
     }
 
     /// Whether no item is waiting to be handed out.
@@ -441,9 +289,27 @@ where
     /// assert_eq!(queue.processing(), 0);
     /// # }
     /// ```
-    pub async fn get_guarded(&self) -> Option<Processing<'_, T>> {
+    ///
+    /// The guard owns a handle to the queue, so it can move into a task of its own:
+    ///
+    /// ```
+    /// use kube_workqueue::WorkQueue;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let queue = WorkQueue::new();
+    /// queue.add("default/web".to_string());
+    /// let key = queue.get_guarded().await.unwrap();
+    /// tokio::spawn(async move {
+    ///     println!("reconciling {}", *key);
+    /// }) // done when the task drops `key`
+    /// .await
+    /// .unwrap();
+    /// assert_eq!(queue.processing(), 0);
+    /// # }
+    /// ```
+    pub async fn get_guarded(&self) -> Option<Processing<T>> {
         self.get().await.map(|item| Processing {
-            queue: self,
+            queue: self.clone(),
             item: Some(item),
         })
     }
@@ -507,8 +373,9 @@ where
     /// `warn` level; client-go would queue the item a second time).
     #[inline]
     pub fn done(&self, item: &T) {
+        let hash = self.shared.hasher.hash(item);
         let mut state = self.shared.state.lock();
-        let Some(requeued) = state.finish(item, self.shared.metrics.as_ref()) else {
+        let Some(requeued) = state.finish(hash, item, self.shared.metrics.as_ref()) else {
             drop(state);
             tracing::warn!(
                 queue = %self.shared.name,
@@ -636,15 +503,18 @@ where
 
 /// An item being processed, handed out by [`WorkQueue::get_guarded`]: dereferences to the item
 /// and calls [`done`](WorkQueue::done) for it when dropped.
-pub struct Processing<'a, T>
+///
+/// It holds its own handle to the queue (an `Arc` inside), so it is `'static` and can be moved
+/// into [`tokio::spawn`] or kept past the handle it came from.
+pub struct Processing<T>
 where
     T: Hash + Eq + Clone + Send + Sync + 'static,
 {
-    queue: &'a WorkQueue<T>,
+    queue: WorkQueue<T>,
     item: Option<T>,
 }
 
-impl<T> Processing<'_, T>
+impl<T> Processing<T>
 where
     T: Hash + Eq + Clone + Send + Sync + 'static,
 {
@@ -663,7 +533,7 @@ where
     }
 }
 
-impl<T> std::ops::Deref for Processing<'_, T>
+impl<T> std::ops::Deref for Processing<T>
 where
     T: Hash + Eq + Clone + Send + Sync + 'static,
 {
@@ -678,7 +548,7 @@ where
     }
 }
 
-impl<T> Drop for Processing<'_, T>
+impl<T> Drop for Processing<T>
 where
     T: Hash + Eq + Clone + Send + Sync + 'static,
 {
@@ -689,7 +559,7 @@ where
     }
 }
 
-impl<T> fmt::Debug for Processing<'_, T>
+impl<T> fmt::Debug for Processing<T>
 where
     T: Hash + Eq + Clone + Send + Sync + 'static + fmt::Debug,
 {
@@ -736,13 +606,7 @@ async fn unfinished_work_loop<T>(
             return;
         }
         if let Some(metrics) = &shared.metrics {
-            metrics.update_unfinished_work(
-                state
-                    .items
-                    .values()
-                    .filter(|item| item.flags & PROCESSING != 0)
-                    .filter_map(|item| item.started_at),
-            );
+            metrics.update_unfinished_work(state.processing_since());
         }
     }
 }
@@ -793,7 +657,7 @@ macro_rules! forward_queue_methods {
 
         /// Waits for the next item, marked done when the guard drops: see
         /// [`WorkQueue::get_guarded`].
-        pub async fn get_guarded(&self) -> Option<$crate::queue::Processing<'_, T>> {
+        pub async fn get_guarded(&self) -> Option<$crate::queue::Processing<T>> {
             self.queue().get_guarded().await
         }
 

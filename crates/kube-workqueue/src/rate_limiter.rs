@@ -15,7 +15,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use kube_workqueue::rate_limiter::{ItemExponentialFailureRateLimiter, RateLimiter};
+//! use kube_workqueue::rate_limiter::{ItemExponentialFailureRateLimiter, ItemRateLimiter};
 //!
 //! let limiter = ItemExponentialFailureRateLimiter::new(Duration::from_millis(1), Duration::from_secs(1));
 //! assert_eq!(limiter.when(&"a"), Duration::from_millis(1));
@@ -36,8 +36,14 @@ use parking_lot::Mutex;
 
 use crate::queue::HashMap;
 
-/// Decides how long an item waits before it is retried (client-go's `workqueue.RateLimiter`).
-pub trait RateLimiter<T: ?Sized>: Send + Sync {
+/// Decides how long an item waits before it is retried (client-go's `workqueue.RateLimiter`,
+/// `TypedRateLimiter` in its generic form).
+///
+/// Named apart from kube-flowcontrol's [`throttle::RateLimiter`](kube_flowcontrol::throttle::RateLimiter)
+/// (client-go's `flowcontrol.RateLimiter`, which gates requests rather than delaying retries
+/// of one item), so `use kube_flowcontrol::*; use kube_workqueue::*;` brings both in without a
+/// clash.
+pub trait ItemRateLimiter<T: ?Sized>: Send + Sync {
     /// How long `item` should wait now. Each call counts as one more failure of the item for the
     /// per-item limiters.
     fn when(&self, item: &T) -> Duration;
@@ -47,7 +53,7 @@ pub trait RateLimiter<T: ?Sized>: Send + Sync {
     fn num_requeues(&self, item: &T) -> usize;
 }
 
-impl<T: ?Sized, L: RateLimiter<T> + ?Sized> RateLimiter<T> for Arc<L> {
+impl<T: ?Sized, L: ItemRateLimiter<T> + ?Sized> ItemRateLimiter<T> for Arc<L> {
     fn when(&self, item: &T) -> Duration {
         (**self).when(item)
     }
@@ -59,7 +65,7 @@ impl<T: ?Sized, L: RateLimiter<T> + ?Sized> RateLimiter<T> for Arc<L> {
     }
 }
 
-impl<T: ?Sized, L: RateLimiter<T> + ?Sized> RateLimiter<T> for Box<L> {
+impl<T: ?Sized, L: ItemRateLimiter<T> + ?Sized> ItemRateLimiter<T> for Box<L> {
     fn when(&self, item: &T) -> Duration {
         (**self).when(item)
     }
@@ -154,7 +160,9 @@ impl<T: Hash + Eq + Clone> ItemExponentialFailureRateLimiter<T> {
     }
 }
 
-impl<T: Hash + Eq + Clone + Send + Sync> RateLimiter<T> for ItemExponentialFailureRateLimiter<T> {
+impl<T: Hash + Eq + Clone + Send + Sync> ItemRateLimiter<T>
+    for ItemExponentialFailureRateLimiter<T>
+{
     fn when(&self, item: &T) -> Duration {
         let failures = {
             let mut failures = self.failures.lock();
@@ -214,7 +222,7 @@ impl<T: Hash + Eq + Clone> ItemFastSlowRateLimiter<T> {
     }
 }
 
-impl<T: Hash + Eq + Clone + Send + Sync> RateLimiter<T> for ItemFastSlowRateLimiter<T> {
+impl<T: Hash + Eq + Clone + Send + Sync> ItemRateLimiter<T> for ItemFastSlowRateLimiter<T> {
     fn when(&self, item: &T) -> Duration {
         let failures = {
             let mut failures = self.failures.lock();
@@ -277,7 +285,7 @@ impl BucketRateLimiter {
     }
 }
 
-impl<T: ?Sized> RateLimiter<T> for BucketRateLimiter {
+impl<T: ?Sized> ItemRateLimiter<T> for BucketRateLimiter {
     fn when(&self, _item: &T) -> Duration {
         // Go's `Reserve().Delay()`, reading the clock once for both.
         let now = self.limiter.clock().now();
@@ -296,7 +304,7 @@ impl<T: ?Sized> RateLimiter<T> for BucketRateLimiter {
 ///
 /// Every limiter's `when` is called, so each one counts every failure.
 pub struct MaxOfRateLimiter<T: ?Sized> {
-    limiters: Vec<Box<dyn RateLimiter<T>>>,
+    limiters: Vec<Box<dyn ItemRateLimiter<T>>>,
 }
 
 impl<T: ?Sized> fmt::Debug for MaxOfRateLimiter<T> {
@@ -309,19 +317,19 @@ impl<T: ?Sized> fmt::Debug for MaxOfRateLimiter<T> {
 
 impl<T: ?Sized> MaxOfRateLimiter<T> {
     /// The maximum of `limiters` (with none, every wait is zero).
-    pub fn new(limiters: Vec<Box<dyn RateLimiter<T>>>) -> Self {
+    pub fn new(limiters: Vec<Box<dyn ItemRateLimiter<T>>>) -> Self {
         MaxOfRateLimiter { limiters }
     }
 
     /// Adds one more limiter.
     #[must_use]
-    pub fn with(mut self, limiter: impl RateLimiter<T> + 'static) -> Self {
+    pub fn with(mut self, limiter: impl ItemRateLimiter<T> + 'static) -> Self {
         self.limiters.push(Box::new(limiter));
         self
     }
 }
 
-impl<T: ?Sized> RateLimiter<T> for MaxOfRateLimiter<T> {
+impl<T: ?Sized> ItemRateLimiter<T> for MaxOfRateLimiter<T> {
     fn when(&self, item: &T) -> Duration {
         self.limiters
             .iter()
@@ -363,7 +371,7 @@ impl<L> WithMaxWaitRateLimiter<L> {
     }
 }
 
-impl<T: ?Sized, L: RateLimiter<T>> RateLimiter<T> for WithMaxWaitRateLimiter<L> {
+impl<T: ?Sized, L: ItemRateLimiter<T>> ItemRateLimiter<T> for WithMaxWaitRateLimiter<L> {
     fn when(&self, item: &T) -> Duration {
         self.limiter.when(item).min(self.max_delay)
     }
@@ -509,7 +517,7 @@ mod tests {
         max: Duration,
     }
 
-    impl<T: ?Sized> RateLimiter<T> for StepRateLimiter {
+    impl<T: ?Sized> ItemRateLimiter<T> for StepRateLimiter {
         fn when(&self, _item: &T) -> Duration {
             if self.count.fetch_add(1, Ordering::SeqCst) < self.threshold {
                 self.base
@@ -547,14 +555,14 @@ mod tests {
     fn bucket_spreads_retries_beyond_the_burst() {
         let clock = FakeClock::new();
         let limiter = BucketRateLimiter::with_clock(Limit::per_second(10.0), 2, clock.shared());
-        assert_eq!(RateLimiter::<str>::when(&limiter, "a"), Duration::ZERO);
-        assert_eq!(RateLimiter::<str>::when(&limiter, "b"), Duration::ZERO);
-        assert_eq!(RateLimiter::<str>::when(&limiter, "c"), 100 * MS);
-        assert_eq!(RateLimiter::<str>::when(&limiter, "d"), 200 * MS);
+        assert_eq!(ItemRateLimiter::<str>::when(&limiter, "a"), Duration::ZERO);
+        assert_eq!(ItemRateLimiter::<str>::when(&limiter, "b"), Duration::ZERO);
+        assert_eq!(ItemRateLimiter::<str>::when(&limiter, "c"), 100 * MS);
+        assert_eq!(ItemRateLimiter::<str>::when(&limiter, "d"), 200 * MS);
         clock.step(200 * MS);
-        assert_eq!(RateLimiter::<str>::when(&limiter, "e"), 100 * MS);
-        assert_eq!(RateLimiter::<str>::num_requeues(&limiter, "a"), 0);
-        RateLimiter::<str>::forget(&limiter, "a");
+        assert_eq!(ItemRateLimiter::<str>::when(&limiter, "e"), 100 * MS);
+        assert_eq!(ItemRateLimiter::<str>::num_requeues(&limiter, "a"), 0);
+        ItemRateLimiter::<str>::forget(&limiter, "a");
     }
 
     #[test]
@@ -591,7 +599,7 @@ mod tests {
     #[test]
     fn shared_limiters_through_arc_and_box() {
         let shared = Arc::new(ItemFastSlowRateLimiter::new(MS, 2 * MS, 1));
-        let boxed: Box<dyn RateLimiter<&str>> = Box::new(Arc::clone(&shared));
+        let boxed: Box<dyn ItemRateLimiter<&str>> = Box::new(Arc::clone(&shared));
         assert_eq!(boxed.when(&"x"), MS);
         assert_eq!(shared.when(&"x"), 2 * MS);
         assert_eq!(boxed.num_requeues(&"x"), 2);

@@ -8,9 +8,9 @@ use std::time::Duration;
 use crate::builder::{QueueBuilder, RateLimited};
 use crate::delaying::DelayingQueue;
 use crate::queue::WorkQueue;
-use crate::rate_limiter::RateLimiter;
+use crate::rate_limiter::ItemRateLimiter;
 
-/// A [`DelayingQueue`] whose retries are delayed by a [`RateLimiter`].
+/// A [`DelayingQueue`] whose retries are delayed by a [`ItemRateLimiter`].
 ///
 /// The controller pattern: on failure call [`add_rate_limited`](RateLimitingQueue::add_rate_limited)
 /// (the item comes back after the limiter's delay, which grows with every failure), on success
@@ -43,7 +43,7 @@ use crate::rate_limiter::RateLimiter;
 /// ```
 pub struct RateLimitingQueue<T> {
     delaying: DelayingQueue<T>,
-    limiter: Arc<dyn RateLimiter<T>>,
+    limiter: Arc<dyn ItemRateLimiter<T>>,
 }
 
 impl<T> Clone for RateLimitingQueue<T> {
@@ -68,7 +68,7 @@ where
     T: Hash + Eq + Clone + Send + Sync + 'static,
 {
     /// An unnamed queue on the real clock, without metrics, retrying with `limiter`.
-    pub fn new(limiter: impl RateLimiter<T> + 'static) -> Self {
+    pub fn new(limiter: impl ItemRateLimiter<T> + 'static) -> Self {
         QueueBuilder::new().rate_limiter(limiter).build()
     }
 
@@ -80,7 +80,10 @@ where
         QueueBuilder::new().default_rate_limited()
     }
 
-    pub(crate) fn from_parts(delaying: DelayingQueue<T>, limiter: Arc<dyn RateLimiter<T>>) -> Self {
+    pub(crate) fn from_parts(
+        delaying: DelayingQueue<T>,
+        limiter: Arc<dyn ItemRateLimiter<T>>,
+    ) -> Self {
         RateLimitingQueue { delaying, limiter }
     }
 
@@ -112,7 +115,7 @@ where
     }
 
     /// The rate limiter.
-    pub fn rate_limiter(&self) -> &Arc<dyn RateLimiter<T>> {
+    pub fn rate_limiter(&self) -> &Arc<dyn ItemRateLimiter<T>> {
         &self.limiter
     }
 

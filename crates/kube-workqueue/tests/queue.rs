@@ -308,10 +308,11 @@ fn done_items_are_released() {
     queue.add(Arc::clone(&item));
     assert_eq!(
         Arc::strong_count(&item),
-        3,
-        "one copy in the FIFO, one tracked"
+        2,
+        "the queue stores a waiting item once"
     );
     let gotten = queue.try_get().unwrap();
+    assert_eq!(Arc::strong_count(&item), 3, "tracked, and handed out");
     queue.done(&gotten);
     drop(gotten);
     assert_eq!(Arc::strong_count(&item), 1);
@@ -396,6 +397,61 @@ fn add_all_is_add_in_a_batch() {
     queue.add_all([4, 5]);
     queue.add_all(Vec::new());
     assert_eq!(queue.dropped(), 2);
+}
+
+/// The caller's iterator runs outside the queue's lock: one that reads and adds to the queue
+/// itself completes (before, it deadlocked on the lock).
+#[test]
+fn add_all_runs_an_iterator_that_uses_the_queue() {
+    let queue = WorkQueue::new();
+    queue.add(0);
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn({
+        let queue = queue.clone();
+        move || {
+            queue.add_all((1..=3).map(|i| {
+                let before = queue.len();
+                queue.add(i * 10);
+                before + i
+            }));
+            done_tx.send(()).expect("test thread waits");
+        }
+    });
+    done_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("add_all with an iterator touching the queue deadlocked");
+    worker.join().expect("worker thread");
+    let order: Vec<usize> = std::iter::from_fn(|| queue.try_get()).collect();
+    // The iterator's own adds happen while it is collected, before the batch goes in.
+    assert_eq!(order, vec![0, 10, 20, 30, 2, 4, 6]);
+}
+
+/// A guarded item owns its handle to the queue: it moves into a spawned task and is marked
+/// done when that task drops it, after the handle it came from is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guarded_items_move_into_spawned_tasks() {
+    let queue = WorkQueue::<String>::new();
+    for key in ["default/a", "default/b", "default/c"] {
+        queue.add(key.to_string());
+    }
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        let getter = queue.clone();
+        let item = getter.get_guarded().await.unwrap();
+        drop(getter);
+        tasks.push(tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            item.to_uppercase()
+        }));
+    }
+    assert_eq!(queue.processing(), 3);
+    let mut seen = Vec::new();
+    for task in tasks {
+        seen.push(task.await.unwrap());
+    }
+    assert_eq!(seen, ["DEFAULT/A", "DEFAULT/B", "DEFAULT/C"]);
+    assert_eq!(queue.processing(), 0);
+    assert!(queue.is_empty());
 }
 
 #[test]
