@@ -1,6 +1,7 @@
 package peermicro
 
 import (
+	"k8s.io/apimachinery/pkg/types"
 	"fmt"
 	"math/rand"
 	"runtime"
@@ -217,7 +218,7 @@ func cachePod(i, version int) *corev1.Pod {
 	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{
 		Name:            fmt.Sprintf("pod-%d", i),
 		Namespace:       fmt.Sprintf("ns-%d", i%100),
-		UID:             "uid-" + fmt.Sprint(i),
+		UID:             types.UID("uid-" + fmt.Sprint(i)),
 		ResourceVersion: fmt.Sprint(version),
 		Labels:          map[string]string{"app": fmt.Sprintf("app-%d", i%10)},
 	}}
