@@ -185,7 +185,7 @@ fn dedup_deltas<K>(deltas: &mut Deltas<K>) {
     if deltas[n - 1].kind != DeltaType::Deleted || deltas[n - 2].kind != DeltaType::Deleted {
         return;
     }
-    let newer = deltas.pop().expect("two deltas");
+    let newer = deltas.pop().expect("two deltas"); // ok: n >= 2 checked above
     if deltas[n - 2].object.is_tombstone() {
         deltas[n - 2] = newer;
     }
@@ -436,7 +436,7 @@ impl<K: Object + Send + Sync + 'static> DeltaFifo<K> {
             }
             let process = process
                 .take()
-                .expect("a pop calls its process function once");
+                .expect("a pop calls its process function once"); // ok: returns right after
             return Some(match process(&deltas, is_in_initial_list) {
                 Ok(()) => Ok(deltas),
                 Err(ProcessError::Failed(error)) => Err(PopError::Process(error)),

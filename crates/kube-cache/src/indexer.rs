@@ -140,7 +140,7 @@ impl<K: Object + Send + Sync + 'static> Indexer<K> {
             indexers: Indexers::new(),
         }
         .build()
-        .expect("a single index cannot conflict")
+        .expect("a single index cannot conflict") // ok: one built-in index, no user names
     }
 
     /// A builder (more index functions, or none at all).

@@ -271,7 +271,7 @@ impl<K: Object + Send + Sync + 'static> RealFifo<K> {
         }
         let process = process
             .take()
-            .expect("a pop calls its process function once");
+            .expect("a pop calls its process function once"); // ok: returns right after
         let result = process(&deltas, is_in_initial_list);
         if state.sync.initial_population_count > 0 {
             state.sync.initial_population_count -= 1;

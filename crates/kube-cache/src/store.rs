@@ -99,7 +99,7 @@ impl<K> Index<K> {
         }
         *slot = match kept.len() {
             0 => Values::None,
-            1 => Values::One(kept.pop().expect("one value")),
+            1 => Values::One(kept.pop().expect("one value")), // ok: len is 1
             _ => Values::Many(kept.into_boxed_slice()),
         };
     }

@@ -55,7 +55,7 @@ impl LeaderElectionRecord {
             strategy: None,
             preferred_holder: None,
         };
-        serde_json::to_string(&json).expect("a record always serializes")
+        serde_json::to_string(&json).expect("a record always serializes") // ok: strings and integers only
     }
 
     /// Parses the annotation written by [`to_annotation`](Self::to_annotation) or by client-go.
@@ -84,7 +84,7 @@ impl LeaderElectionRecord {
             strategy: self.strategy.clone(),
             preferred_holder: self.preferred_holder.clone(),
         };
-        serde_json::to_string(&json).expect("a record always serializes")
+        serde_json::to_string(&json).expect("a record always serializes") // ok: strings and integers only
     }
 }
 
