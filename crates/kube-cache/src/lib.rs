@@ -83,8 +83,10 @@ mod index;
 mod indexer;
 mod key;
 mod lister;
+mod lister_watcher;
 mod queue;
 mod real_fifo;
+mod reflector_store;
 mod store;
 
 pub use delta::{Delta, DeltaType, Deltas, KeyListerGetter, newest, oldest};
@@ -96,8 +98,10 @@ pub use key::{
     deletion_handling_meta_namespace_key, meta_namespace_key, split_meta_namespace_key,
 };
 pub use lister::{Lister, NamespacedLister};
+pub use lister_watcher::{ListPage, ListWatchError, ListerWatcher};
 pub use queue::{PopError, ProcessError};
 pub use real_fifo::RealFifo;
+pub use reflector_store::ReflectorStore;
 
 /// The README's example, compiled as a doc test.
 #[cfg(doctest)]
