@@ -15,6 +15,8 @@
 //!   matching (over any [`labels::Labels`]: string maps or a JSON object) and error messages,
 //!   and the conversion from a `LabelSelector`;
 //! * [`fields`]: field selectors (`=`, `==`, `!=`, escaping) with apimachinery's rules;
+//! * [`Compact`]: an object kept as typed metadata plus the compact JSON of the rest, for
+//!   caches of many objects (about a fifth of the heap of a decoded k8s-openapi `Pod`);
 //! * [`channel`]: the `*.channel.k8s.io` WebSocket framing of exec, attach and port
 //!   forwarding, for clients and servers, independent of the WebSocket library.
 //!
@@ -37,6 +39,8 @@
 //! (kube-testserver) turns it off and needs no Kubernetes version at all.
 
 pub mod channel;
+#[cfg(feature = "k8s-openapi")]
+pub mod compact;
 pub mod fields;
 mod gofmt;
 pub mod labels;
@@ -48,6 +52,8 @@ mod resource;
 mod status;
 mod watch;
 
+#[cfg(feature = "k8s-openapi")]
+pub use compact::Compact;
 pub use list::{ListMeta, ObjectList};
 #[cfg(feature = "k8s-openapi")]
 pub use object::{DynamicObject, Object};

@@ -7,6 +7,7 @@
 //! * `indexer/by_index_namespace_1000_of_100k`: `by_index("namespace", ns)` returning 1000 of
 //!   100k pods;
 //! * `indexer/get_by_key_100k`: a lookup by key;
+//! * `indexer/read_by_key_100k`: a borrowing lookup (no `Arc` clone);
 //! * `indexer/get_by_key_100k_2_readers`: the same from 2 threads at once (reads do not block
 //!   each other: the time per lookup should stay close to one reader's);
 //! * `delta_fifo/add`: add of a new key (queues of up to 100k keys);
@@ -104,6 +105,13 @@ fn indexer(c: &mut Criterion) {
         b.iter(|| {
             k = (k + 7919) % PODS;
             black_box(store.get_by_key(&keys[k]))
+        })
+    });
+
+    group.bench_function("read_by_key_100k", |b| {
+        b.iter(|| {
+            k = (k + 7919) % PODS;
+            black_box(store.read_by_key(&keys[k], |_| ()))
         })
     });
 

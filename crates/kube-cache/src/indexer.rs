@@ -194,6 +194,28 @@ impl<K: Object + Send + Sync + 'static> Indexer<K> {
         self.shared.store.read().get(key).cloned()
     }
 
+    /// Calls `f` with the object under `key`, under the read lock, and returns its result:
+    /// a lookup that neither clones the `Arc` nor touches the object's reference count (a
+    /// cache miss on a large store), for reads of a few fields. Keep `f` short (writers wait
+    /// for it) and do not write to this indexer from inside it.
+    ///
+    /// ```
+    /// # use k8s_openapi::api::core::v1::Pod;
+    /// # use kube_apimachinery::Object;
+    /// # let store = kube_cache::Indexer::<Pod>::new();
+    /// # let mut pod = Pod::default();
+    /// # pod.meta_mut().namespace = Some("prod".into());
+    /// # pod.meta_mut().name = Some("web-0".into());
+    /// # pod.meta_mut().resource_version = Some("7".into());
+    /// # store.add(pod);
+    /// let rv = store.read_by_key("prod/web-0", |pod| pod.resource_version().map(String::from));
+    /// assert_eq!(rv, Some(Some("7".to_string())));
+    /// assert_eq!(store.read_by_key("prod/web-1", |_| ()), None);
+    /// ```
+    pub fn read_by_key<R>(&self, key: &str, f: impl FnOnce(&K) -> R) -> Option<R> {
+        self.shared.store.read().get(key).map(|obj| f(obj))
+    }
+
     /// Whether an object is stored under `key`.
     pub fn contains_key(&self, key: &str) -> bool {
         self.shared.store.read().items.contains_key(key)
