@@ -9,7 +9,9 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::delta::{Delta, DeltaType, Deltas, KeyListerGetter};
-use crate::key::{DeletedFinalStateUnknown, ObjectOrTombstone, meta_namespace_key, with_key};
+use crate::key::{
+    DeletedFinalStateUnknown, KeyBuf, ObjectOrTombstone, meta_namespace_key, with_key,
+};
 use crate::queue::{PopError, ProcessError, SyncState, Wakeup, wait_synced};
 use crate::store::{Map, Set};
 
@@ -212,12 +214,17 @@ impl<K: Object + Send + Sync + 'static> DeltaFifo<K> {
     }
 
     fn write(&self, kind: DeltaType, obj: Arc<K>) {
-        with_key(obj.as_ref(), |key| {
-            let mut state = self.shared.state.lock();
-            state.sync.populate(&self.shared.synced);
-            let object = ObjectOrTombstone::Object(Arc::clone(&obj));
-            self.queue_action_locked(&mut state, kind, object, key);
-        });
+        // The key does not borrow the object, which moves into the queue without an Arc
+        // clone.
+        let key = KeyBuf::of(obj.as_ref());
+        let mut state = self.shared.state.lock();
+        state.sync.populate(&self.shared.synced);
+        self.queue_action_locked(
+            &mut state,
+            kind,
+            ObjectOrTombstone::Object(obj),
+            key.as_str(),
+        );
     }
 
     /// Queues a `Deleted` delta, unless the object is neither queued nor known: then it was

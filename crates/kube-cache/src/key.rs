@@ -247,6 +247,46 @@ pub fn deletion_handling_meta_namespace_key<K: Object>(obj: &ObjectOrTombstone<K
     }
 }
 
+/// An object's [`meta_namespace_key`] that does not borrow the object: on the stack when it
+/// is short, so a write path can move the object after computing its key.
+pub(crate) enum KeyBuf {
+    Inline { buf: [u8; KeyBuf::INLINE], len: u8 },
+    Heap(String),
+}
+
+impl KeyBuf {
+    const INLINE: usize = 160;
+
+    pub(crate) fn of<K: Object + ?Sized>(obj: &K) -> KeyBuf {
+        let name = obj.name();
+        let namespace = obj.namespace();
+        let len = namespace.map_or(0, |ns| ns.len() + 1) + name.len();
+        if len > KeyBuf::INLINE {
+            return KeyBuf::Heap(meta_namespace_key(obj));
+        }
+        let mut buf = [0u8; KeyBuf::INLINE];
+        let mut at = 0;
+        if let Some(namespace) = namespace {
+            buf[..namespace.len()].copy_from_slice(namespace.as_bytes());
+            buf[namespace.len()] = b'/';
+            at = namespace.len() + 1;
+        }
+        buf[at..len].copy_from_slice(name.as_bytes());
+        KeyBuf::Inline {
+            buf,
+            len: len as u8, // len <= 160, checked above
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            // Strings joined by '/' are UTF-8: the empty fallback is never taken.
+            KeyBuf::Inline { buf, len } => std::str::from_utf8(&buf[..*len as usize]).unwrap_or(""),
+            KeyBuf::Heap(key) => key,
+        }
+    }
+}
+
 /// Calls `f` with the object's [`meta_namespace_key`], built on the stack when it is short
 /// (the write paths look a key up far more often than they store a new one).
 pub(crate) fn with_key<K: Object + ?Sized, R>(obj: &K, f: impl FnOnce(&str) -> R) -> R {
