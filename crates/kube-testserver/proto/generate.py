@@ -17,9 +17,10 @@ Writes into OUT_DIR:
                     the default rule, `<message full name> <proto field> <attribute>...`, with
                     attributes `json=<name>` (JSON name differs from the proto field name),
                     `inline` (an embedded struct whose fields are inlined in JSON), `ptr` (a
-                    pointer to a scalar: set even when zero), `always` (a scalar without
-                    omitempty: written even when zero); and `<message full name> - slice` for a
-                    named Go slice type (JSON array) wrapped in a message with `items`.
+                    pointer to a scalar: set even when zero), `always` (a scalar
+                    without omitempty, or a Time without omitzero: written even when zero,
+                    a zero Time as null); and `<message full name> - slice` for a named Go
+                    slice type (JSON array) wrapped in a message with `items`.
 Needs protoc (Debian: protobuf-compiler).
 """
 import os
@@ -131,11 +132,13 @@ def main():
                     attrs.append("inline")
                 elif json_name and json_name != proto_name:
                     attrs.append(f"json={json_name}")
-                if scalar:
-                    if go_type.startswith("*"):
-                        attrs.append("ptr")
-                    elif not omit and not go_type.startswith("[]") or go_type == "[]byte" and not omit:
-                        attrs.append("always")
+                if scalar and go_type.startswith("*"):
+                    attrs.append("ptr")
+                elif scalar and not omit and (not go_type.startswith("[]") or go_type == "[]byte"):
+                    attrs.append("always")
+                elif go_type.split(".")[-1] in ("Time", "MicroTime") and "omitzero" not in json_parts[1:]:
+                    # A Time struct: omitempty does not leave it out, its zero is written null.
+                    attrs.append("always")
                 if attrs:
                     lines.append(f"{full} {proto_name} {' '.join(attrs)}")
     with open(os.path.join(out, "json-fields.txt"), "w") as f:

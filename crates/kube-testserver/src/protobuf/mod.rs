@@ -299,3 +299,6 @@ pub(crate) fn decode_object_at(
     out.append(&mut object);
     Ok(Value::Object(out))
 }
+
+#[cfg(test)]
+mod tests;

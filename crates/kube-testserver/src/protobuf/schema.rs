@@ -41,7 +41,8 @@ pub(crate) struct FieldInfo {
     pub inline: bool,
     /// A Go pointer to a scalar: written to JSON when set, even when zero.
     pub ptr: bool,
-    /// A Go scalar without `omitempty`: written to JSON even when zero.
+    /// A Go scalar without `omitempty` (written to JSON even when zero) or a Time without
+    /// `omitzero` (its zero written as `null`).
     pub always: bool,
 }
 

@@ -26,6 +26,12 @@ pub(crate) enum Special {
     PropsOrStringArray,
 }
 
+/// The bytes field of the embedded-JSON messages: `raw` in RawExtension and apiextensions'
+/// JSON, `Raw` in FieldsV1.
+pub(crate) fn raw_field(full_name: &str) -> &'static str {
+    if full_name.ends_with(".FieldsV1") { "Raw" } else { "raw" }
+}
+
 const APIEXTENSIONS: &str = "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.";
 
 /// The special form of a message, by full name.

@@ -4,7 +4,7 @@
 //! FieldsV1, apiextensions' JSON and JSONSchemaPropsOr*).
 
 use base64::Engine as _;
-use prost_reflect::{DynamicMessage, MapKey, ReflectMessage as _, Value as PValue};
+use prost_reflect::{DynamicMessage, Kind, MapKey, ReflectMessage as _, Value as PValue};
 use serde_json::{Map, Number, Value};
 
 use super::schema::Schema;
@@ -41,6 +41,14 @@ pub(crate) fn message(
     for field in &layout.fields {
         let desc = &field.desc;
         if !message.has_field(desc) {
+            // Go writes a field without omitempty even when zero: its zero, null for a Time.
+            if field.always && !desc.is_list() && !desc.is_map() {
+                let zero = match desc.kind() {
+                    Kind::Message(_) => Value::Null,
+                    _ => scalar_to_json(&desc.default_value(), path)?,
+                };
+                object.insert(field.json.clone(), zero);
+            }
             continue;
         }
         let value = message.get_field(desc);
@@ -82,7 +90,7 @@ pub(crate) fn message(
             }
             PValue::Message(inner) => {
                 let converted = self::message(schema, inner, &child_path, depth + 1)?;
-                if converted.is_null() {
+                if converted.is_null() && !field.always {
                     continue; // a zero Time: Go leaves it out (omitzero) or writes null
                 }
                 converted
@@ -238,7 +246,7 @@ fn special_to_json(
             }
         }
         Some(special::Special::Quantity) => Value::String(string("string")),
-        Some(special::Special::RawJson) => match bytes("raw") {
+        Some(special::Special::RawJson) => match bytes(special::raw_field(&name)) {
             None => Value::Null,
             Some(raw) => embedded(schema, &raw, path, depth)?,
         },
