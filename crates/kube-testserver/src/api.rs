@@ -91,7 +91,7 @@ pub struct ResourceRequest {
 }
 
 impl ResourceRequest {
-    fn key(&self, name: &str) -> ObjectKey {
+    pub(crate) fn key(&self, name: &str) -> ObjectKey {
         (self.namespace.clone().unwrap_or_default(), name.to_string())
     }
 
@@ -450,7 +450,12 @@ impl ApiServer {
             protobuf::negotiate::resource_has_protobuf(&request.resource),
         )?;
         let result = protobuf::negotiate::request_body(&request.resource, verb, content_type, body)
-            .and_then(|body| self.dispatch(verb, &request, query, content_type, accept, &body));
+            .and_then(|body| {
+                if request.subresource.as_deref() == Some("scale") {
+                    return crate::scale::serve(self, &request, method, content_type, &body);
+                }
+                self.dispatch(verb, &request, query, content_type, accept, &body)
+            });
         protobuf::negotiate::respond(format, result).await
     }
 
@@ -572,6 +577,7 @@ impl ApiServer {
         if let Some(sub) = subresource
             && !(sub == "status" && resource.status_subresource)
             && !(sub == "log" && is_pods && name.is_some())
+            && !(sub == "scale" && crate::scale::has_scale(&resource) && name.is_some())
         {
             return Err(ApiError::path_not_found());
         }
@@ -914,7 +920,7 @@ impl ApiServer {
     /// Read-modify-write of one object with every update rule: status subresource handling,
     /// immutable metadata, generation, defaults, no-op detection, and deletion once the last
     /// finalizer of a terminating object is gone.
-    fn write(
+    pub(crate) fn write(
         &self,
         request: &ResourceRequest,
         name: &str,

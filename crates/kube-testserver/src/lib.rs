@@ -94,6 +94,7 @@ mod patch;
 pub mod protobuf;
 mod registry;
 mod remotecommand;
+mod scale;
 mod selector;
 mod server;
 mod shell;

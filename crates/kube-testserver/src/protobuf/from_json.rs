@@ -330,7 +330,12 @@ fn special_from_json(
         }
         Special::RawJson => {
             let raw = serde_json::to_vec(value).map_err(|e| error(path, e.to_string()))?;
-            set(message, &field(special::raw_field(desc.full_name()))?, PValue::Bytes(raw.into()), path)?;
+            set(
+                message,
+                &field(special::raw_field(desc.full_name()))?,
+                PValue::Bytes(raw.into()),
+                path,
+            )?;
         }
         Special::PropsOrArray => {
             if value.is_array() {

@@ -29,7 +29,11 @@ pub(crate) enum Special {
 /// The bytes field of the embedded-JSON messages: `raw` in RawExtension and apiextensions'
 /// JSON, `Raw` in FieldsV1.
 pub(crate) fn raw_field(full_name: &str) -> &'static str {
-    if full_name.ends_with(".FieldsV1") { "Raw" } else { "raw" }
+    if full_name.ends_with(".FieldsV1") {
+        "Raw"
+    } else {
+        "raw"
+    }
 }
 
 const APIEXTENSIONS: &str = "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.";

@@ -43,7 +43,13 @@ fn raw_message(body: &[u8]) -> DynamicMessage {
     else {
         panic!("no typeMeta");
     };
-    let text = |m: &DynamicMessage, f: &str| m.get_field_by_name(f).unwrap().as_str().unwrap().to_string();
+    let text = |m: &DynamicMessage, f: &str| {
+        m.get_field_by_name(f)
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
     let desc = schema
         .kind(&text(&type_meta, "apiVersion"), &text(&type_meta, "kind"))
         .unwrap();
@@ -62,8 +68,7 @@ fn child(message: &DynamicMessage, field: &str) -> DynamicMessage {
 
 #[test]
 fn realistic_pod_round_trips() {
-    let pod: Value =
-        serde_json::from_str(include_str!("testdata/pod-realistic.json")).unwrap();
+    let pod: Value = serde_json::from_str(include_str!("testdata/pod-realistic.json")).unwrap();
     assert_same(&round_trip(&pod), &pod, "");
 }
 
@@ -113,7 +118,9 @@ fn secret_with_binary_data_round_trips() {
     // The bytes themselves travel, not their base64.
     let message = raw_message(&encode(&secret).unwrap());
     let data = message.get_field_by_name("data").unwrap().into_owned();
-    let PValue::Map(data) = data else { panic!("data is not a map") };
+    let PValue::Map(data) = data else {
+        panic!("data is not a map")
+    };
     let key = prost_reflect::MapKey::String("tls.key".into());
     assert_eq!(
         data[&key].as_bytes().unwrap().as_ref(),
@@ -196,17 +203,29 @@ fn pointer_zeros_are_on_the_wire_and_value_zeros_are_left_out() {
     let got = round_trip(&deployment);
     // Pointers keep their zero (replicas: 0 is not "unset"); omitempty values do not.
     assert_eq!(got["spec"]["replicas"], json!(0));
-    assert_eq!(got["spec"]["template"]["spec"]["automountServiceAccountToken"], json!(false));
-    assert_eq!(got["spec"]["template"]["spec"]["terminationGracePeriodSeconds"], json!(0));
+    assert_eq!(
+        got["spec"]["template"]["spec"]["automountServiceAccountToken"],
+        json!(false)
+    );
+    assert_eq!(
+        got["spec"]["template"]["spec"]["terminationGracePeriodSeconds"],
+        json!(0)
+    );
     assert!(got["metadata"].get("generateName").is_none());
     assert!(got["spec"].get("paused").is_none());
     assert!(got["spec"].get("minReadySeconds").is_none());
     let message = raw_message(&encode(&deployment).unwrap());
     let spec = child(&message, "spec");
     assert!(spec.has_field_by_name("replicas"));
-    assert_eq!(spec.get_field_by_name("replicas").unwrap().as_i32(), Some(0));
+    assert_eq!(
+        spec.get_field_by_name("replicas").unwrap().as_i32(),
+        Some(0)
+    );
     // int64 beyond 2^53 stays exact and is a JSON number, not a string.
-    assert_eq!(got["status"]["observedGeneration"], json!(9_007_199_254_740_993i64));
+    assert_eq!(
+        got["status"]["observedGeneration"],
+        json!(9_007_199_254_740_993i64)
+    );
 }
 
 #[test]
@@ -216,20 +235,34 @@ fn int_or_string_quantity_and_inline_fields_use_their_messages() {
     let rolling = child(&strategy, "rollingUpdate");
     let surge = child(&rolling, "maxSurge");
     assert_eq!(surge.get_field_by_name("type").unwrap().as_i64(), Some(1));
-    assert_eq!(surge.get_field_by_name("strVal").unwrap().as_str(), Some("25%"));
+    assert_eq!(
+        surge.get_field_by_name("strVal").unwrap().as_str(),
+        Some("25%")
+    );
     let unavailable = child(&rolling, "maxUnavailable");
-    assert_eq!(unavailable.get_field_by_name("type").unwrap().as_i64(), Some(0));
-    assert_eq!(unavailable.get_field_by_name("intVal").unwrap().as_i32(), Some(1));
+    assert_eq!(
+        unavailable.get_field_by_name("type").unwrap().as_i64(),
+        Some(0)
+    );
+    assert_eq!(
+        unavailable.get_field_by_name("intVal").unwrap().as_i32(),
+        Some(1)
+    );
     let pod_spec = child(&child(&child(&message, "spec"), "template"), "spec");
     let PValue::List(volumes) = pod_spec.get_field_by_name("volumes").unwrap().into_owned() else {
         panic!("volumes")
     };
-    let PValue::Message(volume) = &volumes[0] else { panic!("volume") };
+    let PValue::Message(volume) = &volumes[0] else {
+        panic!("volume")
+    };
     // Volume.configMap is Volume.volumeSource.configMap on the wire, and its name is
     // ConfigMapVolumeSource.localObjectReference.name.
     let source = child(&child(volume, "volumeSource"), "configMap");
     assert_eq!(
-        child(&source, "localObjectReference").get_field_by_name("name").unwrap().as_str(),
+        child(&source, "localObjectReference")
+            .get_field_by_name("name")
+            .unwrap()
+            .as_str(),
         Some("settings")
     );
 }
@@ -402,20 +435,37 @@ fn watch_frames_are_length_prefixed_watch_events() {
 #[test]
 fn bad_bodies_are_errors_not_panics() {
     assert!(matches!(decode(b""), Err(ProtobufError::NoMagic)));
-    assert!(matches!(decode(b"{\"kind\":\"Pod\"}"), Err(ProtobufError::NoMagic)));
+    assert!(matches!(
+        decode(b"{\"kind\":\"Pod\"}"),
+        Err(ProtobufError::NoMagic)
+    ));
     assert!(matches!(decode(b"k8s\0"), Err(ProtobufError::Empty)));
-    assert!(matches!(decode(b"k8s\0\xff\xff\xff"), Err(ProtobufError::Decode { .. })));
+    assert!(matches!(
+        decode(b"k8s\0\xff\xff\xff"),
+        Err(ProtobufError::Decode { .. })
+    ));
     // An envelope without a kind.
-    assert!(matches!(decode(b"k8s\0\x12\x00"), Err(ProtobufError::MissingKind { .. })));
+    assert!(matches!(
+        decode(b"k8s\0\x12\x00"),
+        Err(ProtobufError::MissingKind { .. })
+    ));
     let cron = json!({"apiVersion": "stable.example.com/v1", "kind": "CronTab", "metadata": {"name": "a"}});
-    assert!(matches!(encode(&cron), Err(ProtobufError::UnknownKind { .. })));
-    let wrong = json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"replicas": "three"}});
+    assert!(matches!(
+        encode(&cron),
+        Err(ProtobufError::UnknownKind { .. })
+    ));
+    let wrong =
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"replicas": "three"}});
     match encode(&wrong) {
         Err(ProtobufError::Convert { path, .. }) => assert_eq!(path, "spec.replicas"),
         other => panic!("{other:?}"),
     }
-    let too_big = json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"replicas": 1u64 << 40}});
-    assert!(matches!(encode(&too_big), Err(ProtobufError::Convert { .. })));
+    let too_big =
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"replicas": 1u64 << 40}});
+    assert!(matches!(
+        encode(&too_big),
+        Err(ProtobufError::Convert { .. })
+    ));
     // A body whose raw is the wrong message still decodes field by field or fails cleanly;
     // truncated bodies fail cleanly at every length.
     let body = encode(&deployment()).unwrap();
@@ -448,14 +498,27 @@ fn nesting_is_bounded() {
 fn every_kind_of_the_served_groups_has_a_message() {
     let schema = schema::schema().unwrap();
     for (api_version, kind) in [
-        ("v1", "Namespace"), ("v1", "Node"), ("v1", "Pod"), ("v1", "Service"),
-        ("v1", "Endpoints"), ("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "ServiceAccount"),
-        ("v1", "Event"), ("events.k8s.io/v1", "Event"), ("coordination.k8s.io/v1", "Lease"),
-        ("apps/v1", "Deployment"), ("apps/v1", "ReplicaSet"), ("batch/v1", "Job"),
-        ("batch/v1", "CronJob"), ("autoscaling/v1", "Scale"),
+        ("v1", "Namespace"),
+        ("v1", "Node"),
+        ("v1", "Pod"),
+        ("v1", "Service"),
+        ("v1", "Endpoints"),
+        ("v1", "ConfigMap"),
+        ("v1", "Secret"),
+        ("v1", "ServiceAccount"),
+        ("v1", "Event"),
+        ("events.k8s.io/v1", "Event"),
+        ("coordination.k8s.io/v1", "Lease"),
+        ("apps/v1", "Deployment"),
+        ("apps/v1", "ReplicaSet"),
+        ("batch/v1", "Job"),
+        ("batch/v1", "CronJob"),
+        ("autoscaling/v1", "Scale"),
         ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
     ] {
-        let desc = schema.kind(api_version, kind).unwrap_or_else(|| panic!("{api_version} {kind}"));
+        let desc = schema
+            .kind(api_version, kind)
+            .unwrap_or_else(|| panic!("{api_version} {kind}"));
         assert_eq!(desc.name(), kind);
         let list = format!("{kind}List");
         if kind != "Scale" {
