@@ -180,7 +180,7 @@ mod tests {
         });
         assert_eq!(
             selector_string(&selector),
-            "!canary,app=shop,env in (dev,prod),tier=web"
+            "app=shop,!canary,env in (dev,prod),tier=web"
         );
         assert_eq!(selector_string(&json!(null)), "");
     }
