@@ -577,6 +577,122 @@ fn kubectl_against_testserver(root: &Path) -> Result<(), String> {
         ),
     ];
     run_steps(&steps, &mut tally);
+    // Imperative generators: kubectl sends these built-in objects in protobuf
+    // (application/vnd.kubernetes.protobuf) and asks for protobuf answers first.
+    steps = vec![
+        step(
+            "create configmap (protobuf)",
+            &["create", "configmap", "gen-cm", "--from-literal=a=b"],
+            true,
+            "configmap/gen-cm created",
+        ),
+        step(
+            "configmap read back",
+            &["get", "configmap", "gen-cm", "-o", "jsonpath={.data.a}"],
+            true,
+            "b",
+        ),
+        step(
+            "create secret generic (protobuf)",
+            &[
+                "create",
+                "secret",
+                "generic",
+                "gen-secret",
+                "--from-literal=password=s3cr3t",
+            ],
+            true,
+            "secret/gen-secret created",
+        ),
+        step(
+            "secret read back",
+            &[
+                "get",
+                "secret",
+                "gen-secret",
+                "-o",
+                "jsonpath={.data.password}",
+            ],
+            true,
+            "czNjcjN0",
+        ),
+        step(
+            "create deployment (protobuf)",
+            &["create", "deployment", "gen-web", "--image=nginx"],
+            true,
+            "deployment.apps/gen-web created",
+        ),
+        step(
+            "scale (scale subresource)",
+            &["scale", "deployment", "gen-web", "--replicas=3"],
+            true,
+            "deployment.apps/gen-web scaled",
+        ),
+        step(
+            "scaled",
+            &[
+                "get",
+                "deployment",
+                "gen-web",
+                "-o",
+                "jsonpath={.spec.replicas}",
+            ],
+            true,
+            "3",
+        ),
+        step(
+            "create job (protobuf)",
+            &[
+                "create",
+                "job",
+                "gen-job",
+                "--image=busybox",
+                "--",
+                "echo",
+                "hi",
+            ],
+            true,
+            "job.batch/gen-job created",
+        ),
+        step(
+            "expose (protobuf)",
+            &["expose", "deployment", "gen-web", "--port=80"],
+            true,
+            "service/gen-web exposed",
+        ),
+        step(
+            "exposed",
+            &[
+                "get",
+                "service",
+                "gen-web",
+                "-o",
+                "jsonpath={.spec.ports[0].port}/{.spec.selector.app}",
+            ],
+            true,
+            "80/gen-web",
+        ),
+        step(
+            "pods as yaml",
+            &["get", "pods", "-o", "yaml"],
+            true,
+            "kind: Pod",
+        ),
+        step(
+            "delete generated",
+            &[
+                "delete",
+                "deployment/gen-web",
+                "service/gen-web",
+                "job/gen-job",
+                "configmap/gen-cm",
+                "secret/gen-secret",
+            ],
+            true,
+            "deleted",
+        ),
+    ];
+    run_steps(&steps, &mut tally);
     steps = vec![
         step("delete", &["delete", "pod", "web"], true, "deleted"),
         step("gone", &["get", "pod", "web"], false, "NotFound"),

@@ -19,7 +19,7 @@ use crate::registry::{Registry, ResourceType};
 use crate::selector::{fields_match, labels_match};
 use crate::status::{ApiError, Cause};
 use crate::store::{Change, ObjectKey, Store};
-use crate::{discovery, views, watch};
+use crate::{discovery, protobuf, views, watch};
 use kube_apimachinery::fields::Selector as FieldSelector;
 use kube_apimachinery::labels::Selector as LabelSelector;
 
@@ -91,7 +91,7 @@ pub struct ResourceRequest {
 }
 
 impl ResourceRequest {
-    fn key(&self, name: &str) -> ObjectKey {
+    pub(crate) fn key(&self, name: &str) -> ObjectKey {
         (self.namespace.clone().unwrap_or_default(), name.to_string())
     }
 
@@ -444,8 +444,36 @@ impl ApiServer {
         }
         let verb = verb_of(method, &request, query)?;
         self.authorize(user, verb, &request)?;
-        if matches!(verb, "create" | "update") && !is_json_media_type(content_type) {
-            // Protobuf and CBOR bodies are not understood: clients fall back to JSON on 415.
+        // Protobuf for built-in kinds: bodies read into JSON, answers written as asked.
+        let format = protobuf::negotiate::negotiate(
+            accept,
+            protobuf::negotiate::resource_has_protobuf(&request.resource),
+        )?;
+        let result = protobuf::negotiate::request_body(&request.resource, verb, content_type, body)
+            .and_then(|body| {
+                if request.subresource.as_deref() == Some("scale") {
+                    return crate::scale::serve(self, &request, method, content_type, &body);
+                }
+                self.dispatch(verb, &request, query, content_type, accept, &body)
+            });
+        protobuf::negotiate::respond(format, result).await
+    }
+
+    fn dispatch(
+        self: &Arc<Self>,
+        verb: &str,
+        request: &ResourceRequest,
+        query: &Query,
+        content_type: &str,
+        accept: &str,
+        body: &Bytes,
+    ) -> Result<Response<Body>, ApiError> {
+        let request = request.clone();
+        if matches!(verb, "create" | "update")
+            && !is_json_media_type(content_type)
+            && !protobuf::negotiate::is_protobuf(content_type)
+        {
+            // CBOR bodies are not understood: clients fall back to JSON on 415.
             return Err(ApiError::unsupported_media_type());
         }
         match verb {
@@ -457,10 +485,10 @@ impl ApiServer {
                 query,
                 crate::table::wants_table(accept),
             ),
-            "create" => self.create(&request, query, &body),
-            "update" => self.update(&request, &body),
-            "patch" => self.patch(&request, query, content_type, &body),
-            "delete" => self.delete(&request, query, &body),
+            "create" => self.create(&request, query, body),
+            "update" => self.update(&request, body),
+            "patch" => self.patch(&request, query, content_type, body),
+            "delete" => self.delete(&request, query, body),
             "deletecollection" => self.delete_collection(&request, query),
             _ => Err(ApiError::method_not_allowed()),
         }
@@ -549,6 +577,7 @@ impl ApiServer {
         if let Some(sub) = subresource
             && !(sub == "status" && resource.status_subresource)
             && !(sub == "log" && is_pods && name.is_some())
+            && !(sub == "scale" && crate::scale::has_scale(&resource) && name.is_some())
         {
             return Err(ApiError::path_not_found());
         }
@@ -891,7 +920,7 @@ impl ApiServer {
     /// Read-modify-write of one object with every update rule: status subresource handling,
     /// immutable metadata, generation, defaults, no-op detection, and deletion once the last
     /// finalizer of a terminating object is gone.
-    fn write(
+    pub(crate) fn write(
         &self,
         request: &ResourceRequest,
         name: &str,

@@ -98,6 +98,9 @@ pub fn api_resource_list(registry: &Registry, group: &str, version: &str) -> Val
                 "verbs": ["get", "patch", "update"],
             }));
         }
+        if crate::scale::has_scale(resource) {
+            resources.push(crate::scale::discovery_entry(resource));
+        }
     }
     let group_version = if group.is_empty() {
         version.to_string()
@@ -167,6 +170,17 @@ pub fn aggregated(registry: &Registry, core: bool) -> Value {
                                     "responseKind": kind,
                                     "verbs": ["get", "patch", "update"],
                                 }]);
+                            }
+                            if crate::scale::has_scale(r) {
+                                let scale = json!({
+                                    "subresource": "scale",
+                                    "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
+                                    "verbs": ["get", "patch", "update"],
+                                });
+                                match entry["subresources"].as_array_mut() {
+                                    Some(subresources) => subresources.push(scale),
+                                    None => entry["subresources"] = json!([scale]),
+                                }
                             }
                             entry
                         })

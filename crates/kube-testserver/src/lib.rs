@@ -8,8 +8,11 @@
 //! * HTTP/1.1 and HTTP/2, plain or TLS with a generated CA, bearer-token authentication
 //!   (401 for a bad token, 403 without one), and a ready kubeconfig;
 //! * namespaces, nodes, pods, services, endpoints, configmaps, secrets, serviceaccounts,
-//!   core/v1 and events.k8s.io/v1 events, leases, deployments, replicasets, and
-//!   CustomResourceDefinitions that serve new resources at runtime;
+//!   core/v1 and events.k8s.io/v1 events, leases, deployments, replicasets (both with the
+//!   `scale` subresource), jobs, cronjobs, and CustomResourceDefinitions that serve new
+//!   resources at runtime;
+//! * Kubernetes protobuf (`application/vnd.kubernetes.protobuf`) for built-in kinds, as kubectl
+//!   and client-go's typed clients send it: see [`protobuf`];
 //! * object semantics: uid, creationTimestamp, one global resourceVersion counter, generation,
 //!   generateName, name validation, 404/409/422 `Status` errors with the real messages,
 //!   optimistic concurrency, the status subresource, JSON/merge/strategic-merge/apply patches,
@@ -56,7 +59,9 @@
 //! [`DEFAULT_KUBELET_DELAY`] and [`CLIENT_CERT_USER`]. Everything else (storage, patching,
 //! the shell, the registry of resources...) is internal: tests talk to the server over HTTP,
 //! as a client does, and can read [`TestServer::resource_version`],
-//! [`TestServer::object_count`] and [`TestServer::watch_count`] for assertions.
+//! [`TestServer::object_count`] and [`TestServer::watch_count`] for assertions. The
+//! [`protobuf`] module encodes and decodes Kubernetes protobuf bodies and watch frames, for
+//! tests that speak it as client-go's typed clients do.
 //!
 //! # Where it differs from kube-apiserver
 //!
@@ -91,8 +96,10 @@ mod logs;
 mod object;
 mod openapi;
 mod patch;
+pub mod protobuf;
 mod registry;
 mod remotecommand;
+mod scale;
 mod selector;
 mod server;
 mod shell;

@@ -1,0 +1,344 @@
+//! The messages whose JSON form is not an object of their fields (Go types with their own
+//! `MarshalJSON`), and the Go time and duration formats they use.
+
+use super::ProtobufError;
+
+/// A message with a custom JSON form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Special {
+    /// meta/v1 Time: an RFC 3339 string in UTC, whole seconds.
+    Time,
+    /// meta/v1 MicroTime: an RFC 3339 string in UTC with microseconds.
+    MicroTime,
+    /// meta/v1 Duration: a Go duration string (`1h2m3s`).
+    Duration,
+    /// IntOrString: a JSON number or string.
+    IntOrString,
+    /// Quantity: its canonical string.
+    Quantity,
+    /// Embedded JSON in a `raw` bytes field: RawExtension, FieldsV1, apiextensions' JSON.
+    RawJson,
+    /// JSONSchemaPropsOrArray: a schema or an array of schemas.
+    PropsOrArray,
+    /// JSONSchemaPropsOrBool: a schema or a boolean.
+    PropsOrBool,
+    /// JSONSchemaPropsOrStringArray: a schema or an array of strings.
+    PropsOrStringArray,
+}
+
+/// The bytes field of the embedded-JSON messages: `raw` in RawExtension and apiextensions'
+/// JSON, `Raw` in FieldsV1.
+pub(crate) fn raw_field(full_name: &str) -> &'static str {
+    if full_name.ends_with(".FieldsV1") {
+        "Raw"
+    } else {
+        "raw"
+    }
+}
+
+const APIEXTENSIONS: &str = "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.";
+
+/// The special form of a message, by full name.
+pub(crate) fn of(full_name: &str) -> Option<Special> {
+    Some(match full_name {
+        "k8s.io.apimachinery.pkg.apis.meta.v1.Time" => Special::Time,
+        "k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime" => Special::MicroTime,
+        "k8s.io.apimachinery.pkg.apis.meta.v1.Duration" => Special::Duration,
+        "k8s.io.apimachinery.pkg.apis.meta.v1.FieldsV1"
+        | "k8s.io.apimachinery.pkg.runtime.RawExtension" => Special::RawJson,
+        "k8s.io.apimachinery.pkg.util.intstr.IntOrString" => Special::IntOrString,
+        "k8s.io.apimachinery.pkg.api.resource.Quantity"
+        | "k8s.io.apimachinery.pkg.api.resource.QuantityValue" => Special::Quantity,
+        other => match other
+            .strip_prefix(APIEXTENSIONS)
+            .and_then(|rest| rest.split_once('.'))
+            .map(|(_, name)| name)
+        {
+            Some("JSON") => Special::RawJson,
+            Some("JSONSchemaPropsOrArray") => Special::PropsOrArray,
+            Some("JSONSchemaPropsOrBool") => Special::PropsOrBool,
+            Some("JSONSchemaPropsOrStringArray") => Special::PropsOrStringArray,
+            _ => return None,
+        },
+    })
+}
+
+fn timestamp(seconds: i64, nanos: i64, path: &str) -> Result<jiff::Timestamp, ProtobufError> {
+    i32::try_from(nanos)
+        .ok()
+        .and_then(|nanos| jiff::Timestamp::new(seconds, nanos).ok())
+        .ok_or_else(|| ProtobufError::Convert {
+            path: path.into(),
+            message: format!("time {seconds}s {nanos}ns is out of range"),
+        })
+}
+
+/// Go's `Time.MarshalJSON`: RFC 3339 in UTC, whole seconds.
+pub(crate) fn format_time(seconds: i64, nanos: i64, path: &str) -> Result<String, ProtobufError> {
+    Ok(timestamp(seconds, nanos, path)?
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string())
+}
+
+/// Go's `MicroTime.MarshalJSON`: RFC 3339 in UTC with six fractional digits.
+pub(crate) fn format_micro_time(
+    seconds: i64,
+    nanos: i64,
+    path: &str,
+) -> Result<String, ProtobufError> {
+    let ts = timestamp(seconds, nanos, path)?;
+    Ok(format!(
+        "{}.{:06}Z",
+        ts.strftime("%Y-%m-%dT%H:%M:%S"),
+        ts.subsec_nanosecond() / 1000
+    ))
+}
+
+/// Parses an RFC 3339 time into seconds and nanoseconds since the epoch (MicroTime keeps
+/// microseconds, Time whole seconds, as their Go `UnmarshalJSON` and `ProtoTime` do).
+pub(crate) fn parse_time(text: &str, micro: bool, path: &str) -> Result<(i64, i32), ProtobufError> {
+    let ts: jiff::Timestamp = text.parse().map_err(|e| ProtobufError::Convert {
+        path: path.into(),
+        message: format!("{text:?} is not an RFC 3339 time: {e}"),
+    })?;
+    let nanos = if micro {
+        ts.subsec_nanosecond() / 1000 * 1000
+    } else {
+        ts.subsec_nanosecond()
+    };
+    Ok((ts.as_second(), nanos))
+}
+
+/// Go's `time.Duration.String`.
+pub(crate) fn format_duration(nanos: i64) -> String {
+    if nanos == 0 {
+        return "0s".into();
+    }
+    let sign = if nanos < 0 { "-" } else { "" };
+    let u = nanos.unsigned_abs();
+    let fraction = |value: u64, digits: usize| -> String {
+        if value == 0 {
+            return String::new();
+        }
+        let text = format!("{value:0digits$}");
+        format!(".{}", text.trim_end_matches('0'))
+    };
+    if u < 1_000 {
+        return format!("{sign}{u}ns");
+    }
+    if u < 1_000_000 {
+        return format!("{sign}{}{}µs", u / 1_000, fraction(u % 1_000, 3));
+    }
+    if u < 1_000_000_000 {
+        return format!("{sign}{}{}ms", u / 1_000_000, fraction(u % 1_000_000, 6));
+    }
+    let total = u / 1_000_000_000;
+    let seconds = format!("{}{}s", total % 60, fraction(u % 1_000_000_000, 9));
+    let (hours, minutes) = (total / 3600, total / 60 % 60);
+    if hours > 0 {
+        format!("{sign}{hours}h{minutes}m{seconds}")
+    } else if minutes > 0 {
+        format!("{sign}{minutes}m{seconds}")
+    } else {
+        format!("{sign}{seconds}")
+    }
+}
+
+/// Go's `time.ParseDuration`: `[-+]?([0-9]*(\.[0-9]*)?[a-z]+)+`, or `0`.
+pub(crate) fn parse_duration(text: &str, path: &str) -> Result<i64, ProtobufError> {
+    let invalid = || ProtobufError::Convert {
+        path: path.into(),
+        message: format!("time: invalid duration {text:?}"),
+    };
+    let (negative, mut rest) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if rest == "0" {
+        return Ok(0);
+    }
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    let mut total: u128 = 0;
+    while !rest.is_empty() {
+        let int_end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let (int_part, after) = rest.split_at(int_end);
+        let (frac_part, after) = match after.strip_prefix('.') {
+            Some(after) => {
+                let end = after
+                    .find(|c: char| !c.is_ascii_digit())
+                    .unwrap_or(after.len());
+                after.split_at(end)
+            }
+            None => ("", after),
+        };
+        if int_part.is_empty() && frac_part.is_empty() {
+            return Err(invalid());
+        }
+        let unit_end = after
+            .find(|c: char| c == '.' || c.is_ascii_digit())
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_end);
+        let scale: u128 = match unit {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return Err(invalid()),
+        };
+        let whole: u128 = if int_part.is_empty() {
+            0
+        } else {
+            int_part.parse().map_err(|_| invalid())?
+        };
+        let mut value = whole.checked_mul(scale).ok_or_else(invalid)?;
+        // The fraction as Go computes it: its leading digits as an integer over a power of
+        // ten (digits that would overflow are ignored), scaled in floating point.
+        let (mut fraction, mut power, mut overflow) = (0u64, 1f64, false);
+        for digit in frac_part.bytes() {
+            if overflow {
+                continue;
+            }
+            match fraction
+                .checked_mul(10)
+                .and_then(|f| f.checked_add(u64::from(digit - b'0')))
+                .filter(|f| *f <= 1 << 63)
+            {
+                Some(f) => {
+                    fraction = f;
+                    power *= 10.0;
+                }
+                None => overflow = true,
+            }
+        }
+        if fraction > 0 {
+            // Truncated toward zero, as Go's int64() conversion does.
+            value += (fraction as f64 * (scale as f64 / power)) as u128;
+        }
+        total = total.checked_add(value).ok_or_else(invalid)?;
+        if total > i64::MAX as u128 + u128::from(negative) {
+            return Err(invalid());
+        }
+        rest = after;
+    }
+    let total = i128::try_from(total).map_err(|_| invalid())?;
+    i64::try_from(if negative { -total } else { total }).map_err(|_| invalid())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_as_go_prints_them() {
+        // time.Duration.String's table (go/src/time/time_test.go).
+        let table: &[(i64, &str)] = &[
+            (0, "0s"),
+            (1, "1ns"),
+            (1100, "1.1µs"),
+            (2_200_000, "2.2ms"),
+            (3_300_000_000, "3.3s"),
+            (4 * 60_000_000_000 + 5_000_000_000, "4m5s"),
+            (4 * 60_000_000_000 + 5_001_000_000, "4m5.001s"),
+            (
+                5 * 3_600_000_000_000 + 6 * 60_000_000_000 + 7_001_000_000,
+                "5h6m7.001s",
+            ),
+            (8 * 60_000_000_000 + 1, "8m0.000000001s"),
+            (i64::MAX, "2562047h47m16.854775807s"),
+            (i64::MIN, "-2562047h47m16.854775808s"),
+            (-1_500_000_000, "-1.5s"),
+            (3_600_000_000_000, "1h0m0s"),
+        ];
+        for (nanos, text) in table {
+            assert_eq!(format_duration(*nanos), *text, "{nanos}");
+            assert_eq!(parse_duration(text, "d").unwrap(), *nanos, "{text}");
+        }
+    }
+
+    #[test]
+    fn durations_parse_like_go() {
+        // time.ParseDuration's table (go/src/time/time_test.go), a selection.
+        let ok: &[(&str, i64)] = &[
+            ("0", 0),
+            ("5s", 5_000_000_000),
+            ("30s", 30_000_000_000),
+            ("1478s", 1_478_000_000_000),
+            ("-5s", -5_000_000_000),
+            ("+5s", 5_000_000_000),
+            ("-0", 0),
+            ("+0", 0),
+            ("5.0s", 5_000_000_000),
+            ("5.6s", 5_600_000_000),
+            ("5.s", 5_000_000_000),
+            (".5s", 500_000_000),
+            ("1.0s", 1_000_000_000),
+            ("1.00s", 1_000_000_000),
+            ("1.004s", 1_004_000_000),
+            ("100.00100s", 100_001_000_000),
+            ("10ns", 10),
+            ("11us", 11_000),
+            ("12µs", 12_000),
+            ("12μs", 12_000),
+            ("13ms", 13_000_000),
+            ("14s", 14_000_000_000),
+            ("15m", 900_000_000_000),
+            ("16h", 57_600_000_000_000),
+            ("3h30m", 12_600_000_000_000),
+            ("10.5s4m", 250_500_000_000),
+            ("-2m3.4s", -123_400_000_000),
+            ("1h2m3s4ms5us6ns", 3_723_004_005_006),
+            ("39h9m14.425s", 140_954_425_000_000),
+            ("52763797000ns", 52_763_797_000),
+            ("0.3333333333333333333h", 1_200_000_000_000),
+            ("9007199254740993ns", 9_007_199_254_740_993),
+            ("9223372036854775807ns", i64::MAX),
+            ("-9223372036854775808ns", i64::MIN),
+        ];
+        for (text, nanos) in ok {
+            assert_eq!(parse_duration(text, "d").unwrap(), *nanos, "{text}");
+        }
+        for bad in [
+            "",
+            "3",
+            "-",
+            "s",
+            ".",
+            "-.",
+            ".s",
+            "+.s",
+            "1d",
+            "9223372036854775808ns",
+            "-9223372036854775809ns",
+        ] {
+            assert!(parse_duration(bad, "d").is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn times_in_go_form() {
+        assert_eq!(
+            format_time(1_700_000_000, 0, "t").unwrap(),
+            "2023-11-14T22:13:20Z"
+        );
+        assert_eq!(
+            format_micro_time(1_700_000_000, 123_456_789, "t").unwrap(),
+            "2023-11-14T22:13:20.123456Z"
+        );
+        assert_eq!(
+            parse_time("2023-11-14T22:13:20Z", false, "t").unwrap(),
+            (1_700_000_000, 0)
+        );
+        assert_eq!(
+            parse_time("2023-11-14T23:13:20.123456789+01:00", true, "t").unwrap(),
+            (1_700_000_000, 123_456_000)
+        );
+        assert!(parse_time("yesterday", false, "t").is_err());
+    }
+}
