@@ -97,6 +97,7 @@ mod remotecommand;
 mod selector;
 mod server;
 mod shell;
+mod spdy;
 mod status;
 mod store;
 mod table;

@@ -12,6 +12,9 @@
 //!   `v4.channel.k8s.io`, `v4.base64.channel.k8s.io` or no subprotocol: two channels per
 //!   port (data `2i`, error `2i + 1`), each starting with the port number (two bytes, little
 //!   endian).
+//! * SPDY ([`spdy`]): a plain `Upgrade: SPDY/3.1` request, or SPDY tunneled through a
+//!   WebSocket (`SPDY/3.1+portforward.k8s.io`, what kubectl 1.31+ tries first): an error and
+//!   a data stream per forwarded connection, paired by `requestID`.
 //! * What answers in the pod is [`backend`]: nginx on port 80 for an `nginx…` image, an echo
 //!   on every other declared TCP port, the local address a test routed the port to
 //!   ([`crate::TestServer::route_pod_port`]), and containerd's connection-refused error
@@ -21,6 +24,7 @@
 
 mod backend;
 mod nginx;
+mod spdy;
 mod websocket;
 
 use std::collections::HashMap;
@@ -239,6 +243,14 @@ impl Forwarded {
         server: &ApiServer,
         port: u16,
     ) -> Result<backend::PodConnection, String> {
+        if self.lifetime.is_cancelled() {
+            // containerd, once the sandbox's network namespace is gone.
+            return Err(format!(
+                "error forwarding port {port} to pod {id}, uid : network namespace for sandbox {quoted} is closed",
+                id = self.network.sandbox_id,
+                quoted = crate::status::go_quote(&self.network.sandbox_id),
+            ));
+        }
         let route =
             server
                 .port_forward
@@ -349,13 +361,21 @@ pub(crate) async fn serve(
         Ok(pod) => pod,
         Err(error) => return error_response(&error),
     };
-    let websocket = header_has(&request, header::UPGRADE, "websocket");
-    let result = if websocket {
-        websocket::serve(server, request, &pod)
+    let result = if header_has(&request, header::UPGRADE, "websocket") {
+        // kube-apiserver's translating handler: SPDY tunneled through the WebSocket, or the
+        // kubelet's own WebSocket protocol.
+        let tunneled = spdy::tunneled_protocols(&request);
+        if tunneled.is_empty() {
+            websocket::serve(server, request, &pod)
+        } else {
+            spdy::serve_tunnel(server, request, &pod, &tunneled)
+        }
+    } else if header_has(&request, header::UPGRADE, "SPDY/3.1") {
+        spdy::serve_upgrade(server, request, &pod)
     } else {
         Err(Refusal::Kubelet(
             StatusCode::BAD_REQUEST,
-            "kube-testserver serves port forwarding over WebSocket only for now".to_string(),
+            "unable to upgrade: unsupported upgrade protocol (SPDY/3.1 or websocket)".to_string(),
         ))
     };
     result.unwrap_or_else(refuse)
