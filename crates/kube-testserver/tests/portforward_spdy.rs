@@ -50,8 +50,8 @@ gzip,deflate,sdchcharset=utf-8charset=iso-8859-1,utf-,*,enq=0.",
 
 /// The byte transport under SPDY.
 enum Transport {
-    Raw(TlsStream<TcpStream>),
-    Tunnel(WebSocketStream<TlsStream<TcpStream>>),
+    Raw(Box<TlsStream<TcpStream>>),
+    Tunnel(Box<WebSocketStream<TlsStream<TcpStream>>>),
 }
 
 /// A frame as the test sees it.
@@ -320,7 +320,7 @@ async fn spdy(server: &TestServer, name: &str) -> Client {
         head.contains("x-stream-protocol-version: portforward.k8s.io\r\n"),
         "{head}"
     );
-    Client::new(Transport::Raw(stream), &[])
+    Client::new(Transport::Raw(Box::new(stream)), &[])
 }
 
 /// SPDY tunneled through a WebSocket to pod `name`.
@@ -348,7 +348,7 @@ async fn tunneled(server: &TestServer, name: &str) -> Client {
         response.headers()[header::SEC_WEBSOCKET_PROTOCOL],
         "SPDY/3.1+portforward.k8s.io"
     );
-    Client::new(Transport::Tunnel(ws), &[])
+    Client::new(Transport::Tunnel(Box::new(ws)), &[])
 }
 
 async fn nginx_then_refused_port(mut client: Client) {
