@@ -5,7 +5,8 @@
 //!   `--kubeconfig PATH`, or the current context of `$KUBECONFIG`/`~/.kube/config`; `--kind`,
 //!   a kind cluster, when `kind` and a Docker engine are present (otherwise exit code 2).
 //! * With the embedded target, a real kubectl (a client nobody here wrote) also drives the
-//!   kube-testserver binary.
+//!   kube-testserver binary, `kubectl port-forward` included (the nginx page fetched through
+//!   the tunneled WebSocket and through plain SPDY).
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -693,6 +694,23 @@ fn kubectl_against_testserver(root: &Path) -> Result<(), String> {
         ),
     ];
     run_steps(&steps, &mut tally);
+    // Port forwarding to the nginx pod: kubectl's default (SPDY tunneled through a WebSocket)
+    // and its fallback (plain SPDY), each fetching the page with a plain HTTP GET.
+    for (name, websockets) in [
+        ("port-forward (websocket tunnel)", "true"),
+        ("port-forward (spdy)", "false"),
+    ] {
+        match port_forward_page(&kubectl, &kubeconfig, websockets) {
+            Ok(()) => {
+                println!("PASS {name}");
+                tally.passed += 1;
+            }
+            Err(error) => {
+                println!("FAIL {name}: {error}");
+                tally.failures.push(name.to_string());
+            }
+        }
+    }
     steps = vec![
         step("delete", &["delete", "pod", "web"], true, "deleted"),
         step("gone", &["get", "pod", "web"], false, "NotFound"),
@@ -714,6 +732,80 @@ fn kubectl_against_testserver(root: &Path) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("e2e failures: {}", tally.failures.join(", ")))
+    }
+}
+
+/// Runs `kubectl port-forward pod/web LOCAL:80` in the background (with
+/// `KUBECTL_PORT_FORWARD_WEBSOCKETS=websockets`), waits for it to listen, fetches `/` with a
+/// plain HTTP/1.1 GET over TCP, checks the nginx welcome page, and stops kubectl.
+fn port_forward_page(kubectl: &Path, kubeconfig: &Path, websockets: &str) -> Result<(), String> {
+    use std::io::{BufRead, Read};
+    let local = free_port()?;
+    let mut child = Command::new(kubectl)
+        .env("KUBECONFIG", kubeconfig)
+        .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", websockets)
+        .args([
+            "port-forward",
+            "--address",
+            "127.0.0.1",
+            "pod/web",
+            &format!("{local}:80"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run kubectl: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no kubectl stdout")?;
+    let stderr = child.stderr.take().ok_or("no kubectl stderr")?;
+    // Stops kubectl whatever happens.
+    let _kubectl = Server(child);
+    let (lines, ready) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::BufReader::new(stderr).read_to_string(&mut text);
+        text
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match ready.recv_timeout(left) {
+            Ok(line) if line.starts_with("Forwarding from 127.0.0.1:") => break,
+            Ok(_) => continue,
+            Err(_) => {
+                drop(_kubectl);
+                let stderr = errors.join().unwrap_or_default();
+                return Err(format!("kubectl port-forward did not start: {stderr}"));
+            }
+        }
+    }
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", local))
+        .map_err(|e| format!("cannot connect to the forwarded port {local}: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("cannot send the request: {e}"))?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| format!("cannot read the response: {e}"))?;
+    if response.starts_with("HTTP/1.1 200 OK\r\n")
+        && response.contains("<title>Welcome to nginx!</title>")
+    {
+        Ok(())
+    } else {
+        Err(format!("unexpected response: {response}"))
     }
 }
 

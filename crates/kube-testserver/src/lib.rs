@@ -73,9 +73,12 @@
 //!   controller of a full cluster does (the recorded server had no controller-manager).
 //! * Everyone authenticated may do everything (no RBAC).
 //! * Watches that fall more than 65,536 events behind are closed (the client re-watches).
-//! * Exec and attach speak WebSocket, not SPDY, and exec runs a built-in shell rather than the
-//!   container image (no pipes, redirections or files); a missing executable gets containerd's
-//!   `InternalError` status.
+//! * Exec and attach speak WebSocket, not SPDY (port forwarding speaks both), and exec runs a
+//!   built-in shell rather than the container image (no pipes, redirections or files); a
+//!   missing executable gets containerd's `InternalError` status.
+//! * Port forwarding reaches simulated listeners, not processes: nginx's welcome page on port
+//!   80 of an `nginx…` image, an echo on the other declared TCP ports, or a local address a
+//!   test routed with [`TestServer::route_pod_port`].
 //! * Containers run nothing: their logs are computed from their start time (one line per
 //!   [`log_interval`](TestServerBuilder::log_interval)), they exit on SIGTERM (code 143) when
 //!   their pod is deleted, and the kubelet reports the phase as a v1.24 kubelet does (it stays
@@ -96,6 +99,7 @@ mod logs;
 mod object;
 mod openapi;
 mod patch;
+mod portforward;
 pub mod protobuf;
 mod registry;
 mod remotecommand;
@@ -103,6 +107,7 @@ mod scale;
 mod selector;
 mod server;
 mod shell;
+mod spdy;
 mod status;
 mod store;
 mod table;
