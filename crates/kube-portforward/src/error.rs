@@ -4,7 +4,6 @@
 use std::io;
 use std::net::SocketAddr;
 
-
 use crate::ports::ForwardedPort;
 
 /// Why the forwarder could not start, or why it stopped.
@@ -45,6 +44,9 @@ pub enum Error {
     /// not offered, a stream for another port).
     #[error("port-forward protocol error: {0}")]
     Protocol(String),
+    /// The forwarder's cancellation token was cancelled: nothing new is started.
+    #[error("the port forwarder was stopped")]
+    Stopped,
     /// The pod can no longer be reached: it was deleted or stopped running, the API server
     /// cannot be reached any more, or a stream to it broke (client-go's
     /// `ErrLostConnectionToPod`). Every listener and stream was closed.

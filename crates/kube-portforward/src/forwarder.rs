@@ -13,6 +13,9 @@ use crate::forwarding::{self, Forwarding};
 use crate::ports::{FailureMode, ForwardedPort, ListenAddress, parse_addresses, parse_ports};
 use crate::stream::{DEFAULT_PROTOCOLS, PortStream, negotiated};
 
+/// See [`PortForwarderBuilder::half_close_linger`].
+const DEFAULT_HALF_CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Forwards local ports to a pod (client-go's `PortForwarder`), or opens streams to it
 /// directly.
 ///
@@ -54,6 +57,7 @@ pub(crate) struct Inner {
     pub(crate) protocols: Vec<ChannelProtocol>,
     pub(crate) token: CancellationToken,
     pub(crate) stop_on_remote_error: bool,
+    pub(crate) half_close_linger: std::time::Duration,
 }
 
 impl std::fmt::Debug for PortForwarder {
@@ -75,6 +79,7 @@ pub struct PortForwarderBuilder {
     protocols: Vec<ChannelProtocol>,
     token: Option<CancellationToken>,
     stop_on_remote_error: bool,
+    half_close_linger: std::time::Duration,
 }
 
 impl std::fmt::Debug for PortForwarderBuilder {
@@ -137,6 +142,17 @@ impl PortForwarderBuilder {
         self
     }
 
+    /// How long a forwarded connection stays open after the local side's EOF when the
+    /// protocol cannot half-close (`v4.channel.k8s.io`, which kubelets speak): the pod's
+    /// side does not learn of the EOF, so the connection closes when the pod's side closes
+    /// or has sent nothing for this long (default 1 s, the grace containerd gives the second
+    /// direction of a forwarded connection). With `v5.channel.k8s.io` the EOF is passed on and
+    /// the connection waits for the pod's side.
+    pub fn half_close_linger(mut self, linger: std::time::Duration) -> Self {
+        self.half_close_linger = linger;
+        self
+    }
+
     /// Checks the addresses and ports (client-go's `NewOnAddresses` rules, except that no
     /// port is needed here: a forwarder without ports serves [`PortForwarder::connect`], and
     /// [`PortForwarder::forward`] refuses it).
@@ -159,6 +175,7 @@ impl PortForwarderBuilder {
                 protocols,
                 token: self.token.unwrap_or_default(),
                 stop_on_remote_error: self.stop_on_remote_error,
+                half_close_linger: self.half_close_linger,
             }),
         })
     }
@@ -174,6 +191,7 @@ impl PortForwarder {
             protocols: Vec::new(),
             token: None,
             stop_on_remote_error: false,
+            half_close_linger: DEFAULT_HALF_CLOSE_LINGER,
         }
     }
 
@@ -191,6 +209,9 @@ impl PortForwarder {
     /// Opens a stream to `remote_port` of the pod, without a listener: for programs that talk
     /// to the pod themselves.
     pub async fn connect(&self, remote_port: u16) -> Result<PortStream, Error> {
+        if self.inner.token.is_cancelled() {
+            return Err(Error::Stopped);
+        }
         self.open(remote_port, 0, self.inner.token.child_token())
             .await
             .map_err(Error::Dial)
@@ -226,6 +247,9 @@ impl PortForwarder {
         if self.inner.ports.is_empty() {
             return Err(Error::NoPorts);
         }
+        if self.inner.token.is_cancelled() {
+            return Err(Error::Stopped);
+        }
         self.inner.dialer.check().await.map_err(Error::Dial)?;
         let mut listeners = Vec::new();
         let mut failures = Vec::new();
@@ -248,7 +272,12 @@ impl PortForwarder {
         if listeners.is_empty() {
             return Err(Error::NoListener { failures });
         }
-        Ok(forwarding::start(self.clone(), listeners, bound_ports, failures))
+        Ok(forwarding::start(
+            self.clone(),
+            listeners,
+            bound_ports,
+            failures,
+        ))
     }
 }
 
@@ -349,7 +378,11 @@ mod tests {
         assert_ne!(port.local, 0);
         assert!(!bound.is_empty());
         for (_, address) in &bound {
-            assert_eq!(address.port(), port.local, "every address gets the same port");
+            assert_eq!(
+                address.port(),
+                port.local,
+                "every address gets the same port"
+            );
         }
         // The port is taken on 127.0.0.1 now: the group still succeeds through ::1 when the
         // machine has IPv6 loopback; an explicit 127.0.0.1 must fail.
@@ -360,9 +393,15 @@ mod tests {
         let explicit = parse_addresses(&["127.0.0.1"]).unwrap();
         let error = listen_on_port(&explicit, taken).unwrap_err();
         assert_eq!(error.errors.len(), 1);
-        assert!(error.to_string().contains("unable to listen on port"), "{error}");
+        assert!(
+            error.to_string().contains("unable to listen on port"),
+            "{error}"
+        );
         let both = parse_addresses(&["localhost", "127.0.0.1"]).unwrap();
-        assert!(listen_on_port(&both, taken).is_err(), "an explicit address must succeed");
+        assert!(
+            listen_on_port(&both, taken).is_err(),
+            "an explicit address must succeed"
+        );
         drop(bound);
         // Once free, every listener of the group opens again.
         let (again, bound) = listen_on_port(&localhost, taken).unwrap();

@@ -192,21 +192,25 @@ impl Forwarding {
     pub fn events(&self) -> impl Stream<Item = Event> + Send + 'static {
         let receiver = self.shared.0.events.subscribe();
         let shared = self.shared.clone();
-        futures_util::stream::unfold(
-            (receiver, shared),
-            |(mut receiver, shared)| async move {
-                loop {
-                    match receiver.recv().await {
-                        Ok(event) => return Some((event, (receiver, shared))),
-                        Err(broadcast::error::RecvError::Lagged(missed)) => {
-                            tracing::warn!(missed, "port-forward event subscriber fell behind; events dropped");
-                            shared.0.counters.events_dropped.fetch_add(missed, Ordering::Relaxed);
-                        }
-                        Err(broadcast::error::RecvError::Closed) => return None,
+        futures_util::stream::unfold((receiver, shared), |(mut receiver, shared)| async move {
+            loop {
+                match receiver.recv().await {
+                    Ok(event) => return Some((event, (receiver, shared))),
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(
+                            missed,
+                            "port-forward event subscriber fell behind; events dropped"
+                        );
+                        shared
+                            .0
+                            .counters
+                            .events_dropped
+                            .fetch_add(missed, Ordering::Relaxed);
                     }
+                    Err(broadcast::error::RecvError::Closed) => return None,
                 }
-            },
-        )
+            }
+        })
     }
 
     /// Counters of connections and events.
@@ -284,7 +288,12 @@ async fn accept_loop(
 /// Copies between the local connection and a new stream to the pod (client-go's
 /// `handleConnection`): the pod-to-local direction finishing ends the connection; the local
 /// side's EOF is passed on as a half-close.
-async fn handle_connection(mut conn: TcpStream, peer: SocketAddr, port: ForwardedPort, shared: &Shared) {
+async fn handle_connection(
+    mut conn: TcpStream,
+    peer: SocketAddr,
+    port: ForwardedPort,
+    shared: &Shared,
+) {
     let counters = &shared.counters;
     counters.accepted.fetch_add(1, Ordering::Relaxed);
     counters.active.fetch_add(1, Ordering::Relaxed);
@@ -323,7 +332,8 @@ async fn forward_one(
     let token = shared.token.child_token();
     let opened = tokio::select! {
         _ = token.cancelled() => return (0, 0, None),
-        opened = shared.forwarder.open(port.remote, port.local, token.clone()) => opened,
+        // The stream's own token: dropping the stream cancels it, not this connection's.
+        opened = shared.forwarder.open(port.remote, port.local, token.child_token()) => opened,
     };
     let stream = match opened {
         Ok(stream) => stream,
@@ -336,6 +346,8 @@ async fn forward_one(
         }
     };
     let mut outcome = stream.outcome();
+    let linger = (!stream.can_half_close()).then_some(shared.forwarder.inner.half_close_linger);
+    let local_eof = tokio::sync::Notify::new();
     let (mut remote_reader, remote_writer) = stream.into_split();
     let (local_reader, local_writer) = conn.split();
     let mut local_reader = BufReader::with_capacity(LOCAL_READ_BUFFER, local_reader);
@@ -355,6 +367,7 @@ async fn forward_one(
                 // EOF from the local side: half-close (as far as the protocol allows) and let
                 // the pod's side finish.
                 let _ = remote_writer.shutdown().await;
+                local_eof.notify_one();
                 std::future::pending::<ConnectionError>().await
             }
             Err(source) => ConnectionError::Local {
@@ -372,8 +385,29 @@ async fn forward_one(
         }
         copied
     };
+    // Without half-close the pod's side never learns of the local EOF: give it the linger
+    // time to answer, as long as it keeps sending, then close.
+    let lingered = async {
+        let Some(linger) = linger else {
+            return std::future::pending().await;
+        };
+        local_eof.notified().await;
+        loop {
+            let before = received.load(Ordering::Relaxed);
+            tokio::time::sleep(linger).await;
+            if received.load(Ordering::Relaxed) == before {
+                tracing::debug!(
+                    local = port.local,
+                    remote = port.remote,
+                    "local side closed and the pod's side idle: closing"
+                );
+                return;
+            }
+        }
+    };
     let local_error = tokio::select! {
         _ = token.cancelled() => None,
+        () = lingered => None,
         error = to_pod => Some(error),
         copied = to_local => match copied {
             Ok(_) => None,

@@ -55,5 +55,5 @@ pub use forwarder::{PortForwarder, PortForwarderBuilder};
 pub use forwarding::{Event, Forwarding, Stats};
 pub use kube_apimachinery::channel::ChannelProtocol;
 pub use ports::{FailureMode, ForwardedPort, ListenAddress};
-pub use stream::{DEFAULT_PROTOCOLS, OutcomeHandle, Outcome, PortReader, PortStream, PortWriter};
+pub use stream::{DEFAULT_PROTOCOLS, Outcome, OutcomeHandle, PortReader, PortStream, PortWriter};
 pub use tokio_util::sync::CancellationToken;

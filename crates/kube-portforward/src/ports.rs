@@ -91,7 +91,10 @@ pub fn parse_addresses<S: AsRef<str>>(addresses: &[S]) -> Result<Vec<ListenAddre
     for address in addresses {
         let address = address.as_ref();
         if address == "localhost" {
-            for ip in [IpAddr::from(Ipv4Addr::LOCALHOST), IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])] {
+            for ip in [
+                IpAddr::from(Ipv4Addr::LOCALHOST),
+                IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]),
+            ] {
                 parsed.entry(ip.to_string()).or_insert(ListenAddress {
                     ip,
                     failure_mode: FailureMode::All,
@@ -155,14 +158,21 @@ mod tests {
     #[test]
     fn client_go_port_table() {
         for bad in [
-            "a", ":a", "-1", "65536", "0", "0:0", "a:5000", "5000:a", "5000:", "1:2:3", "",
-            "+80", " 80",
+            "a", ":a", "-1", "65536", "0", "0:0", "a:5000", "5000:a", "5000:", "1:2:3", "", "+80",
+            " 80",
         ] {
             assert!(parse_port(bad).is_err(), "{bad:?} should not parse");
         }
         assert_eq!(
-            parse_ports(&["5000", "5000:5000", "8888:5000", "5000:8888", ":5000", "0:5000"])
-                .unwrap(),
+            parse_ports(&[
+                "5000",
+                "5000:5000",
+                "8888:5000",
+                "5000:8888",
+                ":5000",
+                "0:5000"
+            ])
+            .unwrap(),
             vec![
                 fp(5000, 5000),
                 fp(5000, 5000),
@@ -184,7 +194,14 @@ mod tests {
     /// client-go's TestParsePortsAndNew, address half.
     #[test]
     fn client_go_address_table() {
-        for bad in ["127.0.0.257", "::g", "domain.invalid", "", "1.2.3", "1.2.3.4.5"] {
+        for bad in [
+            "127.0.0.257",
+            "::g",
+            "domain.invalid",
+            "",
+            "1.2.3",
+            "1.2.3.4.5",
+        ] {
             assert!(parse_addresses(&[bad]).is_err(), "{bad:?} should not parse");
         }
         let table: &[(&[&str], Vec<ListenAddress>)] = &[

@@ -81,7 +81,11 @@ impl PodDialer {
             .and_then(|s| s.phase.clone())
             .unwrap_or_default();
         (phase != "Running").then(|| DialError::NotRunning {
-            phase: if phase.is_empty() { "Unknown".into() } else { phase },
+            phase: if phase.is_empty() {
+                "Unknown".into()
+            } else {
+                phase
+            },
         })
     }
 

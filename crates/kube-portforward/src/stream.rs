@@ -170,7 +170,8 @@ impl PortStream {
         stop: CancellationToken,
     ) -> PortStream {
         let config = WebSocketConfig::default().max_message_size(Some(16 << 20));
-        let socket = WebSocketStream::from_raw_socket(upgraded.io, Role::Client, Some(config)).await;
+        let socket =
+            WebSocketStream::from_raw_socket(upgraded.io, Role::Client, Some(config)).await;
         let (data_tx, data_rx) = mpsc::channel(QUEUE);
         let (out_tx, out_rx) = mpsc::channel(QUEUE);
         let (end_tx, end_rx) = watch::channel(None);
@@ -455,7 +456,11 @@ impl Driver {
         self.started.elapsed().saturating_sub(last)
     }
 
-    fn broken(&self, reason: impl Into<String>, source: Option<tokio_tungstenite::tungstenite::Error>) -> ConnectionError {
+    fn broken(
+        &self,
+        reason: impl Into<String>,
+        source: Option<tokio_tungstenite::tungstenite::Error>,
+    ) -> ConnectionError {
         ConnectionError::Broken {
             remote: self.remote,
             reason: reason.into(),
@@ -552,7 +557,10 @@ impl Driver {
                     }
                     if let Some(tx) = data_tx {
                         if tx.send(data).await.is_err() {
-                            tracing::debug!(remote = self.remote, "reader dropped; discarding the pod's data");
+                            tracing::debug!(
+                                remote = self.remote,
+                                "reader dropped; discarding the pod's data"
+                            );
                             *data_tx = None;
                         }
                     }
@@ -561,12 +569,21 @@ impl Driver {
                     let data = error_prefix.strip(data).map_err(protocol_error)?;
                     let room = ERROR_LIMIT.saturating_sub(error_text.len());
                     if data.len() > room {
-                        tracing::warn!(remote = self.remote, dropped = data.len() - room, "error message over 64 KiB cut");
+                        tracing::warn!(
+                            remote = self.remote,
+                            dropped = data.len() - room,
+                            "error message over 64 KiB cut"
+                        );
                     }
                     error_text.extend_from_slice(&data[..data.len().min(room)]);
                 }
                 other => {
-                    tracing::debug!(remote = self.remote, channel = other, bytes = data.len(), "data on an unexpected channel dropped");
+                    tracing::debug!(
+                        remote = self.remote,
+                        channel = other,
+                        bytes = data.len(),
+                        "data on an unexpected channel dropped"
+                    );
                 }
             }
         }
@@ -577,7 +594,8 @@ impl Driver {
         sink: &mut futures_util::stream::SplitSink<Socket, Message>,
         out_rx: &mut mpsc::Receiver<Outgoing>,
     ) -> Result<(), ConnectionError> {
-        let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + PING_PERIOD, PING_PERIOD);
+        let mut pings =
+            tokio::time::interval_at(tokio::time::Instant::now() + PING_PERIOD, PING_PERIOD);
         pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut open = true;
         let write_error = |error| self.broken("writing to the WebSocket", Some(error));
@@ -629,12 +647,20 @@ mod tests {
     #[test]
     fn prefixes_are_stripped_across_messages_and_checked() {
         let mut prefix = PortPrefix::new(0x1f90); // 8080
-        assert_eq!(prefix.strip(Bytes::from_static(&[0x90])).unwrap(), Bytes::new());
         assert_eq!(
-            prefix.strip(Bytes::from_static(&[0x1f, b'h', b'i'])).unwrap(),
+            prefix.strip(Bytes::from_static(&[0x90])).unwrap(),
+            Bytes::new()
+        );
+        assert_eq!(
+            prefix
+                .strip(Bytes::from_static(&[0x1f, b'h', b'i']))
+                .unwrap(),
             Bytes::from_static(b"hi")
         );
-        assert_eq!(prefix.strip(Bytes::from_static(b"more")).unwrap(), Bytes::from_static(b"more"));
+        assert_eq!(
+            prefix.strip(Bytes::from_static(b"more")).unwrap(),
+            Bytes::from_static(b"more")
+        );
         let mut wrong = PortPrefix::new(80);
         let error = wrong.strip(Bytes::from_static(&[81, 0])).unwrap_err();
         assert!(error.contains("port 81, not 80"), "{error}");
@@ -646,7 +672,10 @@ mod tests {
             negotiated("v4.channel.k8s.io", &DEFAULT_PROTOCOLS).unwrap(),
             ChannelProtocol::V4
         );
-        assert_eq!(negotiated("", &DEFAULT_PROTOCOLS).unwrap(), ChannelProtocol::V1);
+        assert_eq!(
+            negotiated("", &DEFAULT_PROTOCOLS).unwrap(),
+            ChannelProtocol::V1
+        );
         assert!(negotiated("v5.channel.k8s.io", &DEFAULT_PROTOCOLS).is_err());
         assert!(negotiated("portforward.k8s.io", &DEFAULT_PROTOCOLS).is_err());
     }
