@@ -66,6 +66,8 @@ pub struct ApiServer {
     pub containers: crate::logs::Containers,
     /// How many log response bodies are open.
     pub log_streams: std::sync::atomic::AtomicUsize,
+    /// Port forwarding: test routes, running pods, sessions.
+    pub port_forward: crate::portforward::PortForwarding,
 }
 
 /// Who is making the request.
@@ -181,6 +183,7 @@ impl ApiServer {
             streaming: crate::exec::Streaming::default(),
             containers: crate::logs::Containers::default(),
             log_streams: std::sync::atomic::AtomicUsize::new(0),
+            port_forward: crate::portforward::PortForwarding::default(),
         });
         if let Some(namespaces) = server.registry.get("", "v1", "namespaces") {
             for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
@@ -304,6 +307,9 @@ impl ApiServer {
         // Exec and attach upgrade the connection: routed before the body is read.
         if let Some(target) = crate::exec::target(&path) {
             return crate::exec::serve(self, request, &user, target).await;
+        }
+        if let Some(target) = crate::portforward::target(&path) {
+            return crate::portforward::serve(self, request, &user, target).await;
         }
         let accept = request
             .headers()

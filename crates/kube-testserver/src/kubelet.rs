@@ -249,7 +249,9 @@ pub async fn run(server: Arc<ApiServer>, delay: Duration) {
         };
         match received {
             Ok(event) if event.storage == pods_storage() => {
-                if event.kind == EventType::Deleted {
+                let deleted = event.kind == EventType::Deleted;
+                server.port_forward.pod_changed(&event.object, deleted);
+                if deleted {
                     forget_containers(&server.containers, &event.object);
                 } else {
                     schedule(&server, &pending, event.key.clone(), &event.object, delay);
@@ -258,6 +260,7 @@ pub async fn run(server: Arc<ApiServer>, delay: Duration) {
             Ok(_) => {}
             Err(RecvError::Lagged(missed)) => {
                 tracing::warn!(missed, "simulated kubelet fell behind; rescanning pods");
+                server.port_forward.resync(&server);
                 if let Ok(snapshot) = server.store.list(&pods_storage(), None, None) {
                     for pod in snapshot.objects {
                         let key = (

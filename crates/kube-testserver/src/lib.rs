@@ -91,6 +91,7 @@ mod logs;
 mod object;
 mod openapi;
 mod patch;
+mod portforward;
 mod registry;
 mod remotecommand;
 mod selector;

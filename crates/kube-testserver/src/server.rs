@@ -330,6 +330,20 @@ impl TestServer {
         self.state.streaming.sessions()
     }
 
+    /// Routes `port` of pod `namespace/pod` to a local TCP `address`: connections
+    /// port-forwarded to that pod port connect there, whatever the pod declares (without a
+    /// route, an `nginx…` image serves its welcome page on 80, other declared ports echo, and
+    /// the rest refuse).
+    pub fn route_pod_port(&self, namespace: &str, pod: &str, port: u16, address: SocketAddr) {
+        self.state.port_forward.route(namespace, pod, port, address);
+    }
+
+    /// How many port-forward sessions are open (each ends when its ports are done, the
+    /// client leaves, the pod stops or the server shuts down).
+    pub fn port_forward_sessions(&self) -> usize {
+        self.state.port_forward.sessions()
+    }
+
     /// Forgets the history: resuming a watch or a paged list from any earlier resourceVersion
     /// now gets 410 Gone.
     pub fn compact(&self) {
