@@ -32,7 +32,12 @@ async fn server() -> (TestServer, Client) {
         .unwrap();
     let kubeconfig =
         Kubeconfig::parse(&server.kubeconfig_yaml(), std::path::Path::new("embedded")).unwrap();
-    let client = Client::try_from_config(Config::from_kubeconfig(&kubeconfig).unwrap()).unwrap();
+    // Each forwarded connection is one upgrade request: without the client's rate limiter
+    // (client-go's 5 QPS) the 50 connections start at once.
+    let config = Config::from_kubeconfig(&kubeconfig)
+        .unwrap()
+        .without_throttle();
+    let client = Client::try_from_config(config).unwrap();
     (server, client)
 }
 
