@@ -137,10 +137,10 @@ async fn create_nginx(pods: &Api<Pod>) -> Result<()> {
     let mut events = std::pin::pin!(pods.watch(&params, &rv).await?);
     tokio::time::timeout(Duration::from_secs(120), async {
         while let Some(event) = events.next().await {
-            if let WatchEvent::Added(pod) | WatchEvent::Modified(pod) = event? {
-                if pod.status.and_then(|s| s.phase).as_deref() == Some("Running") {
-                    return Ok(());
-                }
+            if let WatchEvent::Added(pod) | WatchEvent::Modified(pod) = event?
+                && pod.status.and_then(|s| s.phase).as_deref() == Some("Running")
+            {
+                return Ok(());
             }
         }
         Err("the watch ended before the pod ran".into())
@@ -257,12 +257,10 @@ async fn main() -> ExitCode {
         .unwrap_or_else(|| client.default_namespace().to_string());
     let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
     let created = options.pod.is_none();
-    if created {
-        if let Err(e) = create_nginx(&pods).await {
-            eprintln!("cannot start the nginx pod: {e}");
-            let _ = pods.delete(DEMO_POD, &DeleteParams::default()).await;
-            return ExitCode::FAILURE;
-        }
+    if created && let Err(e) = create_nginx(&pods).await {
+        eprintln!("cannot start the nginx pod: {e}");
+        let _ = pods.delete(DEMO_POD, &DeleteParams::default()).await;
+        return ExitCode::FAILURE;
     }
     let result = run(&options, client).await;
     if created {

@@ -555,14 +555,14 @@ impl Driver {
                     if data.is_empty() {
                         continue;
                     }
-                    if let Some(tx) = data_tx {
-                        if tx.send(data).await.is_err() {
-                            tracing::debug!(
-                                remote = self.remote,
-                                "reader dropped; discarding the pod's data"
-                            );
-                            *data_tx = None;
-                        }
+                    if let Some(tx) = data_tx
+                        && tx.send(data).await.is_err()
+                    {
+                        tracing::debug!(
+                            remote = self.remote,
+                            "reader dropped; discarding the pod's data"
+                        );
+                        *data_tx = None;
                     }
                 }
                 ERROR => {

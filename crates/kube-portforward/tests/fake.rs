@@ -152,10 +152,10 @@ async fn serve(
                     _ => continue,
                 };
                 match decoded.unwrap() {
-                    Some(Decoded::Data { channel: 0, data }) => {
-                        if ws.send(message(protocol, 0, &data)).await.is_err() {
-                            break;
-                        }
+                    Some(Decoded::Data { channel: 0, data })
+                        if ws.send(message(protocol, 0, &data)).await.is_err() =>
+                    {
+                        break;
                     }
                     Some(Decoded::Close { channel: 0 }) => break,
                     _ => {}
@@ -165,12 +165,11 @@ async fn serve(
         Some(Behavior::Page) => {
             let mut request = Vec::new();
             while let Some(Ok(msg)) = ws.next().await {
-                if let Message::Binary(b) = msg {
-                    if let Some(Decoded::Data { channel: 0, data }) =
+                if let Message::Binary(b) = msg
+                    && let Some(Decoded::Data { channel: 0, data }) =
                         protocol.decode_binary(b).unwrap()
-                    {
-                        request.extend_from_slice(&data);
-                    }
+                {
+                    request.extend_from_slice(&data);
                 }
                 if request.windows(4).any(|w| w == b"\r\n\r\n") {
                     break;

@@ -71,10 +71,10 @@ async fn nginx(client: &Client, name: &str) -> Api<Pod> {
     let mut events = pods.watch(&params, &rv).await.unwrap();
     tokio::time::timeout(LIMIT, async {
         while let Some(event) = events.next().await {
-            if let Ok(WatchEvent::Modified(pod)) = event {
-                if pod.status.and_then(|s| s.phase).as_deref() == Some("Running") {
-                    return;
-                }
+            if let Ok(WatchEvent::Modified(pod)) = event
+                && pod.status.and_then(|s| s.phase).as_deref() == Some("Running")
+            {
+                return;
             }
         }
         panic!("watch ended before the pod ran");
