@@ -718,3 +718,41 @@ async fn a_local_half_close_gets_the_answer_then_closes() {
         .unwrap();
     assert_eq!(answer, b"bye");
 }
+
+/// The client's own cost: bulk echo through `PortForwarder::connect` and through a listener
+/// against the in-memory fake (no TLS, no API server). A figure, not a check: run with
+/// `cargo test --release -p kube-portforward --test fake -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a figure; run on demand with --release"]
+async fn client_side_throughput_figure() {
+    const BULK: usize = 64 << 20;
+    let kubelet = Arc::new(FakeKubelet::new(&[(7, Behavior::Echo)]));
+    let forwarding = forwarder(kubelet, &[":7"]).forward().await.unwrap();
+    let local = forwarding.ports()[0].local;
+    let mut conn = TcpStream::connect(("127.0.0.1", local)).await.unwrap();
+    conn.set_nodelay(true).unwrap();
+    let chunk = vec![0x5a; 256 * 1024];
+    let started = std::time::Instant::now();
+    let (mut r, mut w) = conn.split();
+    let send = async {
+        for _ in 0..BULK / chunk.len() {
+            w.write_all(&chunk).await.unwrap();
+        }
+    };
+    let receive = async {
+        let mut buf = vec![0; 256 * 1024];
+        let mut got = 0;
+        while got < BULK {
+            let n = r.read(&mut buf).await.unwrap();
+            assert!(n > 0);
+            assert!(buf[..n].iter().all(|&b| b == 0x5a));
+            got += n;
+        }
+    };
+    tokio::join!(send, receive);
+    let took = started.elapsed();
+    println!(
+        "client side alone (listener -> forwarder -> in-memory WebSocket echo and back): {:.0} MiB/s each way",
+        BULK as f64 / took.as_secs_f64() / f64::from(1 << 20)
+    );
+}
