@@ -241,7 +241,8 @@ impl Forwarding {
     }
 
     /// Like [`Forwarding::wait`], without consuming the handle (so it can sit in a
-    /// `select!`); returns at once once finished.
+    /// `select!`); returns at once once finished. The lost-connection error is returned to
+    /// the first call only; later calls return `Ok`.
     pub async fn finished(&mut self) -> Result<(), Error> {
         // The supervisor always sends before it ends; a closed channel means the runtime is
         // shutting down, and then there is nothing left to wait for.
