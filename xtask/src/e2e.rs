@@ -125,6 +125,17 @@ const EXAMPLES: &[Example] = &[
         embedded_only: false,
         features: "rest",
     },
+    // The seed's port-forward (on a random local port, so CI never collides on 8080): the
+    // nginx page fetched through the forward, then a clean stop.
+    Example {
+        package: "kube-portforward",
+        example: "port_forward",
+        args: &["--once", "--ports", ":80"],
+        code: 0,
+        expect: "port-forward demo passed",
+        embedded_only: false,
+        features: "rest",
+    },
 ];
 
 /// Entry point: parses the target and runs every check for it.

@@ -1,0 +1,279 @@
+//! Bulk throughput through the forwarder and connection setup time, against kube-testserver
+//! over TLS on loopback, each next to raw loopback TCP to the same echo server measured in the
+//! same run.
+//!
+//! The pod's port is routed (`TestServer::route_pod_port`) to a local TCP echo server, so both
+//! paths end at the same server: raw is `client -> echo`, forwarded is `client -> listener ->
+//! WebSocket over TLS -> kube-testserver (API server and kubelet) -> echo` and back.
+//!
+//! ```sh
+//! cargo bench -p kube-portforward --features rest --bench forward
+//! ```
+//!
+//! Besides criterion's figures it prints a summary: forwarded throughput as a share of raw,
+//! and setup times (median of 200).
+#![allow(missing_docs)] // criterion_group! generates undocumented items
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use k8s_openapi::api::core::v1::{Container, ContainerPort, Pod, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube_portforward::rest::PodDialer;
+use kube_portforward::{Forwarding, PortForwarder};
+use kube_rest::{Api, Client, Config, Kubeconfig, PostParams};
+use kube_testserver::TestServer;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Runtime;
+
+const PORT: u16 = 9000;
+const BULK: usize = 16 << 20;
+
+/// A TCP echo server on loopback.
+async fn echo_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let _ = conn.set_nodelay(true);
+            tokio::spawn(async move {
+                let (mut r, mut w) = conn.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    address
+}
+
+struct Setup {
+    rt: Runtime,
+    echo: SocketAddr,
+    forwarding: Forwarding,
+    forwarder: PortForwarder,
+    _server: TestServer,
+}
+
+fn setup() -> Setup {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (server, echo, forwarder, forwarding) = rt.block_on(async {
+        let server = TestServer::builder()
+            .simulated_kubelet(Some(Duration::from_millis(1)))
+            .start()
+            .await
+            .expect("server");
+        let kubeconfig =
+            Kubeconfig::parse(&server.kubeconfig_yaml(), Path::new("/bench")).expect("kubeconfig");
+        let config = Config::from_kubeconfig(&kubeconfig)
+            .expect("config")
+            .without_throttle();
+        let client = Client::try_from_config(config).expect("client");
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+        let pod = Pod {
+            metadata: ObjectMeta {
+                name: Some("bench".into()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "main".into(),
+                    image: Some("registry.example/echo:1".into()),
+                    ports: Some(vec![ContainerPort {
+                        container_port: PORT.into(),
+                        ..ContainerPort::default()
+                    }]),
+                    ..Container::default()
+                }],
+                ..PodSpec::default()
+            }),
+            ..Pod::default()
+        };
+        pods.create(&PostParams::default(), &pod)
+            .await
+            .expect("pod");
+        loop {
+            let pod = pods.get("bench").await.expect("get");
+            if pod.status.and_then(|s| s.phase).as_deref() == Some("Running") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let echo = echo_server().await;
+        server.route_pod_port("default", "bench", PORT, echo);
+        let forwarder = PortForwarder::builder(PodDialer::new(client, "default", "bench"))
+            .addresses(["127.0.0.1"])
+            .port(format!(":{PORT}"))
+            .build()
+            .expect("forwarder");
+        let forwarding = forwarder.forward().await.expect("forward");
+        (server, echo, forwarder, forwarding)
+    });
+    Setup {
+        rt,
+        echo,
+        forwarding,
+        forwarder,
+        _server: server,
+    }
+}
+
+/// Sends `bytes` through `address` and reads them back, concurrently.
+async fn bulk(address: SocketAddr, bytes: usize) -> Duration {
+    let mut conn = TcpStream::connect(address).await.expect("connect");
+    conn.set_nodelay(true).expect("nodelay");
+    let chunk = vec![0x5a; 256 * 1024];
+    let started = Instant::now();
+    let (mut r, mut w) = conn.split();
+    let send = async {
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            w.write_all(&chunk[..n]).await.expect("write");
+            left -= n;
+        }
+    };
+    let receive = async {
+        let mut buf = vec![0; 256 * 1024];
+        let mut got = 0;
+        while got < bytes {
+            let n = r.read(&mut buf).await.expect("read");
+            assert!(n > 0, "EOF after {got} bytes");
+            got += n;
+        }
+    };
+    tokio::join!(send, receive);
+    started.elapsed()
+}
+
+/// A new connection and a one-byte round trip.
+async fn round_trip(address: SocketAddr) -> Duration {
+    let started = Instant::now();
+    let mut conn = TcpStream::connect(address).await.expect("connect");
+    conn.set_nodelay(true).expect("nodelay");
+    conn.write_all(b"x").await.expect("write");
+    assert_eq!(conn.read_u8().await.expect("read"), b'x');
+    started.elapsed()
+}
+
+/// `PortForwarder::connect` and a one-byte round trip.
+async fn stream_round_trip(forwarder: &PortForwarder) -> Duration {
+    let started = Instant::now();
+    let mut stream = forwarder.connect(PORT).await.expect("connect");
+    stream.write_all(b"x").await.expect("write");
+    assert_eq!(stream.read_u8().await.expect("read"), b'x');
+    started.elapsed()
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn benches(c: &mut Criterion) {
+    let s = setup();
+    let forwarded = SocketAddr::from(([127, 0, 0, 1], s.forwarding.ports()[0].local));
+    let mut group = c.benchmark_group("bulk_echo_16MiB");
+    group.throughput(Throughput::Bytes(2 * BULK as u64));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(5));
+    group.bench_function("raw_tcp", |b| {
+        b.iter_custom(|iters| {
+            s.rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += bulk(s.echo, BULK).await;
+                }
+                total
+            })
+        });
+    });
+    group.bench_function("forwarded", |b| {
+        b.iter_custom(|iters| {
+            s.rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += bulk(forwarded, BULK).await;
+                }
+                total
+            })
+        });
+    });
+    group.finish();
+    let mut group = c.benchmark_group("setup_round_trip");
+    group.sample_size(50);
+    group.measurement_time(Duration::from_secs(3));
+    group.bench_function("raw_tcp", |b| {
+        b.iter_custom(|iters| {
+            s.rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += round_trip(s.echo).await;
+                }
+                total
+            })
+        });
+    });
+    group.bench_function("forwarded_listener", |b| {
+        b.iter_custom(|iters| {
+            s.rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += round_trip(forwarded).await;
+                }
+                total
+            })
+        });
+    });
+    group.bench_function("connect_stream", |b| {
+        b.iter_custom(|iters| {
+            s.rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += stream_round_trip(&s.forwarder).await;
+                }
+                total
+            })
+        });
+    });
+    group.finish();
+
+    // The summary, measured again side by side (best of 5 for throughput).
+    s.rt.block_on(async {
+        let mut raw = Duration::MAX;
+        let mut fwd = Duration::MAX;
+        for _ in 0..5 {
+            raw = raw.min(bulk(s.echo, BULK).await);
+            fwd = fwd.min(bulk(forwarded, BULK).await);
+        }
+        let mib_s = |d: Duration| (2 * BULK) as f64 / d.as_secs_f64() / f64::from(1 << 20);
+        println!(
+            "summary: bulk echo 16 MiB each way: raw loopback TCP {:.0} MiB/s, forwarded {:.0} MiB/s ({:.1}% of raw)",
+            mib_s(raw),
+            mib_s(fwd),
+            100.0 * raw.as_secs_f64() / fwd.as_secs_f64()
+        );
+        let mut raw = Vec::new();
+        let mut listener = Vec::new();
+        let mut stream = Vec::new();
+        for _ in 0..200 {
+            raw.push(round_trip(s.echo).await);
+            listener.push(round_trip(forwarded).await);
+            stream.push(stream_round_trip(&s.forwarder).await);
+        }
+        println!(
+            "summary: connection setup + 1-byte round trip (median of 200): raw {:?}, through the listener {:?}, PortForwarder::connect {:?}",
+            median(raw),
+            median(listener),
+            median(stream)
+        );
+    });
+}
+
+criterion_group!(forward, benches);
+criterion_main!(forward);
