@@ -81,6 +81,7 @@ mod delta;
 mod delta_fifo;
 mod index;
 mod indexer;
+pub mod informer;
 mod key;
 mod lister;
 mod lister_watcher;
