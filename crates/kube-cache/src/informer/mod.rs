@@ -9,6 +9,7 @@
 //! | [`EventStream`] | the notifications as an `impl Stream` for async code | — |
 //! | [`HandlerRegistration`] | per-handler `has_synced`, buffer counters, removal | `ResourceEventHandlerRegistration` |
 //! | [`wait_for_cache_sync`] | waits for informers and handlers to sync | `WaitForCacheSync` |
+//! | [`SharedInformerFactory`] | one informer per type, namespace and selectors; start, sync, shutdown | `informers.SharedInformerFactory` |
 //!
 //! # Where we differ from client-go
 //!
@@ -22,19 +23,27 @@
 //! * [`SharedIndexInformer::remove_event_handler`] returns whether the handler was
 //!   registered instead of an error that is always nil.
 
+mod builder;
+mod factory;
 mod handler;
 mod listener;
 mod processor;
 mod registration;
+#[cfg(feature = "rest")]
+mod rest;
 mod shared;
 
+pub use builder::SharedIndexInformerBuilder;
+pub use factory::{
+    FactoryError, InformerKey, InformerScope, ListOptions, ListerWatcherFactory,
+    SharedInformerFactory, SharedInformerFactoryBuilder,
+};
 pub use handler::{FilteringHandler, HandlerFuncs, InformerEvent, ResourceEventHandler};
 pub use listener::ListenerStats;
 pub use registration::{CacheSync, EventStream, HandlerRegistration, wait_for_cache_sync};
-pub use shared::{
-    InformerError, MINIMUM_RESYNC_PERIOD, SharedIndexInformer, SharedIndexInformerBuilder,
-    TransformFn, drop_managed_fields,
-};
+#[cfg(feature = "rest")]
+pub use rest::InformerResourceScope;
+pub use shared::{InformerError, MINIMUM_RESYNC_PERIOD, SharedIndexInformer};
 
 #[cfg(test)]
 mod tests;

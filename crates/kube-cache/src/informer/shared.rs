@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use kube_apimachinery::Object;
-use kube_flowcontrol::clock::{RealClock, SharedClock};
+use kube_flowcontrol::clock::SharedClock;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +24,7 @@ use crate::informer::registration::{CacheSync, EventStream, HandlerRegistration,
 use crate::key::ObjectOrTombstone;
 use crate::lister::Lister;
 use crate::queue::{PopError, ProcessError};
+use crate::transform::Transforms;
 
 /// The smallest resync period a handler can ask for (client-go's `minimumResyncPeriod`).
 pub const MINIMUM_RESYNC_PERIOD: Duration = Duration::from_secs(1);
@@ -42,17 +43,6 @@ pub enum InformerError {
     /// The indexers conflict with installed ones.
     #[error("adding indexers failed")]
     Index(#[source] IndexError),
-}
-
-/// An object transformation applied before an object is stored (client-go's
-/// `TransformFunc`), handed to the reflector.
-pub type TransformFn<K> = Arc<dyn Fn(K) -> K + Send + Sync>;
-
-/// Drops `metadata.managedFields`, which few controllers read and which often make up a
-/// large part of an object: the default transform of an informer.
-pub fn drop_managed_fields<K: Object>(mut obj: K) -> K {
-    obj.meta_mut().managed_fields = None;
-    obj
 }
 
 /// The period a handler gets given the one it asked for and the informer's resync check
@@ -87,10 +77,9 @@ pub(crate) struct SourceArgs<K> {
     pub(crate) resync_period: Duration,
     /// Whether a resync is due (marks the handlers that get it).
     pub(crate) should_resync: Arc<dyn Fn() -> bool + Send + Sync>,
-    /// The transform to apply before writing to the queue.
-    pub(crate) transform: Option<TransformFn<K>>,
+    /// The transforms to apply before writing to the queue.
+    pub(crate) transforms: Transforms<K>,
     /// The informer's clock.
-    #[allow(dead_code)] // used by the reflector once it takes a clock
     pub(crate) clock: SharedClock,
     /// Where the source publishes its last synced resourceVersion.
     pub(crate) last_sync_rv: Arc<OnceLock<LastSyncRv>>,
@@ -106,6 +95,16 @@ pub(crate) type SourceFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Starts an informer's source (the reflector of a ListerWatcher, or a test feed).
 pub(crate) type Source<K> = Box<dyn FnOnce(SourceArgs<K>) -> SourceFuture + Send>;
+
+/// What the builder hands over.
+pub(crate) struct Parts<K> {
+    pub(crate) name: String,
+    pub(crate) resync_period: Duration,
+    pub(crate) indexer: Indexer<K>,
+    pub(crate) transforms: Transforms<K>,
+    pub(crate) clock: SharedClock,
+    pub(crate) source: Source<K>,
+}
 
 struct RunState<K> {
     started: bool,
@@ -124,7 +123,7 @@ struct Inner<K> {
     /// client-go's `startedLock`.
     run_state: Mutex<RunState<K>>,
     default_resync_period: Duration,
-    transform: Option<TransformFn<K>>,
+    transforms: Transforms<K>,
     last_sync_rv: Arc<OnceLock<LastSyncRv>>,
 }
 
@@ -159,111 +158,6 @@ impl<K> fmt::Debug for SharedIndexInformer<K> {
         f.debug_struct("SharedIndexInformer")
             .field("name", &self.inner.name)
             .finish_non_exhaustive()
-    }
-}
-
-/// Builds a [`SharedIndexInformer`] (client-go's `SharedIndexInformerOptions`).
-pub struct SharedIndexInformerBuilder<K> {
-    source: Source<K>,
-    name: String,
-    resync_period: Duration,
-    indexer: Option<Indexer<K>>,
-    transform: Option<TransformFn<K>>,
-    clock: SharedClock,
-}
-
-impl<K> fmt::Debug for SharedIndexInformerBuilder<K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SharedIndexInformerBuilder")
-            .field("name", &self.name)
-            .field("resync_period", &self.resync_period)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<K: Object + Send + Sync + 'static> SharedIndexInformerBuilder<K> {
-    pub(crate) fn from_source(source: Source<K>) -> Self {
-        SharedIndexInformerBuilder {
-            source,
-            name: String::new(),
-            resync_period: Duration::ZERO,
-            indexer: None,
-            transform: Some(Arc::new(drop_managed_fields::<K>)),
-            clock: RealClock::shared(),
-        }
-    }
-
-    /// The name used in logs and for the queue (client-go's `Name`).
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
-        self
-    }
-
-    /// The default resync period of handlers and the initial resync check period; zero (the
-    /// default) means no resyncs at all, even for handlers that ask for one (client-go's
-    /// `ResyncPeriod`).
-    pub fn resync_period(mut self, period: Duration) -> Self {
-        self.resync_period = period;
-        self
-    }
-
-    /// The store to fill (default: an [`Indexer`] with the namespace index). It must be
-    /// empty; more indices can be added with
-    /// [`add_indexers`](SharedIndexInformer::add_indexers).
-    pub fn indexer(mut self, indexer: Indexer<K>) -> Self {
-        self.indexer = Some(indexer);
-        self
-    }
-
-    /// The transform applied to each listed or watched object before it is stored and
-    /// handed out (default: [`drop_managed_fields`]).
-    pub fn transform(mut self, transform: impl Fn(K) -> K + Send + Sync + 'static) -> Self {
-        self.transform = Some(Arc::new(transform));
-        self
-    }
-
-    /// Stores objects as received (no transform, managed fields kept).
-    pub fn no_transform(mut self) -> Self {
-        self.transform = None;
-        self
-    }
-
-    /// The clock of the handlers' resync schedule (a fake one in tests).
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// Builds the informer; nothing runs until [`run`](SharedIndexInformer::run).
-    pub fn build(self) -> SharedIndexInformer<K> {
-        let indexer = self.indexer.unwrap_or_default();
-        let queue_name = if self.name.is_empty() {
-            "DeltaFIFO".to_owned()
-        } else {
-            format!("informer_{}_queue", self.name)
-        };
-        let fifo = DeltaFifo::builder()
-            .name(queue_name)
-            .known_objects(indexer.clone())
-            .emit_delta_type_replaced(true)
-            .build();
-        SharedIndexInformer {
-            inner: Arc::new(Inner {
-                name: self.name,
-                indexer,
-                fifo,
-                processor: Processor::new(self.clock),
-                run_state: Mutex::new(RunState {
-                    started: false,
-                    stopped: false,
-                    resync_check_period: self.resync_period,
-                    source: Some(self.source),
-                }),
-                default_resync_period: self.resync_period,
-                transform: self.transform,
-                last_sync_rv: Arc::new(OnceLock::new()),
-            }),
-        }
     }
 }
 
@@ -485,7 +379,7 @@ impl<K: Object + Send + Sync + 'static> SharedIndexInformer<K> {
                     fifo: inner.fifo.clone(),
                     resync_period,
                     should_resync: Arc::new(move || processor.should_resync()),
-                    transform: inner.transform.clone(),
+                    transforms: inner.transforms.clone(),
                     clock: Arc::clone(&inner.processor.shared.clock),
                     last_sync_rv: Arc::clone(&inner.last_sync_rv),
                     cancel: cancel.clone(),
@@ -584,10 +478,43 @@ impl<K: Object + Send + Sync + 'static> SharedIndexInformer<K> {
         }
     }
 
-    /// A builder over a custom source.
-    #[cfg(test)]
-    pub(crate) fn from_source(source: Source<K>) -> SharedIndexInformerBuilder<K> {
-        SharedIndexInformerBuilder::from_source(source)
+    /// Builds an informer (used by the builder).
+    pub(crate) fn from_parts(parts: Parts<K>) -> SharedIndexInformer<K> {
+        let Parts {
+            name,
+            resync_period,
+            indexer,
+            transforms,
+            clock,
+            source,
+        } = parts;
+        let queue_name = if name.is_empty() {
+            "DeltaFIFO".to_owned()
+        } else {
+            format!("informer_{name}_queue")
+        };
+        let fifo = DeltaFifo::builder()
+            .name(queue_name)
+            .known_objects(indexer.clone())
+            .emit_delta_type_replaced(true)
+            .build();
+        SharedIndexInformer {
+            inner: Arc::new(Inner {
+                name,
+                indexer,
+                fifo,
+                processor: Processor::new(clock),
+                run_state: Mutex::new(RunState {
+                    started: false,
+                    stopped: false,
+                    resync_check_period: resync_period,
+                    source: Some(source),
+                }),
+                default_resync_period: resync_period,
+                transforms,
+                last_sync_rv: Arc::new(OnceLock::new()),
+            }),
+        }
     }
 }
 

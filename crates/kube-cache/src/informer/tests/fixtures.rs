@@ -49,7 +49,7 @@ impl ScriptedSource {
                     fifo,
                     resync_period,
                     should_resync,
-                    transform,
+                    transforms,
                     clock,
                     last_sync_rv,
                     cancel,
@@ -57,10 +57,7 @@ impl ScriptedSource {
                 let rv = Arc::new(Mutex::new(String::from("1")));
                 let read = Arc::clone(&rv);
                 let _ = last_sync_rv.set(Box::new(move || read.lock().clone()));
-                let tf = |p: Pod| match &transform {
-                    Some(t) => Arc::new(t(p)),
-                    None => Arc::new(p),
-                };
+                let tf = |p: Pod| transforms.apply_owned(p);
                 let initial: Vec<Arc<Pod>> = initial.into_iter().map(tf).collect();
                 fifo.replace(initial, "1");
                 loop {
@@ -107,6 +104,63 @@ impl ScriptedSource {
     }
 }
 
+/// A lister-watcher never used: the scripted source replaces the reflector.
+pub(super) struct Unused;
+
+/// The error of [`Unused`].
+#[derive(Debug, thiserror::Error)]
+#[error("unused")]
+pub(super) struct UnusedError;
+
+impl crate::ListWatchError for UnusedError {
+    fn status(&self) -> Option<&kube_apimachinery::Status> {
+        None
+    }
+}
+
+impl crate::ListerWatcher<Pod> for Unused {
+    type Error = UnusedError;
+    type Watch = futures_util_free::Empty;
+    async fn list(
+        &self,
+        _params: &kube_apimachinery::ListParams,
+    ) -> Result<crate::ListPage<Pod>, UnusedError> {
+        Err(UnusedError)
+    }
+    async fn watch(
+        &self,
+        _params: &kube_apimachinery::WatchParams,
+        _rv: &str,
+    ) -> Result<Self::Watch, UnusedError> {
+        Err(UnusedError)
+    }
+}
+
+/// An empty watch stream, without a futures-util dependency.
+mod futures_util_free {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use k8s_openapi::api::core::v1::Pod;
+    use kube_apimachinery::WatchEvent;
+
+    pub(in super::super) struct Empty;
+
+    impl futures_core::Stream for Empty {
+        type Item = Result<WatchEvent<Pod>, super::UnusedError>;
+        fn poll_next(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            Poll::Ready(None)
+        }
+    }
+}
+
+/// The builder of an informer fed by `feed`.
+pub(super) fn scripted_builder(
+    feed: Source<Pod>,
+) -> crate::informer::SharedIndexInformerBuilder<Pod, Unused> {
+    SharedIndexInformer::builder(Unused).source(feed)
+}
+
 /// An informer over a scripted source with `initial` objects.
 pub(super) fn informer(
     initial: Vec<Pod>,
@@ -114,7 +168,7 @@ pub(super) fn informer(
     clock: Option<&FakeClock>,
 ) -> (SharedIndexInformer<Pod>, ScriptedSource) {
     let (source, feed) = ScriptedSource::new(initial);
-    let mut builder = SharedIndexInformer::from_source(feed).resync_period(resync);
+    let mut builder = scripted_builder(feed).resync_period(resync);
     if let Some(clock) = clock {
         builder = builder.clock(clock.shared() as SharedClock);
     }

@@ -11,8 +11,10 @@ use k8s_openapi::api::core::v1::Pod;
 use kube_apimachinery::Object;
 use kube_flowcontrol::clock::FakeClock;
 
-use super::fixtures::{Command, Recorder, ScriptedSource, eventually, informer, pod, run};
-use crate::informer::{FilteringHandler, HandlerFuncs, InformerEvent, SharedIndexInformer};
+use super::fixtures::{
+    Command, Recorder, ScriptedSource, eventually, informer, pod, run, scripted_builder,
+};
+use crate::informer::{FilteringHandler, HandlerFuncs, InformerEvent};
 use crate::key::ObjectOrTombstone;
 
 async fn next<S: Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
@@ -130,6 +132,7 @@ async fn removed_and_re_added_handler_starts_over() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+#[allow(clippy::await_holding_lock)] // the held gate is what makes the handler slow
 async fn slow_handler_does_not_delay_a_fast_one() {
     let (informer, source) = informer(vec![], Duration::ZERO, None);
     let gate = Arc::new(parking_lot::Mutex::new(()));
@@ -282,11 +285,10 @@ async fn filtering_handler_turns_updates_into_adds_and_deletes() {
 async fn transform_is_applied_before_storing() {
     // client-go's TestSharedInformerTransformer: names upper-cased by the transform.
     let (_source, feed) = ScriptedSource::new(vec![pod("pod1", "1"), pod("pod2", "2")]);
-    let informer = SharedIndexInformer::from_source(feed)
-        .transform(|mut p: Pod| {
+    let informer = scripted_builder(feed)
+        .transform(|p: &mut Pod| {
             let upper = p.name().to_uppercase();
             p.meta_mut().name = Some(upper);
-            p
         })
         .build();
     let recorder = Recorder::new();
@@ -311,8 +313,8 @@ async fn default_transform_drops_managed_fields() {
     assert!(stored.meta().managed_fields.is_none());
 
     let (_source, feed) = ScriptedSource::new(vec![p]);
-    let keep = SharedIndexInformer::from_source(feed)
-        .no_transform()
+    let keep = scripted_builder(feed)
+        .drop_managed_fields(false)
         .build();
     let (cancel2, task2) = run(&keep);
     keep.wait_for_sync().await;

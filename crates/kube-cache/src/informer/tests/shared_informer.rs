@@ -229,7 +229,7 @@ async fn handler_abuse() {
                 let mut rng = fastrand_like(seed);
                 let mut handles = Vec::new();
                 loop {
-                    if rng() % 2 == 0 {
+                    if rng().is_multiple_of(2) {
                         match informer.add_event_handler_with_resync(
                             HandlerFuncs::new()
                                 .on_add(|_, _| {})
