@@ -46,7 +46,10 @@ fn options() -> Result<Options> {
             "--kubeconfig" => options.kubeconfig = true,
             "--once" => options.once = true,
             other => {
-                return Err(format!("unknown argument {other:?} (usage: informer [--kubeconfig] [--once])").into());
+                return Err(format!(
+                    "unknown argument {other:?} (usage: informer [--kubeconfig] [--once])"
+                )
+                .into());
             }
         }
     }
@@ -79,7 +82,10 @@ fn line(verb: &str, pod: &Pod, informer: &SharedIndexInformer<Pod>) -> String {
 async fn connect(options: &Options) -> Result<(Client, Option<TestServer>)> {
     if options.kubeconfig {
         let config = Config::infer()?;
-        println!("target: the cluster of the current kubeconfig ({})", config.cluster_url);
+        println!(
+            "target: the cluster of the current kubeconfig ({})",
+            config.cluster_url
+        );
         return Ok((Client::try_from_config(config)?, None));
     }
     let server = TestServer::builder().start().await?;
@@ -123,7 +129,8 @@ async fn demo(client: Client) -> Result<()> {
         .get_or_insert_with(Default::default)
         .insert("tier".into(), "frontend".into());
     pods.replace("web-0", &PostParams::default(), &web0).await?;
-    pods.delete("web-1", &DeleteParams::default().grace_period(0)).await?;
+    pods.delete("web-1", &DeleteParams::default().grace_period(0))
+        .await?;
     Ok(())
 }
 
@@ -137,7 +144,11 @@ async fn run(options: Options) -> Result<()> {
     let seen_tx = Arc::new(seen_tx);
     let handler = {
         let (a, u, d) = (informer.clone(), informer.clone(), informer.clone());
-        let (sa, su, sd) = (Arc::clone(&seen_tx), Arc::clone(&seen_tx), Arc::clone(&seen_tx));
+        let (sa, su, sd) = (
+            Arc::clone(&seen_tx),
+            Arc::clone(&seen_tx),
+            Arc::clone(&seen_tx),
+        );
         HandlerFuncs::new()
             .on_add(move |pod: &Arc<Pod>, _initial| {
                 println!("{}", line("added", pod, &a));
@@ -169,9 +180,18 @@ async fn run(options: Options) -> Result<()> {
         let all_seen = seen_rx.wait_for(|s| s.added >= 3 && s.updated >= 1 && s.deleted >= 1);
         match tokio::time::timeout(Duration::from_secs(30), all_seen).await {
             Ok(Ok(_)) => {}
-            _ => return Err(format!("the demo's events were not all seen: {:?}", *seen_rx.borrow()).into()),
+            _ => {
+                return Err(format!(
+                    "the demo's events were not all seen: {:?}",
+                    *seen_rx.borrow()
+                )
+                .into());
+            }
         }
-        let pods = informer.lister().namespaced(NAMESPACE).list(&Default::default());
+        let pods = informer
+            .lister()
+            .namespaced(NAMESPACE)
+            .list(&Default::default());
         let mut names: Vec<&str> = pods.iter().map(|p| p.name()).collect();
         names.sort();
         println!("cached pods in {NAMESPACE}: {names:?}");

@@ -19,7 +19,10 @@ use tokio_util::sync::CancellationToken;
 const WAIT: Duration = Duration::from_secs(20);
 
 async fn server() -> (TestServer, Client) {
-    let server = TestServer::builder().start().await.expect("kube-testserver starts");
+    let server = TestServer::builder()
+        .start()
+        .await
+        .expect("kube-testserver starts");
     let kubeconfig = Kubeconfig::parse(&server.kubeconfig_yaml(), std::path::Path::new("t"))
         .expect("a valid kubeconfig");
     let config = Config::from_kubeconfig(&kubeconfig)
@@ -63,7 +66,9 @@ impl Recorder {
     }
     async fn wait_for(&self, what: &str, cond: impl Fn(&[String]) -> bool) -> Vec<String> {
         let mut rx = self.0.subscribe();
-        let ok = tokio::time::timeout(WAIT, rx.wait_for(|v| cond(v))).await.is_ok();
+        let ok = tokio::time::timeout(WAIT, rx.wait_for(|v| cond(v)))
+            .await
+            .is_ok();
         let events = self.events();
         assert!(ok, "timed out waiting for {what}: {events:?}");
         events
@@ -77,10 +82,12 @@ fn key(obj: &ConfigMap) -> String {
 impl ResourceEventHandler<ConfigMap> for Recorder {
     fn on_add(&self, obj: &Arc<ConfigMap>, initial: bool) {
         let suffix = if initial { ":initial" } else { "" };
-        self.0.send_modify(|v| v.push(format!("add:{}{suffix}", key(obj))));
+        self.0
+            .send_modify(|v| v.push(format!("add:{}{suffix}", key(obj))));
     }
     fn on_update(&self, _old: &Arc<ConfigMap>, new: &Arc<ConfigMap>) {
-        self.0.send_modify(|v| v.push(format!("update:{}", key(new))));
+        self.0
+            .send_modify(|v| v.push(format!("update:{}", key(new))));
     }
     fn on_delete(&self, obj: &ObjectOrTombstone<ConfigMap>) {
         let name = match obj {
@@ -99,7 +106,9 @@ fn has(events: &[String], event: &str) -> bool {
 async fn informer_delivers_adds_updates_and_deletes() {
     let (_server, client) = server().await;
     let cms = Api::<ConfigMap>::namespaced(client.clone(), "a");
-    cms.create(&PostParams::default(), &cm("one", &[])).await.unwrap();
+    cms.create(&PostParams::default(), &cm("one", &[]))
+        .await
+        .unwrap();
 
     let factory = SharedInformerFactory::builder(client.clone()).build();
     let informer = factory.informer::<ConfigMap>();
@@ -108,24 +117,42 @@ async fn informer_delivers_adds_updates_and_deletes() {
     let cancel = CancellationToken::new();
     assert_eq!(factory.start(&cancel).unwrap(), 1);
     assert!(wait_for_cache_sync(&[&informer, &reg], &cancel).await);
-    recorder.wait_for("the initial list", |e| has(e, "add:a/one:initial")).await;
+    recorder
+        .wait_for("the initial list", |e| has(e, "add:a/one:initial"))
+        .await;
     assert!(!informer.last_sync_resource_version().is_empty());
 
-    cms.create(&PostParams::default(), &cm("two", &[])).await.unwrap();
+    cms.create(&PostParams::default(), &cm("two", &[]))
+        .await
+        .unwrap();
     let mut one = cms.get("one").await.unwrap();
     one.data = Some([("k".to_string(), "v2".to_string())].into());
-    cms.replace("one", &PostParams::default(), &one).await.unwrap();
+    cms.replace("one", &PostParams::default(), &one)
+        .await
+        .unwrap();
     cms.delete("two", &DeleteParams::default()).await.unwrap();
     let events = recorder
         .wait_for("add, update, delete", |e| has(e, "delete:a/two"))
         .await;
     assert_eq!(
         events,
-        ["add:a/one:initial", "add:a/two", "update:a/one", "delete:a/two"]
+        [
+            "add:a/one:initial",
+            "add:a/two",
+            "update:a/one",
+            "delete:a/two"
+        ]
     );
     let cached = informer.lister().get("a", "one").unwrap();
     assert_eq!(cached.data.as_ref().unwrap()["k"], "v2");
-    assert_eq!(informer.indexer().by_index(NAMESPACE_INDEX, "a").unwrap().len(), 1);
+    assert_eq!(
+        informer
+            .indexer()
+            .by_index(NAMESPACE_INDEX, "a")
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(reg.stats().delivered, 4);
 
     cancel.cancel();
@@ -138,7 +165,9 @@ async fn late_handler_and_stream_get_the_cache_first() {
     let (_server, client) = server().await;
     let cms = Api::<ConfigMap>::namespaced(client.clone(), "a");
     for name in ["x", "y"] {
-        cms.create(&PostParams::default(), &cm(name, &[])).await.unwrap();
+        cms.create(&PostParams::default(), &cm(name, &[]))
+            .await
+            .unwrap();
     }
     let factory = SharedInformerFactory::builder(client.clone()).build();
     let informer = factory.informer::<ConfigMap>();
@@ -150,7 +179,9 @@ async fn late_handler_and_stream_get_the_cache_first() {
 
     let late = Recorder::new();
     let reg = informer.add_event_handler(Arc::clone(&late)).unwrap();
-    tokio::time::timeout(WAIT, reg.wait_for_sync()).await.unwrap();
+    tokio::time::timeout(WAIT, reg.wait_for_sync())
+        .await
+        .unwrap();
     let mut events = late.events();
     events.sort();
     assert_eq!(events, ["add:a/x:initial", "add:a/y:initial"]);
@@ -162,9 +193,10 @@ async fn late_handler_and_stream_get_the_cache_first() {
             futures_core::Stream::poll_next(std::pin::Pin::new(&mut stream), cx)
         });
         match tokio::time::timeout(WAIT, next).await.unwrap() {
-            Some(InformerEvent::Added { object, is_in_initial_list: true }) => {
-                names.push(object.name().to_string())
-            }
+            Some(InformerEvent::Added {
+                object,
+                is_in_initial_list: true,
+            }) => names.push(object.name().to_string()),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -205,12 +237,20 @@ async fn factory_start_wait_and_shutdown() {
     let in_b = factory.informer_in::<ConfigMap>(&InformerScope::namespaced("b"));
     assert!(!in_b.has_started());
     assert_eq!(factory.start(&cancel).unwrap(), 1);
-    tokio::time::timeout(WAIT, in_b.wait_for_sync()).await.unwrap();
+    tokio::time::timeout(WAIT, in_b.wait_for_sync())
+        .await
+        .unwrap();
 
     // Shutdown waits for every informer task.
-    tokio::time::timeout(WAIT, factory.shutdown()).await.unwrap();
+    tokio::time::timeout(WAIT, factory.shutdown())
+        .await
+        .unwrap();
     assert!(cms.is_stopped() && secrets.is_stopped() && in_b.is_stopped());
-    assert_eq!(factory.start(&cancel).unwrap(), 0, "no start after shutdown");
+    assert_eq!(
+        factory.start(&cancel).unwrap(),
+        0,
+        "no start after shutdown"
+    );
     assert!(cms.add_event_handler(HandlerFuncs::new()).is_err());
 }
 
@@ -221,11 +261,16 @@ async fn the_callers_token_stops_the_informers_too() {
     let cms = factory.informer::<ConfigMap>();
     let cancel = CancellationToken::new();
     factory.start(&cancel).unwrap();
-    tokio::time::timeout(WAIT, cms.wait_for_sync()).await.unwrap();
+    tokio::time::timeout(WAIT, cms.wait_for_sync())
+        .await
+        .unwrap();
     cancel.cancel();
     let deadline = tokio::time::Instant::now() + WAIT;
     while !cms.is_stopped() {
-        assert!(tokio::time::Instant::now() < deadline, "the informer did not stop");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the informer did not stop"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     factory.shutdown().await;
@@ -236,9 +281,15 @@ async fn factory_scopes_by_namespace_and_selector() {
     let (_server, client) = server().await;
     let a = Api::<ConfigMap>::namespaced(client.clone(), "a");
     let b = Api::<ConfigMap>::namespaced(client.clone(), "b");
-    a.create(&PostParams::default(), &cm("web", &[("app", "web")])).await.unwrap();
-    a.create(&PostParams::default(), &cm("db", &[("app", "db")])).await.unwrap();
-    b.create(&PostParams::default(), &cm("web", &[("app", "web")])).await.unwrap();
+    a.create(&PostParams::default(), &cm("web", &[("app", "web")]))
+        .await
+        .unwrap();
+    a.create(&PostParams::default(), &cm("db", &[("app", "db")]))
+        .await
+        .unwrap();
+    b.create(&PostParams::default(), &cm("web", &[("app", "web")]))
+        .await
+        .unwrap();
 
     let factory = SharedInformerFactory::builder(client.clone())
         .tweak_list_options(|o| o.label_selector = Some("app=web".into()))
@@ -275,11 +326,17 @@ async fn handler_removed_over_http_gets_nothing_more() {
     informer.add_event_handler(Arc::clone(&kept)).unwrap();
     let cancel = CancellationToken::new();
     factory.start(&cancel).unwrap();
-    tokio::time::timeout(WAIT, informer.wait_for_sync()).await.unwrap();
-    cms.create(&PostParams::default(), &cm("first", &[])).await.unwrap();
+    tokio::time::timeout(WAIT, informer.wait_for_sync())
+        .await
+        .unwrap();
+    cms.create(&PostParams::default(), &cm("first", &[]))
+        .await
+        .unwrap();
     removed.wait_for("first", |e| has(e, "add:a/first")).await;
     assert!(informer.remove_event_handler(&reg));
-    cms.create(&PostParams::default(), &cm("second", &[])).await.unwrap();
+    cms.create(&PostParams::default(), &cm("second", &[]))
+        .await
+        .unwrap();
     kept.wait_for("second", |e| has(e, "add:a/second")).await;
     assert_eq!(removed.events(), ["add:a/first"]);
     assert!(!reg.is_active());
@@ -290,8 +347,12 @@ async fn handler_removed_over_http_gets_nothing_more() {
 async fn relist_after_compaction_keeps_the_cache_right() {
     let (server, client) = server().await;
     let cms = Api::<ConfigMap>::namespaced(client.clone(), "a");
-    cms.create(&PostParams::default(), &cm("stay", &[])).await.unwrap();
-    cms.create(&PostParams::default(), &cm("go", &[])).await.unwrap();
+    cms.create(&PostParams::default(), &cm("stay", &[]))
+        .await
+        .unwrap();
+    cms.create(&PostParams::default(), &cm("go", &[]))
+        .await
+        .unwrap();
     let factory = SharedInformerFactory::builder(client.clone()).build();
     let informer = factory.informer::<ConfigMap>();
     let recorder = Recorder::new();
@@ -303,12 +364,20 @@ async fn relist_after_compaction_keeps_the_cache_right() {
         .await;
     // Changes, then the watch is cut and the history compacted: the reflector relists.
     cms.delete("go", &DeleteParams::default()).await.unwrap();
-    cms.create(&PostParams::default(), &cm("new", &[])).await.unwrap();
-    recorder.wait_for("the watch events", |e| has(e, "add:a/new")).await;
+    cms.create(&PostParams::default(), &cm("new", &[]))
+        .await
+        .unwrap();
+    recorder
+        .wait_for("the watch events", |e| has(e, "add:a/new"))
+        .await;
     server.compact();
     server.close_all_watches();
-    cms.create(&PostParams::default(), &cm("after", &[])).await.unwrap();
-    recorder.wait_for("the event after the relist", |e| has(e, "add:a/after")).await;
+    cms.create(&PostParams::default(), &cm("after", &[]))
+        .await
+        .unwrap();
+    recorder
+        .wait_for("the event after the relist", |e| has(e, "add:a/after"))
+        .await;
     let mut keys = informer.indexer().list_keys();
     keys.sort();
     assert_eq!(keys, ["a/after", "a/new", "a/stay"]);

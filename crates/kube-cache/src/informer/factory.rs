@@ -407,7 +407,10 @@ impl<S: Send + Sync + 'static> SharedInformerFactory<S> {
 
     /// Waits for every started informer to sync, or for `cancel`; tells for each whether it
     /// synced (client-go's `WaitForCacheSync`, keyed by [`InformerKey`]).
-    pub async fn wait_for_cache_sync(&self, cancel: &CancellationToken) -> HashMap<InformerKey, bool> {
+    pub async fn wait_for_cache_sync(
+        &self,
+        cancel: &CancellationToken,
+    ) -> HashMap<InformerKey, bool> {
         let started: Vec<(InformerKey, Arc<dyn ErasedInformer>)> = {
             let state = self.inner.state.lock();
             state

@@ -2,12 +2,13 @@
 //! lister-watcher of every k8s-openapi type for a [`SharedInformerFactory`]
 //! (super::SharedInformerFactory).
 
-use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope, Resource};
 use kube_apimachinery::Object;
+use kube_rest::k8s_openapi::{ClusterResourceScope, NamespaceResourceScope, Resource};
 use kube_rest::{Api, ApiResource, Client};
 
 use crate::informer::factory::ListerWatcherFactory;
 use crate::lister_watcher::ListerWatcher;
+use crate::rest::ApiListerWatcher;
 
 /// How a resource's scope turns a namespace into an [`Api`]: all namespaces or one for a
 /// namespaced kind, cluster-wide (the namespace ignored) for a cluster-scoped one.
@@ -39,17 +40,21 @@ impl InformerResourceScope for ClusterResourceScope {
     }
 }
 
-/// A client makes the `Api<K>` of any k8s-openapi type: `SharedInformerFactory::builder(client)`
-/// gives informers of every built-in type (client-go's generated `informers` package).
+/// A client makes the lister-watcher ([`ApiListerWatcher`]) of any k8s-openapi type:
+/// `SharedInformerFactory::builder(client)` gives informers of every built-in type (client-go's
+/// generated `informers` package).
 impl<K> ListerWatcherFactory<K> for Client
 where
     K: ApiResource + Object + Sync,
     K::Scope: InformerResourceScope,
-    Api<K>: ListerWatcher<K>,
+    ApiListerWatcher<K>: ListerWatcher<K>,
 {
-    type ListerWatcher = Api<K>;
+    type ListerWatcher = ApiListerWatcher<K>;
 
-    fn lister_watcher(&self, namespace: Option<&str>) -> Api<K> {
-        <K::Scope as InformerResourceScope>::api::<K>(self.clone(), namespace)
+    fn lister_watcher(&self, namespace: Option<&str>) -> ApiListerWatcher<K> {
+        ApiListerWatcher::new(<K::Scope as InformerResourceScope>::api::<K>(
+            self.clone(),
+            namespace,
+        ))
     }
 }

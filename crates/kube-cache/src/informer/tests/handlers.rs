@@ -313,9 +313,7 @@ async fn default_transform_drops_managed_fields() {
     assert!(stored.meta().managed_fields.is_none());
 
     let (_source, feed) = ScriptedSource::new(vec![p]);
-    let keep = scripted_builder(feed)
-        .drop_managed_fields(false)
-        .build();
+    let keep = scripted_builder(feed).drop_managed_fields(false).build();
     let (cancel2, task2) = run(&keep);
     keep.wait_for_sync().await;
     assert!(

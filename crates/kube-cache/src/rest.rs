@@ -1,0 +1,1 @@
+//! kube-rest's `Api<K>` as a [`ListerWatcher`](crate::ListerWatcher) (feature `rest`).
