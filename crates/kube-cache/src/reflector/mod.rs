@@ -33,7 +33,7 @@
 mod builder;
 mod error;
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 mod stats;
 #[cfg(test)]
 mod tests;

@@ -4,5 +4,6 @@
 mod fixtures;
 mod handlers;
 mod processor;
+mod reflector_backed;
 mod resync;
 mod shared_informer;
