@@ -18,6 +18,7 @@ use crate::reflector::fake::{Event, FakeLw, fake_watch, page, pod};
 const SECOND: Duration = Duration::from_secs(1);
 
 /// A lister-watcher listing `items` at rv 10, whose watches the test feeds.
+#[allow(clippy::result_large_err)] // the reflector's test error type
 fn source(items: Vec<Pod>) -> (FakeLw, Arc<Mutex<Vec<mpsc::UnboundedSender<Event>>>>) {
     let senders: Arc<Mutex<Vec<mpsc::UnboundedSender<Event>>>> = Arc::default();
     let watches = Arc::clone(&senders);
