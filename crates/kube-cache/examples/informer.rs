@@ -178,15 +178,13 @@ async fn run(options: Options) -> Result<()> {
     }
     if options.once {
         let all_seen = seen_rx.wait_for(|s| s.added >= 3 && s.updated >= 1 && s.deleted >= 1);
-        match tokio::time::timeout(Duration::from_secs(30), all_seen).await {
-            Ok(Ok(_)) => {}
-            _ => {
-                return Err(format!(
-                    "the demo's events were not all seen: {:?}",
-                    *seen_rx.borrow()
-                )
-                .into());
-            }
+        let seen = tokio::time::timeout(Duration::from_secs(30), all_seen)
+            .await
+            .map(|r| r.is_ok())
+            .unwrap_or(false);
+        if !seen {
+            let so_far = *seen_tx.borrow();
+            return Err(format!("the demo's events were not all seen: {so_far:?}").into());
         }
         let pods = informer
             .lister()
