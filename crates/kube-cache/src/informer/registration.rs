@@ -98,8 +98,8 @@ pub(crate) fn remove<K: Object + Send + Sync + 'static>(processor: &Processor<K>
 }
 
 /// The notifications of an informer as a [`Stream`], for async code: the same buffer,
-/// initial list, resync and `has_synced` rules as a [`ResourceEventHandler`]
-/// (super::ResourceEventHandler), polled by its owner instead of a task of the informer.
+/// initial list, resync and `has_synced` rules as a
+/// [`ResourceEventHandler`](super::ResourceEventHandler), polled by its owner instead of a task of the informer.
 ///
 /// The stream ends when the informer stops or the registration is removed. Dropping it
 /// removes the registration. An initial-list `Added` counts as handled for

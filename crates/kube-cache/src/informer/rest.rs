@@ -1,6 +1,6 @@
 //! Informers over kube-rest (feature `rest`): a `kube_rest::Client` makes the
-//! lister-watcher of every k8s-openapi type for a [`SharedInformerFactory`]
-//! (super::SharedInformerFactory).
+//! lister-watcher of every k8s-openapi type for a
+//! [`SharedInformerFactory`](super::SharedInformerFactory).
 
 use kube_apimachinery::Object;
 use kube_rest::k8s_openapi::{ClusterResourceScope, NamespaceResourceScope, Resource};
