@@ -114,6 +114,17 @@ const EXAMPLES: &[Example] = &[
         embedded_only: true,
         features: "",
     },
+    // The seed's informer sample: an informer over the embedded server sees the demo's
+    // creations, update and deletion, and its cache ends with the pods left.
+    Example {
+        package: "kube-cache",
+        example: "informer",
+        args: &["--once"],
+        code: 0,
+        expect: "informer demo passed",
+        embedded_only: true,
+        features: "rest",
+    },
     // Three candidates on a Lease: the leader is killed, another takes over within the lease
     // plus two jittered retry periods; a release hands over within one.
     Example {

@@ -9,6 +9,10 @@
 //! | [`DeltaFifo`] | per-key delta lists, relist tombstones, resync, async pop | `DeltaFIFO` |
 //! | [`RealFifo`] | every event in order | `RealFIFO` |
 //! | [`Lister`], [`NamespacedLister`] | typed reads by label selector, namespace, name, index | `ListAll`, generated listers |
+//! | [`Reflector`], [`ReflectorHandle`], [`ReflectorStats`] | list then watch into a [`ReflectorStore`], relists, backoff, resync | `Reflector` |
+//! | [`informer`]: `SharedIndexInformer`, handlers, `SharedInformerFactory` | one reflector and store per resource feeding any number of handlers | `SharedIndexInformer`, `informers` factory |
+//! | [`ListerWatcher`], [`rest`] (feature `rest`) | what a reflector lists and watches with; kube-rest's `Api<K>` | `ListerWatcher`, `ListWatch` |
+//! | [`Transforms`] | edits objects before they are stored (managedFields dropped by default) | `TransformFunc` |
 //!
 //! Objects are any [`kube_apimachinery::Object`] (k8s-openapi resources and
 //! `DynamicObject`), stored and handed out as `Arc<K>`: reading the cache never deep-clones
@@ -81,13 +85,18 @@ mod delta;
 mod delta_fifo;
 mod index;
 mod indexer;
+pub mod informer;
 mod key;
 mod lister;
 mod lister_watcher;
 mod queue;
 mod real_fifo;
+mod reflector;
 mod reflector_store;
+#[cfg(feature = "rest")]
+pub mod rest;
 mod store;
+pub mod transform;
 
 pub use delta::{Delta, DeltaType, Deltas, KeyListerGetter, newest, oldest};
 pub use delta_fifo::{DeltaFifo, DeltaFifoBuilder};
@@ -101,7 +110,12 @@ pub use lister::{Lister, NamespacedLister};
 pub use lister_watcher::{ListPage, ListWatchError, ListerWatcher};
 pub use queue::{PopError, ProcessError};
 pub use real_fifo::RealFifo;
+pub use reflector::{
+    DEFAULT_PAGE_SIZE, MIN_WATCH_TIMEOUT, Reflector, ReflectorBuilder, ReflectorError,
+    ReflectorHandle, ReflectorStats, WatchErrorHandler, default_watch_error_handler,
+};
 pub use reflector_store::ReflectorStore;
+pub use transform::{TransformFn, Transforms, strip_managed_fields};
 
 /// The README's example, compiled as a doc test.
 #[cfg(doctest)]

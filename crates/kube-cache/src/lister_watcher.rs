@@ -36,6 +36,13 @@ pub trait ListWatchError: std::error::Error + Send + Sync + 'static {
     fn is_watch_cut(&self) -> bool {
         false
     }
+
+    /// Whether the server refused the connection (client-go's `utilnet.IsConnectionRefused`):
+    /// the API server is most likely restarting, so a watch that fails to start this way is
+    /// retried after a backoff from where it was, without a relist.
+    fn is_connection_refused(&self) -> bool {
+        false
+    }
 }
 
 /// Lists and watches one resource (client-go's `cache.ListerWatcher`, with
@@ -63,4 +70,19 @@ pub trait ListerWatcher<K>: Send + Sync + 'static {
         params: &WatchParams,
         resource_version: &str,
     ) -> impl Future<Output = Result<Self::Watch, Self::Error>> + Send;
+
+    /// Whether [`watch`](ListerWatcher::watch) honours
+    /// [`WatchParams::send_initial_events`] (client-go v1.35's
+    /// `watchlist.DoesClientNotSupportWatchListSemantics`, reversed): only then does a
+    /// reflector try a streaming list. `false` by default, so a hand-written implementation
+    /// is never asked for something it ignores; kube-rest's `Api<K>` says `true`.
+    fn supports_streaming_list(&self) -> bool {
+        false
+    }
+
+    /// A hint given once by the reflector before it starts: it drops
+    /// `metadata.managedFields` from every object it stores (`true`), so an implementation
+    /// that decodes JSON may skip that field while decoding rather than build and drop it.
+    /// The default ignores the hint (the reflector drops the field anyway).
+    fn set_skip_managed_fields(&mut self, _skip: bool) {}
 }

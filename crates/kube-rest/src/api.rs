@@ -150,6 +150,12 @@ where
         self.namespace.as_deref()
     }
 
+    /// The client this API sends its requests with (to build a request this API has no
+    /// method for, such as kube-cache's list decoding that skips `managedFields`).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     fn request(&self, verb: Method) -> RequestBuilder<'_> {
         self.client
             .request(verb)

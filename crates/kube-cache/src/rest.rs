@@ -1,0 +1,339 @@
+//! kube-rest's `Api<K>` as a [`ListerWatcher`] (feature `rest`).
+//!
+//! Two implementations:
+//!
+//! * [`ApiListerWatcher`], the one to give a [`Reflector`](crate::Reflector): it skips
+//!   `metadata.managedFields` while decoding when the reflector drops them (the default), and
+//!   pipelines paged lists: as soon as a page's `metadata.continue` is known, the next page is
+//!   requested, and the current page is decoded while that request is in flight.
+//! * `Api<K>` itself: plain `Api::list`/`Api::watch`, every field decoded.
+//!
+//! Both work for any k8s-openapi resource and for `Api<DynamicObject>`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), kube_rest::Error> {
+//! use k8s_openapi::api::core::v1::Pod;
+//! use kube_cache::rest::ApiListerWatcher;
+//! use kube_cache::{Indexer, Reflector};
+//! use kube_rest::{Api, Client};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! let client = Client::try_default()?;
+//! let pods = Indexer::<Pod>::new();
+//! let reflector = Reflector::builder(
+//!     ApiListerWatcher::new(Api::<Pod>::all_namespaces(client)),
+//!     pods.clone(),
+//! )
+//! .build();
+//! let handle = reflector.handle();
+//! tokio::spawn(reflector.run(CancellationToken::new()));
+//! # let _ = handle; Ok(()) }
+//! ```
+
+mod skip;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use http::Method;
+use kube_apimachinery::{ListMeta, ListParams, ObjectList, Status, WatchEvent, WatchParams};
+use kube_rest::error::Cause;
+use kube_rest::{Api, Error, WatchStream};
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+pub use skip::WithoutManagedFields;
+
+use crate::lister_watcher::{ListPage, ListWatchError, ListerWatcher};
+
+impl ListWatchError for Error {
+    fn status(&self) -> Option<&Status> {
+        Error::status(self)
+    }
+
+    /// A cut stream ([`Error::WatchTruncated`]) or a transport failure.
+    fn is_watch_cut(&self) -> bool {
+        matches!(self, Error::WatchTruncated { .. } | Error::Transport { .. })
+    }
+
+    fn is_connection_refused(&self) -> bool {
+        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(error) = next {
+            if let Some(io) = error.downcast_ref::<std::io::Error>() {
+                if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                    return true;
+                }
+                if let Some(inner) = io.get_ref()
+                    && inner
+                        .downcast_ref::<std::io::Error>()
+                        .is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
+                {
+                    return true;
+                }
+            }
+            next = error.source();
+        }
+        false
+    }
+}
+
+/// What the implementations need of an object type.
+pub trait RestObject: DeserializeOwned + Serialize + Clone + Send + Sync + 'static {}
+impl<K: DeserializeOwned + Serialize + Clone + Send + Sync + 'static> RestObject for K {}
+
+/// `Api<K>` as it is: full decoding, one page at a time. Prefer [`ApiListerWatcher`].
+impl<K: RestObject> ListerWatcher<K> for Api<K> {
+    type Error = Error;
+    type Watch = RestWatch<K>;
+
+    async fn list(&self, params: &ListParams) -> Result<ListPage<K>, Error> {
+        let list = Api::list(self, params).await?;
+        Ok(into_page(list, |k| k))
+    }
+
+    async fn watch(
+        &self,
+        params: &WatchParams,
+        resource_version: &str,
+    ) -> Result<RestWatch<K>, Error> {
+        Ok(RestWatch::Full(
+            Api::watch(self, params, resource_version).await?,
+        ))
+    }
+
+    fn supports_streaming_list(&self) -> bool {
+        true
+    }
+}
+
+/// `Api<K>` for a reflector: decoding without `managedFields` when the reflector drops them,
+/// and pipelined paging (see the [module documentation](self)).
+pub struct ApiListerWatcher<K> {
+    api: Api<K>,
+    skip_managed_fields: bool,
+    pipeline: bool,
+    prefetch: Arc<Mutex<Option<Prefetch>>>,
+}
+
+impl<K> std::fmt::Debug for ApiListerWatcher<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiListerWatcher")
+            .field("api", &self.api)
+            .field("skip_managed_fields", &self.skip_managed_fields)
+            .field("pipeline", &self.pipeline)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The request of the next page, sent before it was asked for.
+struct Prefetch {
+    params: ListParams,
+    task: AbortOnDrop<Result<Bytes, Error>>,
+}
+
+/// A spawned task aborted when dropped (a prefetched page nobody will ask for).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<K> From<Api<K>> for ApiListerWatcher<K> {
+    fn from(api: Api<K>) -> Self {
+        ApiListerWatcher {
+            api,
+            skip_managed_fields: false,
+            pipeline: true,
+            prefetch: Arc::default(),
+        }
+    }
+}
+
+impl<K: RestObject> ApiListerWatcher<K> {
+    /// Lists and watches with `api` (its namespace or all namespaces). managedFields are
+    /// decoded until a reflector says it drops them; paging is pipelined.
+    pub fn new(api: Api<K>) -> Self {
+        ApiListerWatcher::from(api)
+    }
+
+    /// Whether to request the next page while decoding the current one (default `true`;
+    /// needs a tokio runtime that can run the request on another task, the multi-threaded
+    /// one for the decoding to overlap with it).
+    pub fn pipeline(mut self, on: bool) -> Self {
+        self.pipeline = on;
+        self
+    }
+
+    /// Whether `metadata.managedFields` is skipped while decoding (set by the reflector from
+    /// its `drop_managed_fields` option; set it here for use without a reflector).
+    pub fn skip_managed_fields(mut self, on: bool) -> Self {
+        self.skip_managed_fields = on;
+        self
+    }
+
+    /// The API.
+    pub fn api(&self) -> &Api<K> {
+        &self.api
+    }
+}
+
+/// Sends a list request and reads its body.
+async fn fetch<K: RestObject>(api: Api<K>, params: ListParams) -> Result<Bytes, Error> {
+    let resource = api.resource();
+    api.client()
+        .request(Method::GET)
+        .group_version(&resource.group, &resource.version)
+        .namespace(api.namespace())
+        .resource(&resource.plural)
+        .params(params.to_query())
+        .send()
+        .await
+}
+
+/// The `metadata` of a list without decoding its items (they are scanned, not built).
+fn peek_list_meta(bytes: &[u8]) -> Result<ListMeta, Error> {
+    #[derive(Deserialize)]
+    struct Peek {
+        #[serde(default)]
+        metadata: ListMeta,
+    }
+    serde_json::from_slice::<Peek>(bytes)
+        .map(|p| p.metadata)
+        .map_err(|e| decode_error("list metadata", e))
+}
+
+fn decode_error(context: &str, e: serde_json::Error) -> Error {
+    Error::Decode {
+        context: context.to_string(),
+        source: Some(Cause::new(e)),
+    }
+}
+
+/// Decodes a page, with or without managedFields.
+pub fn decode_page<K: DeserializeOwned>(
+    bytes: &[u8],
+    skip_managed_fields: bool,
+) -> Result<ListPage<K>, Error> {
+    if skip_managed_fields {
+        let list: ObjectList<WithoutManagedFields<K>> =
+            serde_json::from_slice(bytes).map_err(|e| decode_error("list", e))?;
+        Ok(into_page(list, |w| w.0))
+    } else {
+        let list: ObjectList<K> =
+            serde_json::from_slice(bytes).map_err(|e| decode_error("list", e))?;
+        Ok(into_page(list, |k| k))
+    }
+}
+
+fn into_page<T, K>(list: ObjectList<T>, f: impl Fn(T) -> K) -> ListPage<K> {
+    let ObjectList { metadata, items } = list;
+    ListPage {
+        items: items.into_iter().map(f).collect(),
+        resource_version: metadata.resource_version.unwrap_or_default(),
+        continue_token: metadata.continue_token.filter(|t| !t.is_empty()),
+        remaining_item_count: metadata.remaining_item_count,
+    }
+}
+
+impl<K: RestObject> ListerWatcher<K> for ApiListerWatcher<K> {
+    type Error = Error;
+    type Watch = RestWatch<K>;
+
+    fn list(&self, params: &ListParams) -> impl Future<Output = Result<ListPage<K>, Error>> + Send {
+        let api = self.api.clone();
+        let params = params.clone();
+        let prefetch = Arc::clone(&self.prefetch);
+        let (skip, pipeline) = (self.skip_managed_fields, self.pipeline);
+        async move {
+            let stashed = prefetch.lock().take();
+            let bytes = match stashed {
+                Some(mut stashed) if stashed.params == params => {
+                    (&mut stashed.task.0).await.map_err(|e| Error::Transport {
+                        context: "prefetching the next page of a list".into(),
+                        source: Some(Cause::new(e)),
+                    })??
+                }
+                // Not the page that was guessed (or none was): dropping it aborts it.
+                _ => fetch(api.clone(), params.clone()).await?,
+            };
+            if pipeline && params.limit.is_some_and(|l| l > 0) {
+                let meta = peek_list_meta(&bytes)?;
+                if let Some(token) = meta.continue_token.filter(|t| !t.is_empty()) {
+                    // What the reflector's pager asks next: same options, this token, no version.
+                    let mut next = params.clone();
+                    next.continue_token = Some(token);
+                    next.resource_version = None;
+                    next.resource_version_match = None;
+                    let task = tokio::spawn(fetch(api, next.clone()));
+                    *prefetch.lock() = Some(Prefetch {
+                        params: next,
+                        task: AbortOnDrop(task),
+                    });
+                }
+            }
+            decode_page(&bytes, skip)
+        }
+    }
+
+    async fn watch(
+        &self,
+        params: &WatchParams,
+        resource_version: &str,
+    ) -> Result<RestWatch<K>, Error> {
+        let resource = self.api.resource();
+        let response = self
+            .api
+            .client()
+            .request(Method::GET)
+            .group_version(&resource.group, &resource.version)
+            .namespace(self.api.namespace())
+            .resource(&resource.plural)
+            .params(params.to_query(resource_version))
+            .send_streaming()
+            .await?;
+        let body = response.into_body();
+        Ok(if self.skip_managed_fields {
+            RestWatch::Skip(WatchStream::from_stream(body))
+        } else {
+            RestWatch::Full(WatchStream::from_stream(body))
+        })
+    }
+
+    fn supports_streaming_list(&self) -> bool {
+        true
+    }
+
+    fn set_skip_managed_fields(&mut self, skip: bool) {
+        self.skip_managed_fields = skip;
+    }
+}
+
+/// The watch of the REST implementations: kube-rest's [`WatchStream`], decoding every field
+/// or skipping `managedFields`.
+#[derive(Debug)]
+pub enum RestWatch<K> {
+    /// Every field decoded.
+    Full(WatchStream<K>),
+    /// `metadata.managedFields` skipped.
+    Skip(WatchStream<WithoutManagedFields<K>>),
+}
+
+impl<K: DeserializeOwned> Stream for RestWatch<K> {
+    type Item = Result<WatchEvent<K>, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // Both streams are Unpin.
+        match self.get_mut() {
+            RestWatch::Full(w) => Pin::new(w).poll_next(cx),
+            RestWatch::Skip(w) => Pin::new(w)
+                .poll_next(cx)
+                .map(|e| e.map(|r| r.map(|e| e.map(|w| w.0)))),
+        }
+    }
+}

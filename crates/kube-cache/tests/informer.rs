@@ -1,0 +1,381 @@
+//! Shared informers and the factory against kube-testserver over HTTP: the reflector, the
+//! queue, the store and the handlers together.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use kube_apimachinery::Object;
+use kube_cache::informer::{
+    HandlerFuncs, InformerEvent, InformerScope, ResourceEventHandler, SharedInformerFactory,
+    wait_for_cache_sync,
+};
+use kube_cache::{NAMESPACE_INDEX, ObjectOrTombstone};
+use kube_rest::{Api, Client, Config, DeleteParams, Kubeconfig, PostParams};
+use kube_testserver::TestServer;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn server() -> (TestServer, Client) {
+    let server = TestServer::builder()
+        .start()
+        .await
+        .expect("kube-testserver starts");
+    let kubeconfig = Kubeconfig::parse(&server.kubeconfig_yaml(), std::path::Path::new("t"))
+        .expect("a valid kubeconfig");
+    let config = Config::from_kubeconfig(&kubeconfig)
+        .expect("a config")
+        .without_throttle();
+    let client = Client::try_from_config(config).expect("a client");
+    for ns in ["a", "b"] {
+        let mut namespace = Namespace::default();
+        namespace.metadata.name = Some(ns.into());
+        Api::<Namespace>::cluster(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+            .expect("namespace created");
+    }
+    (server, client)
+}
+
+fn cm(name: &str, labels: &[(&str, &str)]) -> ConfigMap {
+    let mut cm = ConfigMap::default();
+    cm.metadata.name = Some(name.into());
+    cm.metadata.labels = Some(
+        labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    );
+    cm.data = Some([("k".to_string(), "v1".to_string())].into());
+    cm
+}
+
+/// Records events as `add:ns/name[:initial]`, `update:ns/name`, `delete:ns/name`.
+#[derive(Default)]
+struct Recorder(watch::Sender<Vec<String>>);
+
+impl Recorder {
+    fn new() -> Arc<Recorder> {
+        Arc::new(Recorder::default())
+    }
+    fn events(&self) -> Vec<String> {
+        self.0.borrow().clone()
+    }
+    async fn wait_for(&self, what: &str, cond: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let mut rx = self.0.subscribe();
+        let ok = tokio::time::timeout(WAIT, rx.wait_for(|v| cond(v)))
+            .await
+            .is_ok();
+        let events = self.events();
+        assert!(ok, "timed out waiting for {what}: {events:?}");
+        events
+    }
+}
+
+fn key(obj: &ConfigMap) -> String {
+    format!("{}/{}", obj.namespace().unwrap_or(""), obj.name())
+}
+
+impl ResourceEventHandler<ConfigMap> for Recorder {
+    fn on_add(&self, obj: &Arc<ConfigMap>, initial: bool) {
+        let suffix = if initial { ":initial" } else { "" };
+        self.0
+            .send_modify(|v| v.push(format!("add:{}{suffix}", key(obj))));
+    }
+    fn on_update(&self, _old: &Arc<ConfigMap>, new: &Arc<ConfigMap>) {
+        self.0
+            .send_modify(|v| v.push(format!("update:{}", key(new))));
+    }
+    fn on_delete(&self, obj: &ObjectOrTombstone<ConfigMap>) {
+        let name = match obj {
+            ObjectOrTombstone::Object(o) => key(o),
+            ObjectOrTombstone::Tombstone(t) => format!("tombstone:{}", t.key),
+        };
+        self.0.send_modify(|v| v.push(format!("delete:{name}")));
+    }
+}
+
+fn has(events: &[String], event: &str) -> bool {
+    events.iter().any(|e| e == event)
+}
+
+#[tokio::test]
+async fn informer_delivers_adds_updates_and_deletes() {
+    let (_server, client) = server().await;
+    let cms = Api::<ConfigMap>::namespaced(client.clone(), "a");
+    cms.create(&PostParams::default(), &cm("one", &[]))
+        .await
+        .unwrap();
+
+    let factory = SharedInformerFactory::builder(client.clone()).build();
+    let informer = factory.informer::<ConfigMap>();
+    let recorder = Recorder::new();
+    let reg = informer.add_event_handler(Arc::clone(&recorder)).unwrap();
+    let cancel = CancellationToken::new();
+    assert_eq!(factory.start(&cancel).unwrap(), 1);
+    assert!(wait_for_cache_sync(&[&informer, &reg], &cancel).await);
+    recorder
+        .wait_for("the initial list", |e| has(e, "add:a/one:initial"))
+        .await;
+    assert!(!informer.last_sync_resource_version().is_empty());
+
+    cms.create(&PostParams::default(), &cm("two", &[]))
+        .await
+        .unwrap();
+    let mut one = cms.get("one").await.unwrap();
+    one.data = Some([("k".to_string(), "v2".to_string())].into());
+    cms.replace("one", &PostParams::default(), &one)
+        .await
+        .unwrap();
+    cms.delete("two", &DeleteParams::default()).await.unwrap();
+    let events = recorder
+        .wait_for("add, update, delete", |e| has(e, "delete:a/two"))
+        .await;
+    // In order per object (the queue may hand out two's deltas before one's update).
+    let of = |key: &str| -> Vec<&String> { events.iter().filter(|e| e.contains(key)).collect() };
+    assert_eq!(of("a/one"), ["add:a/one:initial", "update:a/one"]);
+    assert_eq!(of("a/two"), ["add:a/two", "delete:a/two"]);
+    let cached = informer.lister().get("a", "one").unwrap();
+    assert_eq!(cached.data.as_ref().unwrap()["k"], "v2");
+    assert_eq!(
+        informer
+            .indexer()
+            .by_index(NAMESPACE_INDEX, "a")
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(reg.stats().delivered, 4);
+
+    cancel.cancel();
+    factory.shutdown().await;
+    assert!(informer.is_stopped());
+}
+
+#[tokio::test]
+async fn late_handler_and_stream_get_the_cache_first() {
+    let (_server, client) = server().await;
+    let cms = Api::<ConfigMap>::namespaced(client.clone(), "a");
+    for name in ["x", "y"] {
+        cms.create(&PostParams::default(), &cm(name, &[]))
+            .await
+            .unwrap();
+    }
+    let factory = SharedInformerFactory::builder(client.clone()).build();
+    let informer = factory.informer::<ConfigMap>();
+    let cancel = CancellationToken::new();
+    factory.start(&cancel).unwrap();
+    let synced = factory.wait_for_cache_sync(&cancel).await;
+    assert_eq!(synced.len(), 1);
+    assert!(synced.values().all(|s| *s));
+
+    let late = Recorder::new();
+    let reg = informer.add_event_handler(Arc::clone(&late)).unwrap();
+    tokio::time::timeout(WAIT, reg.wait_for_sync())
+        .await
+        .unwrap();
+    let mut events = late.events();
+    events.sort();
+    assert_eq!(events, ["add:a/x:initial", "add:a/y:initial"]);
+
+    let mut stream = informer.stream().unwrap();
+    let mut names = Vec::new();
+    for _ in 0..2 {
+        let next = std::future::poll_fn(|cx| {
+            futures_core::Stream::poll_next(std::pin::Pin::new(&mut stream), cx)
+        });
+        match tokio::time::timeout(WAIT, next).await.unwrap() {
+            Some(InformerEvent::Added {
+                object,
+                is_in_initial_list: true,
+            }) => names.push(object.name().to_string()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    names.sort();
+    assert_eq!(names, ["x", "y"]);
+    assert!(stream.registration().has_synced());
+    cms.delete("x", &DeleteParams::default()).await.unwrap();
+    late.wait_for("the delete", |e| has(e, "delete:a/x")).await;
+    cancel.cancel();
+    factory.shutdown().await;
+}
+
+#[tokio::test]
+async fn factory_start_wait_and_shutdown() {
+    let (_server, client) = server().await;
+    let factory = SharedInformerFactory::builder(client.clone()).build();
+    let cms = factory.informer::<ConfigMap>();
+    let secrets = factory.informer::<Secret>();
+    // The same type and scope: the same informer.
+    let again = factory.informer::<ConfigMap>();
+    let seen = Recorder::new();
+    again.add_event_handler(Arc::clone(&seen)).unwrap();
+    assert_eq!(cms.handler_count(), 1);
+    assert_eq!(factory.keys().len(), 2);
+
+    let cancel = CancellationToken::new();
+    assert_eq!(factory.start(&cancel).unwrap(), 2);
+    assert_eq!(factory.start(&cancel).unwrap(), 0, "started once only");
+    let synced = factory.wait_for_cache_sync(&cancel).await;
+    assert_eq!(synced.len(), 2);
+    assert!(synced.values().all(|s| *s), "{synced:?}");
+    let names: Vec<String> = synced.keys().map(|k| k.to_string()).collect();
+    assert!(names.contains(&"ConfigMap".to_string()), "{names:?}");
+    assert!(names.contains(&"Secret".to_string()), "{names:?}");
+    assert!(cms.has_synced() && secrets.has_synced());
+
+    // An informer requested after start waits for the next start.
+    let in_b = factory.informer_in::<ConfigMap>(&InformerScope::namespaced("b"));
+    assert!(!in_b.has_started());
+    assert_eq!(factory.start(&cancel).unwrap(), 1);
+    tokio::time::timeout(WAIT, in_b.wait_for_sync())
+        .await
+        .unwrap();
+
+    // Shutdown waits for every informer task.
+    tokio::time::timeout(WAIT, factory.shutdown())
+        .await
+        .unwrap();
+    assert!(cms.is_stopped() && secrets.is_stopped() && in_b.is_stopped());
+    assert_eq!(
+        factory.start(&cancel).unwrap(),
+        0,
+        "no start after shutdown"
+    );
+    assert!(cms.add_event_handler(HandlerFuncs::new()).is_err());
+}
+
+#[tokio::test]
+async fn the_callers_token_stops_the_informers_too() {
+    let (_server, client) = server().await;
+    let factory = SharedInformerFactory::builder(client.clone()).build();
+    let cms = factory.informer::<ConfigMap>();
+    let cancel = CancellationToken::new();
+    factory.start(&cancel).unwrap();
+    tokio::time::timeout(WAIT, cms.wait_for_sync())
+        .await
+        .unwrap();
+    cancel.cancel();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !cms.is_stopped() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the informer did not stop"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    factory.shutdown().await;
+}
+
+#[tokio::test]
+async fn factory_scopes_by_namespace_and_selector() {
+    let (_server, client) = server().await;
+    let a = Api::<ConfigMap>::namespaced(client.clone(), "a");
+    let b = Api::<ConfigMap>::namespaced(client.clone(), "b");
+    a.create(&PostParams::default(), &cm("web", &[("app", "web")]))
+        .await
+        .unwrap();
+    a.create(&PostParams::default(), &cm("db", &[("app", "db")]))
+        .await
+        .unwrap();
+    b.create(&PostParams::default(), &cm("web", &[("app", "web")]))
+        .await
+        .unwrap();
+
+    let factory = SharedInformerFactory::builder(client.clone())
+        .tweak_list_options(|o| o.label_selector = Some("app=web".into()))
+        .build();
+    let web_everywhere = factory.informer::<ConfigMap>();
+    let all_in_a = factory.informer_in::<ConfigMap>(&InformerScope::namespaced("a"));
+    let web_in_b =
+        factory.informer_in::<ConfigMap>(&InformerScope::namespaced("b").labels("app=web"));
+    assert_eq!(factory.keys().len(), 3);
+    let cancel = CancellationToken::new();
+    factory.start(&cancel).unwrap();
+    let synced = factory.wait_for_cache_sync(&cancel).await;
+    assert!(synced.values().all(|s| *s));
+
+    let mut keys = web_everywhere.indexer().list_keys();
+    keys.sort();
+    assert_eq!(keys, ["a/web", "b/web"]);
+    let mut keys = all_in_a.indexer().list_keys();
+    keys.sort();
+    assert_eq!(keys, ["a/db", "a/web"]);
+    assert_eq!(web_in_b.indexer().list_keys(), ["b/web"]);
+    factory.shutdown().await;
+}
+
+#[tokio::test]
+async fn handler_removed_over_http_gets_nothing_more() {
+    let (_server, client) = server().await;
+    let cms = Api::<ConfigMap>::namespaced(client.clone(), "a");
+    let factory = SharedInformerFactory::builder(client.clone()).build();
+    let informer = factory.informer::<ConfigMap>();
+    let removed = Recorder::new();
+    let kept = Recorder::new();
+    let reg = informer.add_event_handler(Arc::clone(&removed)).unwrap();
+    informer.add_event_handler(Arc::clone(&kept)).unwrap();
+    let cancel = CancellationToken::new();
+    factory.start(&cancel).unwrap();
+    tokio::time::timeout(WAIT, informer.wait_for_sync())
+        .await
+        .unwrap();
+    cms.create(&PostParams::default(), &cm("first", &[]))
+        .await
+        .unwrap();
+    removed.wait_for("first", |e| has(e, "add:a/first")).await;
+    assert!(informer.remove_event_handler(&reg));
+    cms.create(&PostParams::default(), &cm("second", &[]))
+        .await
+        .unwrap();
+    kept.wait_for("second", |e| has(e, "add:a/second")).await;
+    assert_eq!(removed.events(), ["add:a/first"]);
+    assert!(!reg.is_active());
+    factory.shutdown().await;
+}
+
+#[tokio::test]
+async fn relist_after_compaction_keeps_the_cache_right() {
+    let (server, client) = server().await;
+    let cms = Api::<ConfigMap>::namespaced(client.clone(), "a");
+    cms.create(&PostParams::default(), &cm("stay", &[]))
+        .await
+        .unwrap();
+    cms.create(&PostParams::default(), &cm("go", &[]))
+        .await
+        .unwrap();
+    let factory = SharedInformerFactory::builder(client.clone()).build();
+    let informer = factory.informer::<ConfigMap>();
+    let recorder = Recorder::new();
+    informer.add_event_handler(Arc::clone(&recorder)).unwrap();
+    let cancel = CancellationToken::new();
+    factory.start(&cancel).unwrap();
+    recorder
+        .wait_for("the initial list", |e| e.len() == 2)
+        .await;
+    // Changes, then the watch is cut and the history compacted: the reflector relists.
+    cms.delete("go", &DeleteParams::default()).await.unwrap();
+    cms.create(&PostParams::default(), &cm("new", &[]))
+        .await
+        .unwrap();
+    recorder
+        .wait_for("the watch events", |e| has(e, "add:a/new"))
+        .await;
+    server.compact();
+    server.close_all_watches();
+    cms.create(&PostParams::default(), &cm("after", &[]))
+        .await
+        .unwrap();
+    recorder
+        .wait_for("the event after the relist", |e| has(e, "add:a/after"))
+        .await;
+    let mut keys = informer.indexer().list_keys();
+    keys.sort();
+    assert_eq!(keys, ["a/after", "a/new", "a/stay"]);
+    assert!(has(&recorder.events(), "delete:a/go"));
+    factory.shutdown().await;
+}

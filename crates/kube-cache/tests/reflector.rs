@@ -1,0 +1,406 @@
+//! The reflector against kube-testserver over HTTP: initial sync, paging, expired continue
+//! tokens, 410 relists with tombstones, cut watches resumed without a relist, streaming
+//! lists and their fallback on a server without watch-list.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+use kube_apimachinery::{ListParams, Object};
+use kube_cache::rest::ApiListerWatcher;
+use kube_cache::{
+    DeltaFifo, DeltaType, Indexer, ListPage, ListerWatcher, ProcessError, Reflector,
+    ReflectorHandle,
+};
+use kube_rest::{Api, Client, Config, DeleteParams, Kubeconfig, PostParams};
+use kube_testserver::{TestServer, TestServerBuilder};
+use tokio_util::sync::CancellationToken;
+
+const NS: &str = "reflector";
+
+async fn start(builder: TestServerBuilder) -> (TestServer, Client) {
+    let server = builder.start().await.expect("kube-testserver starts");
+    let kubeconfig = Kubeconfig::parse(&server.kubeconfig_yaml(), Path::new("/testserver"))
+        .expect("a kubeconfig");
+    let config = Config::from_kubeconfig(&kubeconfig)
+        .expect("it resolves")
+        .without_throttle();
+    let client = Client::try_from_config(config).expect("a client");
+    let mut ns = Namespace::default();
+    ns.metadata.name = Some(NS.into());
+    Api::<Namespace>::cluster(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("the namespace");
+    (server, client)
+}
+
+fn cm(name: &str) -> ConfigMap {
+    let mut cm = ConfigMap::default();
+    cm.meta_mut().name = Some(name.into());
+    cm.meta_mut().namespace = Some(NS.into());
+    cm.meta_mut().managed_fields = Some(vec![ManagedFieldsEntry {
+        manager: Some("test".into()),
+        operation: Some("Update".into()),
+        ..Default::default()
+    }]);
+    cm.data = Some([("k".to_string(), name.to_string())].into());
+    cm
+}
+
+async fn create(api: &Api<ConfigMap>, names: impl IntoIterator<Item = String>) {
+    for name in names {
+        api.create(&PostParams::default(), &cm(&name))
+            .await
+            .unwrap();
+    }
+}
+
+async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    for _ in 0..1000 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+async fn server_names(api: &Api<ConfigMap>) -> BTreeSet<String> {
+    api.list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect()
+}
+
+fn store_names(store: &Indexer<ConfigMap>) -> BTreeSet<String> {
+    store.list().iter().map(|c| c.name().to_string()).collect()
+}
+
+fn spawn<L>(
+    reflector: Reflector<ConfigMap, L, Indexer<ConfigMap>>,
+) -> (ReflectorHandle, CancellationToken)
+where
+    L: ListerWatcher<ConfigMap>,
+{
+    let handle = reflector.handle();
+    let cancel = CancellationToken::new();
+    tokio::spawn(reflector.run(cancel.clone()));
+    (handle, cancel)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initial_paged_sync_equals_the_server_then_follows_it() {
+    let (_server, client) = start(TestServer::builder()).await;
+    let api = Api::<ConfigMap>::namespaced(client, NS);
+    create(&api, (0..30).map(|i| format!("cm-{i:02}"))).await;
+    let store = Indexer::<ConfigMap>::new();
+    let reflector = Reflector::builder(ApiListerWatcher::new(api.clone()), store.clone())
+        .name("configmaps")
+        .page_size(7)
+        .streaming_list(false)
+        .build();
+    let (handle, cancel) = spawn(reflector);
+    wait_for("the first sync", || handle.has_synced()).await;
+    assert_eq!(store_names(&store), server_names(&api).await);
+    // managedFields were skipped while decoding (the default drop).
+    assert!(
+        store
+            .list()
+            .iter()
+            .all(|c| c.meta().managed_fields.is_none())
+    );
+    let stats = handle.stats();
+    assert_eq!((stats.lists, stats.list_pages), (1, 5), "{stats:?}");
+    assert!(!handle.last_sync_resource_version().is_empty());
+
+    // Then it follows the server.
+    create(&api, ["late".to_string()]).await;
+    api.delete("cm-00", &DeleteParams::default()).await.unwrap();
+    wait_for("the watch events", || {
+        store.len() == 30 && store.get_by_key(&format!("{NS}/late")).is_some()
+    })
+    .await;
+    assert_eq!(store_names(&store), server_names(&api).await);
+    cancel.cancel();
+}
+
+/// Pages one at a time, compacting the server after the first page: the continue token
+/// expires and the reflector lists everything at once.
+struct CompactAfterFirstPage {
+    inner: ApiListerWatcher<ConfigMap>,
+    server: Arc<TestServer>,
+    api: Api<ConfigMap>,
+}
+
+impl ListerWatcher<ConfigMap> for CompactAfterFirstPage {
+    type Error = kube_rest::Error;
+    type Watch = <ApiListerWatcher<ConfigMap> as ListerWatcher<ConfigMap>>::Watch;
+
+    async fn list(&self, params: &ListParams) -> Result<ListPage<ConfigMap>, kube_rest::Error> {
+        let page = self.inner.list(params).await?;
+        if params.continue_token.is_none() && page.continue_token.is_some() {
+            // A write, then the history is forgotten: the token's version is gone.
+            self.api
+                .create(&PostParams::default(), &cm("written-while-paging"))
+                .await?;
+            self.server.compact();
+        }
+        Ok(page)
+    }
+
+    async fn watch(
+        &self,
+        params: &kube_apimachinery::WatchParams,
+        resource_version: &str,
+    ) -> Result<Self::Watch, kube_rest::Error> {
+        self.inner.watch(params, resource_version).await
+    }
+
+    fn set_skip_managed_fields(&mut self, skip: bool) {
+        self.inner.set_skip_managed_fields(skip);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_continue_token_falls_back_to_a_full_list() {
+    let (server, client) = start(TestServer::builder()).await;
+    let server = Arc::new(server);
+    let api = Api::<ConfigMap>::namespaced(client, NS);
+    create(&api, (0..20).map(|i| format!("cm-{i:02}"))).await;
+    let lw = CompactAfterFirstPage {
+        inner: ApiListerWatcher::new(api.clone()).pipeline(false),
+        server: Arc::clone(&server),
+        api: api.clone(),
+    };
+    let store = Indexer::<ConfigMap>::new();
+    let reflector = Reflector::builder(lw, store.clone())
+        .page_size(5)
+        .streaming_list(false)
+        .build();
+    let (handle, cancel) = spawn(reflector);
+    wait_for("the first sync", || handle.has_synced()).await;
+    let stats = handle.stats();
+    assert_eq!(stats.expired_continue_fallbacks, 1, "{stats:?}");
+    assert_eq!(
+        stats.list_pages, 3,
+        "first page, expired second page, full list"
+    );
+    assert_eq!(store.len(), 21);
+    assert_eq!(store_names(&store), server_names(&api).await);
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_410_watch_relists_and_deletions_surface_as_tombstones() {
+    let (server, client) = start(TestServer::builder()).await;
+    let api = Api::<ConfigMap>::namespaced(client, NS);
+    create(&api, (0..6).map(|i| format!("cm-{i}"))).await;
+    let known = Indexer::<ConfigMap>::new();
+    let fifo = DeltaFifo::builder()
+        .known_objects(known.clone())
+        .emit_delta_type_replaced(true)
+        .build();
+    let reflector = Reflector::builder(ApiListerWatcher::new(api.clone()), fifo.clone())
+        .streaming_list(false)
+        .build();
+    let handle = reflector.handle();
+    let cancel = CancellationToken::new();
+    tokio::spawn(reflector.run(cancel.clone()));
+    // An informer's processing loop: apply the deltas to `known`, remember tombstones.
+    let tombstones = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    tokio::spawn({
+        let (fifo, known, tombstones) = (fifo.clone(), known.clone(), Arc::clone(&tombstones));
+        async move {
+            loop {
+                let popped = fifo
+                    .pop(|deltas, _| {
+                        for d in deltas {
+                            match d.kind {
+                                DeltaType::Deleted => {
+                                    if d.object.is_tombstone() {
+                                        tombstones.lock().push(d.key().to_string());
+                                    }
+                                    known.delete_key(&d.key());
+                                }
+                                _ => {
+                                    known.update(Arc::clone(d.object.object().unwrap()));
+                                }
+                            }
+                        }
+                        Ok::<(), ProcessError<()>>(())
+                    })
+                    .await;
+                if popped.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    wait_for("the first sync", || known.len() == 6).await;
+    // Let the watch live over a second (a shorter, empty one counts as an error).
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    // The next watch request gets 410 Gone; close the open one.
+    server.faults().fail_next(
+        Some(http::Method::GET),
+        &format!("/api/v1/namespaces/{NS}/configmaps"),
+        410,
+        1,
+    );
+    server.close_all_watches();
+    wait_for("the refused watch", || handle.stats().watch_errors == 1).await;
+    // While the reflector backs off (>= 800 ms), delete two objects: no watch sees it.
+    api.delete("cm-1", &DeleteParams::default()).await.unwrap();
+    api.delete("cm-4", &DeleteParams::default()).await.unwrap();
+    wait_for("the relist", || handle.stats().relists == 1).await;
+    wait_for("the tombstones", || tombstones.lock().len() == 2).await;
+    let mut seen = tombstones.lock().clone();
+    seen.sort();
+    assert_eq!(seen, [format!("{NS}/cm-1"), format!("{NS}/cm-4")]);
+    wait_for("the store", || known.len() == 4).await;
+    assert_eq!(store_names(&known), server_names(&api).await);
+    let stats = handle.stats();
+    assert_eq!((stats.lists, stats.backoffs), (2, 1), "{stats:?}");
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_or_cut_watch_resumes_without_a_relist() {
+    let (server, client) = start(TestServer::builder()).await;
+    let api = Api::<ConfigMap>::namespaced(client, NS);
+    create(&api, (0..3).map(|i| format!("cm-{i}"))).await;
+    let store = Indexer::<ConfigMap>::new();
+    let reflector = Reflector::builder(ApiListerWatcher::new(api.clone()), store.clone())
+        .streaming_list(false)
+        .build();
+    let (handle, cancel) = spawn(reflector);
+    wait_for("the first sync", || handle.has_synced()).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    // The server ends every watch: the reflector watches again from where it was.
+    server.close_all_watches();
+    wait_for("a second watch", || handle.stats().watches_started == 2).await;
+    create(&api, ["after-close".to_string()]).await;
+    wait_for("the event", || store.len() == 4).await;
+
+    // The connection is cut: same, once the server is back.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    server.stop_listener().await;
+    wait_for("the cut", || handle.stats().watch_cuts == 1).await;
+    server.restart_listener().await.unwrap();
+    wait_for("a watch after the cut", || server.watch_count() == 1).await;
+    create(&api, ["after-cut".to_string()]).await;
+    wait_for("the event", || store.len() == 5).await;
+    assert_eq!(store_names(&store), server_names(&api).await);
+    let stats = handle.stats();
+    assert_eq!((stats.lists, stats.relists), (1, 0), "no relist: {stats:?}");
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_list_fills_the_store() {
+    let (_server, client) = start(TestServer::builder()).await;
+    let api = Api::<ConfigMap>::namespaced(client, NS);
+    create(&api, (0..25).map(|i| format!("cm-{i:02}"))).await;
+    let store = Indexer::<ConfigMap>::new();
+    let reflector = Reflector::builder(ApiListerWatcher::new(api.clone()), store.clone()).build();
+    let (handle, cancel) = spawn(reflector);
+    wait_for("the first sync", || handle.has_synced()).await;
+    assert_eq!(store_names(&store), server_names(&api).await);
+    assert!(
+        store
+            .list()
+            .iter()
+            .all(|c| c.meta().managed_fields.is_none())
+    );
+    let stats = handle.stats();
+    assert_eq!(
+        (stats.streaming_lists, stats.lists, stats.watches_started),
+        (1, 0, 1),
+        "{stats:?}"
+    );
+    // The same watch goes on.
+    create(&api, ["late".to_string()]).await;
+    wait_for("the event", || store.len() == 26).await;
+    assert_eq!(handle.stats().watches_started, 1);
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_list_falls_back_once_on_a_server_without_watch_list() {
+    let (server, client) = start(TestServer::builder().watch_list(false)).await;
+    let api = Api::<ConfigMap>::namespaced(client, NS);
+    create(&api, (0..4).map(|i| format!("cm-{i}"))).await;
+    let store = Indexer::<ConfigMap>::new();
+    let reflector = Reflector::builder(ApiListerWatcher::new(api.clone()), store.clone()).build();
+    let (handle, cancel) = spawn(reflector);
+    wait_for("the first sync", || handle.has_synced()).await;
+    assert_eq!(store_names(&store), server_names(&api).await);
+    let stats = handle.stats();
+    assert_eq!(
+        (
+            stats.streaming_lists,
+            stats.streaming_fallbacks,
+            stats.lists
+        ),
+        (1, 1, 1)
+    );
+    // A relist later does not try streaming again.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    server.faults().fail_next(
+        Some(http::Method::GET),
+        &format!("/api/v1/namespaces/{NS}/configmaps"),
+        410,
+        1,
+    );
+    server.close_all_watches();
+    wait_for("the relist", || handle.stats().relists == 1).await;
+    let stats = handle.stats();
+    assert_eq!((stats.streaming_lists, stats.lists), (1, 2), "{stats:?}");
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_api_and_dynamic_objects_work_too() {
+    let (_server, client) = start(TestServer::builder()).await;
+    let api = Api::<ConfigMap>::namespaced(client.clone(), NS);
+    create(&api, (0..3).map(|i| format!("cm-{i}"))).await;
+    // Api<K> itself, with paging.
+    let store = Indexer::<ConfigMap>::new();
+    let (handle, cancel) = spawn(
+        Reflector::builder(api.clone(), store.clone())
+            .streaming_list(false)
+            .page_size(2)
+            .build(),
+    );
+    wait_for("the first sync", || handle.has_synced()).await;
+    assert_eq!(store_names(&store), server_names(&api).await);
+    assert!(
+        store
+            .list()
+            .iter()
+            .all(|c| c.meta().managed_fields.is_none())
+    );
+    cancel.cancel();
+    // Api<DynamicObject>, streaming.
+    let info = kube_apimachinery::ResourceInfo::of::<ConfigMap>();
+    let dynamic = Api::dynamic(client, &info, Some(NS));
+    let store = Indexer::<kube_apimachinery::DynamicObject>::new();
+    let reflector = Reflector::builder(ApiListerWatcher::new(dynamic), store.clone()).build();
+    let handle = reflector.handle();
+    let cancel = CancellationToken::new();
+    tokio::spawn(reflector.run(cancel.clone()));
+    wait_for("the dynamic sync", || handle.has_synced()).await;
+    assert_eq!(store.len(), 3);
+    let one = store.get_by_key(&format!("{NS}/cm-1")).unwrap();
+    assert_eq!(one.data["data"]["k"], "cm-1");
+    assert!(one.metadata.managed_fields.is_none());
+    cancel.cancel();
+}
