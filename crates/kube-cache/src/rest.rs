@@ -18,16 +18,18 @@
 //! use kube_rest::{Api, Client};
 //! use tokio_util::sync::CancellationToken;
 //!
-//! let client = Client::try_default()?;
 //! let pods = Indexer::<Pod>::new();
-//! let reflector = Reflector::builder(
-//!     ApiListerWatcher::new(Api::<Pod>::all_namespaces(client)),
-//!     pods.clone(),
-//! )
-//! .build();
+//! let api = Api::<Pod>::all_namespaces(Client::try_default()?);
+//! let reflector = Reflector::builder(ApiListerWatcher::new(api), pods.clone())
+//!     .name("pods")
+//!     .resync_period(std::time::Duration::from_secs(300))
+//!     .transform(|pod: &mut Pod| pod.status = None)
+//!     .build();
 //! let handle = reflector.handle();
-//! tokio::spawn(reflector.run(CancellationToken::new()));
-//! # let _ = handle; Ok(()) }
+//! let cancel = CancellationToken::new();
+//! tokio::spawn(reflector.run(cancel.clone()));
+//! // handle.has_synced(), handle.last_sync_resource_version(), handle.stats()
+//! # Ok(()) }
 //! ```
 
 mod skip;

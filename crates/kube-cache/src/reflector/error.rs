@@ -26,7 +26,7 @@ pub enum ReflectorError<E: std::error::Error + 'static> {
     /// The server sent an `ERROR` watch event (`410 Gone` when the resourceVersion left its
     /// window).
     #[error("watch ERROR event: {0}")]
-    WatchStatus(Status),
+    WatchStatus(Box<Status>),
     /// The watch closed within a second without a single event (client-go's "very short
     /// watch"): something is wrong with the server or the request, so the reflector relists.
     #[error(

@@ -17,7 +17,7 @@ use crate::lister_watcher::{ListPage, ListWatchError, ListerWatcher};
 #[error("fake error: {message}")]
 pub(crate) struct FakeError {
     pub(crate) message: String,
-    pub(crate) status: Option<Status>,
+    pub(crate) status: Option<Box<Status>>,
     pub(crate) cut: bool,
     pub(crate) refused: bool,
 }
@@ -33,7 +33,7 @@ impl FakeError {
     }
     pub(crate) fn status(code: u16, reason: &str, message: &str) -> FakeError {
         FakeError {
-            status: Some(Status::failure(code, reason, message)),
+            status: Some(Box::new(Status::failure(code, reason, message))),
             ..FakeError::msg(message)
         }
     }
@@ -53,7 +53,7 @@ impl FakeError {
 
 impl ListWatchError for FakeError {
     fn status(&self) -> Option<&Status> {
-        self.status.as_ref()
+        self.status.as_deref()
     }
     fn is_watch_cut(&self) -> bool {
         self.cut

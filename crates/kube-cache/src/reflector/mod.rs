@@ -1,34 +1,4 @@
-//! [`Reflector`]: keeps a [`ReflectorStore`] in step with the API server by listing, then
-//! watching, one resource (client-go's `tools/cache/reflector.go`, v1.35 behaviour).
-//!
-//! One cycle ("list and watch"):
-//!
-//! 1. **Fill the store.** With a streaming list (a `sendInitialEvents=true` watch whose
-//!    initial `ADDED` events end with a bookmark annotated `k8s.io/initial-events-end`) when
-//!    [enabled](ReflectorBuilder::streaming_list) and supported, else with a paged list: pages
-//!    of 500 at resourceVersion `"0"` the first time (servable from the watch cache), then at
-//!    the last synced resourceVersion (not paged, so the watch cache can serve it). A
-//!    continue token that expires mid-way turns into one full list; a resourceVersion that is
-//!    expired or too large turns into a list at `""` (the latest, a quorum read).
-//! 2. **Watch** from the list's resourceVersion with bookmarks and a random 5-10 minute
-//!    server timeout. A watch that ends, or whose connection is cut, is restarted from the
-//!    last resourceVersion seen: no relist. A `410 Gone` (or any other error) ends the cycle.
-//!    A watch refused with `429` or a refused connection is retried after a backoff.
-//! 3. Meanwhile, every resync period, the store is asked to resync if `should_resync` agrees.
-//!
-//! Between cycles the reflector backs off: 800 ms doubling to 30 s, with a jitter of 1.0,
-//! back to 800 ms after 2 minutes without a backoff (client-go's figures). Every relist and
-//! backoff is logged through `tracing` and counted in [`ReflectorStats`].
-//!
-//! # Where this differs from client-go
-//!
-//! * Objects are typed: there is no expected-type or expected-GVK check of watch events.
-//! * A server that answers a streaming list with `422`/`400` (no watch-list support) makes
-//!   the reflector stop trying streaming lists for good; client-go tries again each cycle.
-//! * Internal errors (`500`) in a watch are not retried in place (client-go's
-//!   `MaxInternalErrorRetryDuration` is 0 by default, so it does not either).
-//! * The list is assembled as typed objects, transformed as each page arrives, rather than
-//!   through `meta.ExtractList`.
+//! The reflector: see [`Reflector`].
 
 mod builder;
 mod error;
@@ -75,8 +45,37 @@ type Result<T, E> = std::result::Result<T, ReflectorError<E>>;
 /// A watch once opened: boxed so it can be handed from the streaming list to the watch loop.
 type OpenWatch<L, K> = Pin<Box<<L as ListerWatcher<K>>::Watch>>;
 
-/// Lists and watches one resource into a [`ReflectorStore`] (client-go's `Reflector`); see
-/// the [module documentation](self) for what it does.
+/// Lists and watches one resource into a [`ReflectorStore`] (client-go's `Reflector`,
+/// v1.35 behaviour of `tools/cache/reflector.go`).
+///
+/// One cycle ("list and watch"):
+///
+/// 1. **Fill the store.** With a streaming list (a `sendInitialEvents=true` watch whose
+///    initial `ADDED` events end with a bookmark annotated `k8s.io/initial-events-end`) when
+///    [enabled](ReflectorBuilder::streaming_list) and supported, else with a paged list: pages
+///    of 500 at resourceVersion `"0"` the first time (servable from the watch cache), then at
+///    the last synced resourceVersion (not paged, so the watch cache can serve it). A
+///    continue token that expires mid-way turns into one full list; a resourceVersion that is
+///    expired or too large turns into a list at `""` (the latest, a quorum read).
+/// 2. **Watch** from the list's resourceVersion with bookmarks and a random 5-10 minute
+///    server timeout. A watch that ends, or whose connection is cut, is restarted from the
+///    last resourceVersion seen: no relist. A `410 Gone` (or any other error) ends the cycle.
+///    A watch refused with `429` or a refused connection is retried after a backoff.
+/// 3. Meanwhile, every resync period, the store is asked to resync if `should_resync` agrees.
+///
+/// Between cycles the reflector backs off: 800 ms doubling to 30 s, with a jitter of 1.0,
+/// back to 800 ms after 2 minutes without a backoff (client-go's figures). Every relist and
+/// backoff is logged through `tracing` and counted in [`ReflectorStats`].
+///
+/// # Where this differs from client-go
+///
+/// * Objects are typed: there is no expected-type or expected-GVK check of watch events.
+/// * A server that answers a streaming list with `422`/`400` (no watch-list support) makes
+///   the reflector stop trying streaming lists for good; client-go tries again each cycle.
+/// * Internal errors (`500`) in a watch are not retried in place (client-go's
+///   `MaxInternalErrorRetryDuration` is 0 by default, so it does not either).
+/// * The list is assembled as typed objects, transformed as each page arrives, rather than
+///   through `meta.ExtractList`.
 ///
 /// ```no_run
 /// # async fn demo(api: impl kube_cache::ListerWatcher<k8s_openapi::api::core::v1::Pod>) {
@@ -364,6 +363,7 @@ where
                     // Unblock whoever waits for a sync: the server has none of these.
                     self.store.replace(Vec::new(), "");
                 }
+                bump(&self.counters().list_errors);
                 tracing::warn!(reflector = self.name(), %error, "failed to list");
                 return Err(ReflectorError::List { source: error });
             }
@@ -620,7 +620,9 @@ where
             };
             let mut initial_events_end = false;
             let resource_version = match event {
-                WatchEvent::Error(status) => return Err(ReflectorError::WatchStatus(status)),
+                WatchEvent::Error(status) => {
+                    return Err(ReflectorError::WatchStatus(Box::new(status)));
+                }
                 WatchEvent::Bookmark(bookmark) => {
                     initial_events_end = bookmark.is_initial_events_end();
                     bookmark.resource_version

@@ -17,6 +17,8 @@ pub struct ReflectorStats {
     pub lists: u64,
     /// List requests sent (one per page).
     pub list_pages: u64,
+    /// List operations that failed (the cycle ends, the reflector backs off and retries).
+    pub list_errors: u64,
     /// Paged lists whose continue token expired mid-way and were redone as one full list
     /// (client-go's pager `FullListIfExpired`).
     pub expired_continue_fallbacks: u64,
@@ -46,6 +48,7 @@ pub struct ReflectorStats {
 pub(crate) struct Counters {
     pub(crate) lists: AtomicU64,
     pub(crate) list_pages: AtomicU64,
+    pub(crate) list_errors: AtomicU64,
     pub(crate) expired_continue_fallbacks: AtomicU64,
     pub(crate) streaming_lists: AtomicU64,
     pub(crate) streaming_fallbacks: AtomicU64,
@@ -68,6 +71,7 @@ impl Counters {
         ReflectorStats {
             lists: get(&self.lists),
             list_pages: get(&self.list_pages),
+            list_errors: get(&self.list_errors),
             expired_continue_fallbacks: get(&self.expired_continue_fallbacks),
             streaming_lists: get(&self.streaming_lists),
             streaming_fallbacks: get(&self.streaming_fallbacks),

@@ -279,6 +279,7 @@ async fn list_and_watch_with_errors() {
     let stats = handle.stats();
     assert_eq!(stats.backoffs, 2);
     assert_eq!(stats.relists, 1);
+    assert_eq!((stats.list_errors, stats.watch_errors), (1, 1));
     assert!(handle.has_synced());
     cancel.cancel();
 }
@@ -795,4 +796,71 @@ async fn transforms_drop_managed_fields_and_run_user_code() {
     let a = store.get_by_key("ns/a").unwrap();
     assert!(a.meta().managed_fields.is_none());
     assert_eq!(a.labels()["seen"], "yes");
+}
+
+/// A store that records the versions it is told about (client-go's `ResourceVersionUpdater`).
+#[derive(Clone, Default)]
+struct VersionRecorder(Arc<Mutex<Vec<String>>>);
+
+impl ReflectorStore<Pod> for VersionRecorder {
+    fn add(&self, _: Arc<Pod>) {}
+    fn update(&self, _: Arc<Pod>) {}
+    fn delete(&self, _: Arc<Pod>) {}
+    fn replace(&self, _: Vec<Arc<Pod>>, _: &str) {}
+    fn resync(&self) {}
+    fn update_resource_version(&self, rv: &str) {
+        self.0.lock().push(rv.to_string());
+    }
+}
+
+// client-go TestReflectorResourceVersionUpdate
+#[tokio::test]
+async fn every_event_and_bookmark_updates_the_store_version() {
+    let store = VersionRecorder::default();
+    let r = Reflector::builder(quiet_lw(), store.clone()).build();
+    let mut w = Box::pin(closed_watch(vec![
+        Ok(WatchEvent::Added(pod("a", "10"))),
+        Ok(WatchEvent::Modified(pod("a", "20"))),
+        bookmark("30", false),
+        Ok(WatchEvent::Deleted(pod("a", "40"))),
+    ]));
+    let ended = r
+        .inner
+        .handle_watch(r.inner.config.clock.now(), w.as_mut(), Sink::Store, false)
+        .await;
+    assert!(matches!(ended, Ok(WatchEnd::Closed)));
+    assert_eq!(*store.0.lock(), ["10", "20", "30", "40"]);
+    assert_eq!(r.last_sync_resource_version(), "40");
+}
+
+// A streaming list whose watch closes before the initial-events-end bookmark starts over.
+#[tokio::test]
+async fn streaming_list_without_its_bookmark_is_retried() {
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let a2 = Arc::clone(&attempts);
+    let keep = Arc::new(Mutex::new(Vec::new()));
+    let lw = FakeLw::new(
+        |_| panic!("no list"),
+        move |_, _| {
+            let n = a2.fetch_add(1, Ordering::SeqCst);
+            let (tx, w) = fake_watch();
+            tx.send(Ok(WatchEvent::Added(pod("a", "2")))).unwrap();
+            if n > 0 {
+                tx.send(bookmark("3", true)).unwrap();
+                keep.lock().push(tx);
+            }
+            Ok(w)
+        },
+    )
+    .streaming();
+    let store = Recorder::default();
+    let r = Reflector::builder(lw, store.clone()).build();
+    let handle = r.handle();
+    let cancel = CancellationToken::new();
+    tokio::spawn(r.run(cancel.clone()));
+    until(|| handle.has_synced()).await;
+    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    assert_eq!(store.take(), ["replace [a] 3"]);
+    assert_eq!(handle.stats().streaming_lists, 2);
+    cancel.cancel();
 }
