@@ -425,9 +425,9 @@ impl<K: Object + Send + Sync + 'static> DeltaFifo<K> {
         loop {
             let id = state.queue.pop_front()?;
             let is_in_initial_list = !state.sync.synced;
-            if state.sync.initial_population_count > 0 {
+            let counted = state.sync.initial_population_count > 0;
+            if counted {
                 state.sync.initial_population_count -= 1;
-                state.sync.check(&self.shared.synced);
             }
             let Some(deltas) = state.items.remove(&*id) else {
                 tracing::error!(
@@ -444,7 +444,14 @@ impl<K: Object + Send + Sync + 'static> DeltaFifo<K> {
             let process = process
                 .take()
                 .expect("a pop calls its process function once"); // ok: returns right after
-            return Some(match process(&deltas, is_in_initial_list) {
+            let result = process(&deltas, is_in_initial_list);
+            // Synced only once the last initial key is processed (client-go's HasSynced waits
+            // for the lock that Pop holds while processing): a waiter woken now sees the
+            // store with every item of the first list.
+            if counted {
+                state.sync.check(&self.shared.synced);
+            }
+            return Some(match result {
                 Ok(()) => Ok(deltas),
                 Err(ProcessError::Failed(error)) => Err(PopError::Process(error)),
                 Err(ProcessError::Requeue(error)) => {

@@ -409,6 +409,34 @@ fn update_resync_race() {
     pop_all(&f, vec![vec![d(Updated, mk("foo", 6))]]);
 }
 
+/// A task waiting for the sync must not wake before the last initial item is processed:
+/// it would read a store missing that item (client-go's `HasSynced` waits for the lock `Pop`
+/// holds while processing).
+#[test]
+fn sync_is_signalled_after_the_last_initial_item_is_processed() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    let f = plain();
+    f.replace([mk("a", 1), mk("b", 1)], "1");
+    let mut waiter = Box::pin(f.wait_for_sync());
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(waiter.as_mut().poll(&mut cx).is_pending());
+    let mut ready_during_process = Vec::new();
+    for _ in 0..2 {
+        f.try_pop(|_, _| {
+            let mut probe = Box::pin(f.wait_for_sync());
+            ready_during_process.push(probe.as_mut().poll(&mut cx).is_ready());
+            Ok::<(), ProcessError<()>>(())
+        })
+        .unwrap()
+        .unwrap();
+    }
+    assert_eq!(ready_during_process, [false, false]);
+    assert!(waiter.as_mut().poll(&mut cx).is_ready());
+    assert!(f.has_synced());
+}
+
 #[test]
 fn has_synced_correct_on_deletion() {
     let f = with_known(&three_known());
