@@ -33,6 +33,7 @@
 //! ```
 
 mod skip;
+mod stream_list;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -198,6 +199,99 @@ async fn fetch<K: RestObject>(api: Api<K>, params: ListParams) -> Result<Bytes, 
         .await
 }
 
+/// Asks for the page after `params` (continue token `token`) in the background, where the
+/// reflector's pager will look for it.
+fn start_prefetch<K: RestObject>(
+    api: &Api<K>,
+    params: &ListParams,
+    token: String,
+    prefetch: &Mutex<Option<Prefetch>>,
+) {
+    // What the reflector's pager asks next: same options, this token, no version.
+    let mut next = params.clone();
+    next.continue_token = Some(token);
+    next.resource_version = None;
+    next.resource_version_match = None;
+    let task = tokio::spawn(fetch(api.clone(), next.clone()));
+    *prefetch.lock() = Some(Prefetch {
+        params: next,
+        task: AbortOnDrop(task),
+    });
+}
+
+/// Sends a list request and decodes its items while the body arrives, on a blocking thread
+/// (see [`stream_list`]). With `next`, the following page is asked for as soon as this one's
+/// continue token is read.
+async fn stream_page<K: RestObject>(
+    api: Api<K>,
+    params: ListParams,
+    skip_managed_fields: bool,
+    next: Option<(Api<K>, ListParams, Arc<Mutex<Option<Prefetch>>>)>,
+) -> Result<ListPage<K>, Error> {
+    let resource = api.resource();
+    let response = api
+        .client()
+        .request(Method::GET)
+        .group_version(&resource.group, &resource.version)
+        .namespace(api.namespace())
+        .resource(&resource.plural)
+        .params(params.to_query())
+        .send_streaming()
+        .await?;
+    let mut body = response.into_body();
+    // A bounded channel: a decoder that falls behind slows the reading down.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let runtime = tokio::runtime::Handle::current();
+    let decoder = tokio::task::spawn_blocking(move || {
+        let _runtime = runtime.enter();
+        let on_metadata = |meta: &ListMeta| {
+            if let Some((api, params, prefetch)) = &next
+                && let Some(token) = meta.continue_token.as_ref().filter(|t| !t.is_empty())
+            {
+                start_prefetch(api, params, token.clone(), prefetch);
+            }
+        };
+        if skip_managed_fields {
+            stream_list::scan_chunks::<WithoutManagedFields<K>>(rx, on_metadata)
+                .map(|(items, meta)| (items.into_iter().map(|w| w.0).collect::<Vec<K>>(), meta))
+        } else {
+            stream_list::scan_chunks::<K>(rx, on_metadata)
+        }
+    });
+    let mut read_error = None;
+    while let Some(chunk) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_next(cx)).await {
+        match chunk {
+            Ok(chunk) => {
+                if tx.send(chunk).await.is_err() {
+                    break; // the decoder stopped on an error: it reports it
+                }
+            }
+            Err(e) => {
+                read_error = Some(e);
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let decoded = decoder.await.map_err(|e| Error::Transport {
+        context: "decoding a list".into(),
+        source: Some(Cause::new(e)),
+    })?;
+    if let Some(e) = read_error {
+        return Err(e);
+    }
+    let (items, metadata) = decoded.map_err(|e| Error::Decode {
+        context: "list".into(),
+        source: Some(Cause::new(e)),
+    })?;
+    Ok(ListPage {
+        items,
+        resource_version: metadata.resource_version.unwrap_or_default(),
+        continue_token: metadata.continue_token.filter(|t| !t.is_empty()),
+        remaining_item_count: metadata.remaining_item_count,
+    })
+}
+
 /// The `metadata` of a list without decoding its items (they are scanned, not built).
 fn peek_list_meta(bytes: &[u8]) -> Result<ListMeta, Error> {
     #[derive(Deserialize)]
@@ -254,6 +348,7 @@ impl<K: RestObject> ListerWatcher<K> for ApiListerWatcher<K> {
         let (skip, pipeline) = (self.skip_managed_fields, self.pipeline);
         async move {
             let stashed = prefetch.lock().take();
+            let pipelined = pipeline && params.limit.is_some_and(|l| l > 0);
             let bytes = match stashed {
                 Some(mut stashed) if stashed.params == params => {
                     (&mut stashed.task.0).await.map_err(|e| Error::Transport {
@@ -261,22 +356,19 @@ impl<K: RestObject> ListerWatcher<K> for ApiListerWatcher<K> {
                         source: Some(Cause::new(e)),
                     })??
                 }
-                // Not the page that was guessed (or none was): dropping it aborts it.
-                _ => fetch(api.clone(), params.clone()).await?,
+                // Not the page that was guessed (or none was): dropping it aborts it. The page
+                // is decoded while it arrives, and the next one asked for as soon as this
+                // one's continue token is in.
+                _ => {
+                    let next =
+                        pipelined.then(|| (api.clone(), params.clone(), Arc::clone(&prefetch)));
+                    return stream_page(api, params, skip, next).await;
+                }
             };
-            if pipeline && params.limit.is_some_and(|l| l > 0) {
+            if pipelined {
                 let meta = peek_list_meta(&bytes)?;
                 if let Some(token) = meta.continue_token.filter(|t| !t.is_empty()) {
-                    // What the reflector's pager asks next: same options, this token, no version.
-                    let mut next = params.clone();
-                    next.continue_token = Some(token);
-                    next.resource_version = None;
-                    next.resource_version_match = None;
-                    let task = tokio::spawn(fetch(api, next.clone()));
-                    *prefetch.lock() = Some(Prefetch {
-                        params: next,
-                        task: AbortOnDrop(task),
-                    });
+                    start_prefetch(&api, &params, token, &prefetch);
                 }
             }
             decode_page(&bytes, skip)
