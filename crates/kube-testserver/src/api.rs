@@ -289,7 +289,10 @@ impl ApiServer {
         request: Request<hyper::body::Incoming>,
     ) -> Response<Body> {
         let method = request.method().clone();
-        let path = request.uri().path().to_string();
+        // Routed on the decoded path, as Go's `URL.Path`.
+        let Some(path) = crate::request::decode_path(request.uri().path()) else {
+            return text_response(StatusCode::BAD_REQUEST, "400 Bad Request");
+        };
         let query = parse_query(request.uri().query());
         if let Some(delay) = self.faults.latency() {
             tokio::time::sleep(delay).await;
@@ -317,13 +320,9 @@ impl ApiServer {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let body = match request.into_body().collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(error) => {
-                return error_response(&ApiError::bad_request(format!(
-                    "cannot read the request body: {error}"
-                )));
-            }
+        let body = match crate::request::read_body(request.into_body(), &method).await {
+            Ok(body) => body,
+            Err(error) => return error_response(&error),
         };
         let response = self
             .route(
@@ -702,7 +701,7 @@ impl ApiServer {
 
     fn parse_body(&self, resource: &ResourceType, body: &[u8]) -> Result<Value, ApiError> {
         if let Some(error) = crate::gojson::syntax_error(body) {
-            let snippet = String::from_utf8_lossy(&body[..body.len().min(256)]).to_string();
+            let snippet = crate::request::summarize(body);
             return Err(ApiError::bad_request(format!(
                 "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: {error} ({snippet})",
                 resource.kind
@@ -728,6 +727,7 @@ impl ApiServer {
         body: &[u8],
     ) -> Result<Response<Body>, ApiError> {
         let object = self.parse_body(&request.resource, body)?;
+        crate::request::check_body_kind(&self.registry, &request.resource, &object)?;
         let object = views::to_storage(&request.resource, object);
         let dry_run = query.get("dryRun").is_some_and(|d| d == "All");
         let created = self.create_object(request, object, dry_run)?;
@@ -863,6 +863,7 @@ impl ApiServer {
         let resource = &request.resource;
         let name = request.name.clone().unwrap_or_default();
         let object = self.parse_body(resource, body)?;
+        crate::request::check_body_kind(&self.registry, resource, &object)?;
         let object = views::to_storage(resource, object);
         let body_name = meta_str(&object, "name").unwrap_or("");
         if body_name != name {

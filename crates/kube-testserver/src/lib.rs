@@ -98,6 +98,7 @@ mod openapi;
 mod patch;
 mod registry;
 mod remotecommand;
+mod request;
 mod selector;
 mod server;
 mod shell;
