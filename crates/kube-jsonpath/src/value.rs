@@ -307,14 +307,13 @@ fn integral_floats_to_ints(document: &mut Document) {
     let mut pending = vec![document];
     while let Some(value) = pending.pop() {
         match value {
-            Document::Float(f) => {
-                // i64's range: -2^63 is exact as an f64, 2^63 is the first float past it.
+            // i64's range: -2^63 is exact as an f64, 2^63 is the first float past it.
+            Document::Float(f)
                 if f.fract() == 0.0
                     && *f >= -9_223_372_036_854_775_808.0
-                    && *f < 9_223_372_036_854_775_808.0
-                {
-                    *value = Document::Int(*f as i64);
-                }
+                    && *f < 9_223_372_036_854_775_808.0 =>
+            {
+                *value = Document::Int(*f as i64);
             }
             Document::Array(items) => pending.extend(items.iter_mut()),
             Document::Object(map) => pending.extend(map.values_mut()),

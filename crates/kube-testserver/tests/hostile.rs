@@ -193,7 +193,7 @@ fn hostile_body() -> impl Strategy<Value = Vec<u8>> {
         proptest::collection::vec(any::<u8>(), 0..2048),
         (1usize..60_000).prop_map(nested_arrays),
         (1usize..20_000, any::<bool>()).prop_map(|(depth, close)| {
-            let mut body = b"{\"metadata\":{\"name\":\"x\"},\"data\":".repeat(1);
+            let mut body = b"{\"metadata\":{\"name\":\"x\"},\"data\":".to_vec();
             body.extend(std::iter::repeat_n(b"{\"a\":".as_slice(), depth).flatten());
             body.extend(b"1");
             if close {
