@@ -733,8 +733,51 @@ fn kubectl_against_testserver(root: &Path) -> Result<(), String> {
             }
         }
     }
+    // A watch that sees the pod's deletion as a real server shows it: MODIFIED events carrying
+    // the deletion (grace period first, then 0 once the kubelet stopped the containers), then
+    // DELETED.
+    let deletion_watcher = Command::new(&kubectl)
+        .env("KUBECONFIG", &kubeconfig)
+        .args([
+            "get",
+            "pod",
+            "web",
+            "--watch-only",
+            "--output-watch-events",
+            "--request-timeout=8s",
+            "-o",
+            "jsonpath={.type} {.object.metadata.deletionGracePeriodSeconds}{\"\\n\"}",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run kubectl: {e}"))?;
+    std::thread::sleep(Duration::from_millis(1500));
+    steps = vec![step("delete", &["delete", "pod", "web"], true, "deleted")];
+    run_steps(&steps, &mut tally);
+    let deletion = deletion_watcher
+        .wait_with_output()
+        .map_err(|e| format!("kubectl watch: {e}"))?;
+    let events = String::from_utf8_lossy(&deletion.stdout).to_string();
+    let lines: Vec<&str> = events.lines().map(str::trim).collect();
+    let marked = lines
+        .iter()
+        .position(|l| l.starts_with("MODIFIED ") && l.len() > "MODIFIED ".len());
+    let deleted = lines.iter().position(|l| l.starts_with("DELETED"));
+    match (marked, deleted) {
+        (Some(m), Some(d)) if m < d && lines[..d].contains(&"MODIFIED 0") => {
+            println!("PASS watch deletion (MODIFIED then DELETED)");
+            tally.passed += 1;
+        }
+        _ => {
+            println!(
+                "FAIL watch deletion: {events}{}",
+                String::from_utf8_lossy(&deletion.stderr)
+            );
+            tally.failures.push("watch deletion".into());
+        }
+    }
     steps = vec![
-        step("delete", &["delete", "pod", "web"], true, "deleted"),
         step("gone", &["get", "pod", "web"], false, "NotFound"),
         step(
             "delete configmap",

@@ -60,7 +60,13 @@ pub(crate) fn execute<V: Sealed>(
         options,
         pool: Vec::new(),
     };
-    state.find_results(&template.segments, 0, Item::Node(data), true, out)
+    // Go's `reflect.ValueOf(nil)`: a null document is the invalid value (`{@}` prints
+    // `<no value>`), not a null inside a document.
+    let root = match data.view() {
+        View::Null => Item::Invalid,
+        _ => Item::Node(data),
+    };
+    state.find_results(&template.segments, 0, root, true, out)
 }
 
 struct State<'a, V> {
@@ -452,8 +458,11 @@ fn eval_subscript<'a, V: Sealed>(
             b = b.wrapping_add(len);
         }
         if a == b {
-            // Zero elements requested: allowed, and the next input is still processed.
-            continue;
+            // Zero elements requested: kubectl (client-go's `evalArray` up to the v1.32 line
+            // at least) returns what it has so far and ignores the remaining inputs, so
+            // `{[*][*]}` over `[[1],[],[2]]` prints `1`. Newer client-go goes on (its
+            // TestEmptyArrayDoesNotStopFollowingInputs); we print what kubectl prints.
+            return Ok(());
         }
         if a >= len || a < 0 {
             return fail(

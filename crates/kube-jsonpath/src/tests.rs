@@ -566,24 +566,86 @@ fn step() {
     }
 }
 
-// empty_array_test.go: TestEmptyArrayDoesNotStopFollowingInputs.
+// The inputs of newer client-go's TestEmptyArrayDoesNotStopFollowingInputs, with what kubectl
+// (v1.32.4) prints: a zero-length selection returns what the step has so far and ignores the
+// remaining inputs (client-go's `evalArray` returns at once when start == end).
 #[test]
-fn empty_array_does_not_stop_following_inputs() {
+fn an_empty_selection_ends_the_step_like_kubectl() {
     let cases = [
-        (json!([[], ["second"]]), "{[*][*]}", "second"),
-        (json!([["first"], [], ["third"]]), "{[*][*]}", "first third"),
+        (json!([[], ["second"]]), "{[*][*]}", ""),
+        (json!([["first"], [], ["third"]]), "{[*][*]}", "first"),
         (json!([["first"], []]), "{[*][:]}", "first"),
         (json!([[], []]), "{[*][*]}", ""),
-        (
-            json!([["first"], ["second", "third"]]),
-            "{[*][0:-1]}",
-            "second",
-        ),
+        // [0:-1] of a one-element array is empty too.
+        (json!([["first"], ["second", "third"]]), "{[*][0:-1]}", ""),
         (json!([["first"], ["second"]]), "{[*][*]}", "first second"),
+        (json!([[1, 2], [3, 4, 5], [], [6]]), "{[*][*]}", "1 2 3 4 5"),
+        (json!([[1, 2], [3, 4]]), "{[*][1:1]}|{[*][0:0]}", "|"),
+        (json!([[1, 2], [3, 4]]), "{[*][-1:-1]}", ""),
+        (
+            json!([[1, 2], [3, 4, 5], [], [6]]),
+            "{[2:2]}{[*][:]}",
+            "1 2 3 4 5",
+        ),
+        // Each range iteration is a step of its own.
+        (
+            json!([[1, 2], [3, 4, 5], [], [6]]),
+            "{range [*]}[{@[*]}]{end}",
+            "[1 2][3 4 5][][6]",
+        ),
     ];
     for (data, template, expected) in cases {
         ok(template, &data, expected);
     }
+    // [0] on the empty array is out of bounds: a zero-length selection is only start == end.
+    fails_with(
+        "{[*][0]}",
+        &json!([[1, 2], [3, 4, 5], [], [6]]),
+        "array index out of bounds: index 0, length 0",
+    );
+}
+
+// Strings kubectl reads with U+FFFD (checked with kubectl v1.32.4 on the same bytes).
+#[test]
+fn invalid_text_reads_as_replacement_characters() {
+    let cases: [(&[u8], &str); 8] = [
+        (br#"{"s": "a\ud800x"}"#, "a\u{fffd}x"),
+        (br#"{"s": "\ud800\u0041"}"#, "\u{fffd}A"),
+        (br#"{"s": "\udc00z"}"#, "\u{fffd}z"),
+        (br#"{"s": "\ud800\ud800\udc00"}"#, "\u{fffd}\u{10000}"),
+        (br#"{"s": "\ud83d\ude00"}"#, "\u{1f600}"),
+        (b"{\"s\": \"x\xff\xfey\"}", "x\u{fffd}\u{fffd}y"),
+        (
+            b"{\"s\": \"\xe2\x82z\xf0\x9f\x98w\xed\xa0\x80v\"}",
+            "\u{fffd}z\u{fffd}w\u{fffd}\u{fffd}\u{fffd}v",
+        ),
+        // An escaped backslash before "u" is no escape.
+        (br#"{"s": "\\ud800"}"#, "\\ud800"),
+    ];
+    for (input, expected) in cases {
+        let doc = Document::from_json_slice(input).expect("kubectl reads it");
+        ok_doc("{.s}", &doc, expected);
+    }
+    // Keys too; JSON output writes the replacement character itself.
+    let doc = Document::from_json_str(r#"{"k": {"\ud800": 1}}"#).expect("json");
+    ok_doc("{.k}", &doc, "{\"\u{fffd}\":1}");
+    // Still not JSON.
+    assert!(Document::from_json_slice(b"{\"s\": \"\\x\"}").is_err());
+}
+
+// Go's invalid reflect.Value: what kubectl prints for a null document.
+#[test]
+fn a_null_document_has_no_value() {
+    let null = json!(null);
+    ok("{@}", &null, "<no value>");
+    ok("{}", &null, "<no value>");
+    ok("{$}", &null, "<no value>");
+    ok("a{@}b", &null, "a<no value>b");
+    fails_with("{.a}", &null, "a is not found");
+    ok_missing("{.a}", &null, "");
+    // A null inside a document is a value.
+    ok("{.a}", &json!({"a": null}), "null");
+    ok("{@}", &json!(0), "0");
 }
 
 // The seed's TestJsonpathUsage.
@@ -618,6 +680,26 @@ fn numbers_print_like_kubectl() {
     );
     // Integers stay integers.
     ok("{.a}", &json!({"a": 1234567}), "1234567");
+}
+
+// kubectl converts YAML to JSON through Go's encoder and reads it back keeping integers:
+// integral floats below 1e21 that fit in an int64 print as integers (checked with kubectl
+// v1.32.4: `f: [-0.0, 1234567.0, 1e6, 2.5, -0]` prints `0 1234567 1000000 2.5 0`).
+#[cfg(feature = "yaml")]
+#[test]
+fn yaml_numbers_print_like_kubectl() {
+    let data = Document::from_yaml_str(
+        "f: [-0.0, 1234567.0, 1e6, 2.5, -0, 1.0e21, 1.0e19, 9.2233720368547748e18, -9.2233720368547758e18, 0.5e1]\n",
+    )
+    .expect("yaml");
+    ok_doc(
+        "{.f[*]}",
+        &data,
+        "0 1234567 1000000 2.5 0 1e+21 1e+19 9223372036854774784 -9223372036854775808 5",
+    );
+    // JSON input keeps its floats: kubectl prints a JSON -0.0 as -0.
+    let json = Document::from_json_str(r#"{"f": [-0.0, 1e6]}"#).expect("json");
+    ok_doc("{.f[*]}", &json, "-0 1e+06");
 }
 
 #[test]

@@ -132,22 +132,33 @@ pub enum Document {
 
 impl Document {
     /// Parses a JSON text.
+    ///
+    /// Like kubectl, an escaped UTF-16 surrogate that is not part of a pair (`"\ud800"`)
+    /// reads as U+FFFD.
     pub fn from_json_str(text: &str) -> Result<Self, Error> {
-        serde_json::from_str(text).map_err(|e| Error::Input(format!("invalid JSON: {e}")))
+        serde_json::from_str(&replace_lone_surrogates(text))
+            .map_err(|e| Error::Input(format!("invalid JSON: {e}")))
     }
 
     /// Parses JSON bytes.
+    ///
+    /// Like kubectl, invalid UTF-8 reads as U+FFFD (one for each maximal invalid sequence)
+    /// and so does an escaped UTF-16 surrogate that is not part of a pair.
     pub fn from_json_slice(bytes: &[u8]) -> Result<Self, Error> {
-        serde_json::from_slice(bytes).map_err(|e| Error::Input(format!("invalid JSON: {e}")))
+        Self::from_json_str(&String::from_utf8_lossy(bytes))
     }
 
     /// Parses one YAML document.
     ///
-    /// Non-string map keys (`1: x`, `true: y`) become strings, as in kubectl's YAML to JSON
-    /// conversion.
+    /// Non-string map keys (`1: x`, `true: y`) become strings, and floats whose JSON form is
+    /// an integer (`-0.0`, `1234567.0`, `1e6`) become integers, as in kubectl's YAML to JSON
+    /// conversion (the YAML is written out as JSON, which is read back with integers kept).
     #[cfg(feature = "yaml")]
     pub fn from_yaml_str(text: &str) -> Result<Self, Error> {
-        serde_yaml_ng::from_str(text).map_err(|e| Error::Input(format!("invalid YAML: {e}")))
+        let mut document: Document = serde_yaml_ng::from_str(text)
+            .map_err(|e| Error::Input(format!("invalid YAML: {e}")))?;
+        integral_floats_to_ints(&mut document);
+        Ok(document)
     }
 
     /// Converts any serializable value (a `k8s-openapi` object, your own struct) by going
@@ -286,6 +297,92 @@ impl<'de> Visitor<'de> for DocumentVisitor {
         }
         Ok(Document::Object(entries))
     }
+}
+
+/// What kubectl's YAML to JSON conversion does to a number: Go's `encoding/json` writes a
+/// float without fraction or exponent when it is integral and below 1e21 in magnitude, and
+/// the JSON decoder reads that back as an integer when it fits in 64 bits.
+#[cfg(feature = "yaml")]
+fn integral_floats_to_ints(document: &mut Document) {
+    let mut pending = vec![document];
+    while let Some(value) = pending.pop() {
+        match value {
+            // i64's range: -2^63 is exact as an f64, 2^63 is the first float past it.
+            Document::Float(f)
+                if f.fract() == 0.0
+                    && *f >= -9_223_372_036_854_775_808.0
+                    && *f < 9_223_372_036_854_775_808.0 =>
+            {
+                *value = Document::Int(*f as i64);
+            }
+            Document::Array(items) => pending.extend(items.iter_mut()),
+            Document::Object(map) => pending.extend(map.values_mut()),
+            _ => {}
+        }
+    }
+}
+
+/// Rewrites escaped UTF-16 surrogates that are not part of a pair as `\ufffd`, the way Go's
+/// JSON decoder reads them: a high surrogate must be followed at once by an escaped low
+/// one, otherwise it alone becomes U+FFFD (and what follows is read on its own).
+fn replace_lone_surrogates(text: &str) -> std::borrow::Cow<'_, str> {
+    fn hex4(bytes: &[u8], at: usize) -> Option<u32> {
+        let digits = bytes.get(at..at + 4)?;
+        let text = std::str::from_utf8(digits).ok()?;
+        u32::from_str_radix(text, 16).ok()
+    }
+    let escape_at = |bytes: &[u8], at: usize| -> Option<u32> {
+        if bytes.get(at) == Some(&b'\\') && bytes.get(at + 1) == Some(&b'u') {
+            hex4(bytes, at + 2)
+        } else {
+            None
+        }
+    };
+    if !text.contains("\\u") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut in_string = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if !in_string {
+            in_string = c == b'"';
+            i += 1;
+            continue;
+        }
+        match c {
+            b'"' => {
+                in_string = false;
+                i += 1;
+            }
+            b'\\' => match escape_at(bytes, i) {
+                Some(0xD800..=0xDBFF)
+                    if escape_at(bytes, i + 6)
+                        .is_some_and(|low| (0xDC00..=0xDFFF).contains(&low)) =>
+                {
+                    // A valid pair.
+                    i += 12;
+                }
+                Some(0xD800..=0xDFFF) => {
+                    out.push_str(&text[copied..i]);
+                    out.push_str("\\ufffd");
+                    i += 6;
+                    copied = i;
+                }
+                Some(_) => i += 6,
+                None => i += 2,
+            },
+            _ => i += 1,
+        }
+    }
+    if copied == 0 {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied.min(text.len())..]);
+    std::borrow::Cow::Owned(out)
 }
 
 /// A map key; YAML allows scalars other than strings, which become their text.

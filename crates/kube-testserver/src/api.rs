@@ -172,10 +172,10 @@ fn text_response(status: StatusCode, text: &'static str) -> Response<Body> {
 
 impl ApiServer {
     /// A server state with the built-in resources and the standard namespaces.
-    pub fn new(settings: Settings, history_limit: usize) -> Arc<ApiServer> {
+    pub fn new(settings: Settings, store: Store) -> Arc<ApiServer> {
         let server = Arc::new(ApiServer {
             registry: Registry::with_builtins(),
-            store: Store::new(history_limit),
+            store,
             settings: parking_lot::RwLock::new(settings),
             faults: Faults::default(),
             watch_reset: parking_lot::Mutex::new(tokio_util::sync::CancellationToken::new()),
@@ -292,7 +292,10 @@ impl ApiServer {
         request: Request<hyper::body::Incoming>,
     ) -> Response<Body> {
         let method = request.method().clone();
-        let path = request.uri().path().to_string();
+        // Routed on the decoded path, as Go's `URL.Path`.
+        let Some(path) = crate::request::decode_path(request.uri().path()) else {
+            return text_response(StatusCode::BAD_REQUEST, "400 Bad Request");
+        };
         let query = parse_query(request.uri().query());
         if let Some(delay) = self.faults.latency() {
             tokio::time::sleep(delay).await;
@@ -323,13 +326,9 @@ impl ApiServer {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let body = match request.into_body().collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(error) => {
-                return error_response(&ApiError::bad_request(format!(
-                    "cannot read the request body: {error}"
-                )));
-            }
+        let body = match crate::request::read_body(request.into_body(), &method).await {
+            Ok(body) => body,
+            Err(error) => return error_response(&error),
         };
         let response = self
             .route(
@@ -737,7 +736,7 @@ impl ApiServer {
 
     fn parse_body(&self, resource: &ResourceType, body: &[u8]) -> Result<Value, ApiError> {
         if let Some(error) = crate::gojson::syntax_error(body) {
-            let snippet = String::from_utf8_lossy(&body[..body.len().min(256)]).to_string();
+            let snippet = crate::request::summarize(body);
             return Err(ApiError::bad_request(format!(
                 "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: {error} ({snippet})",
                 resource.kind
@@ -763,6 +762,7 @@ impl ApiServer {
         body: &[u8],
     ) -> Result<Response<Body>, ApiError> {
         let object = self.parse_body(&request.resource, body)?;
+        crate::request::check_body_kind(&self.registry, &request.resource, &object)?;
         let object = views::to_storage(&request.resource, object);
         let dry_run = query.get("dryRun").is_some_and(|d| d == "All");
         let created = self.create_object(request, object, dry_run)?;
@@ -898,6 +898,7 @@ impl ApiServer {
         let resource = &request.resource;
         let name = request.name.clone().unwrap_or_default();
         let object = self.parse_body(resource, body)?;
+        crate::request::check_body_kind(&self.registry, resource, &object)?;
         let object = views::to_storage(resource, object);
         let body_name = meta_str(&object, "name").unwrap_or("");
         if body_name != name {
@@ -1140,6 +1141,10 @@ impl ApiServer {
             .and_then(Value::as_i64)
             .map(|g| if g < 0 { 1 } else { g });
         let removed = std::cell::Cell::new(false);
+        // A graceful deletion cut to 0: written first (a MODIFIED carrying deletionTimestamp),
+        // then deleted (the generic store's updateForGracefulDeletionAndFinalizers, then its
+        // delete).
+        let delete_after_update = std::cell::Cell::new(false);
         let result = self.store.update(
             &request.storage(),
             &request.key(name),
@@ -1186,14 +1191,18 @@ impl ApiServer {
                             {
                                 metadata.insert("generation".into(), json!(generation + 1));
                             }
-                            if period > 0 || has_finalizers {
-                                return Ok(Change::Replace(next));
+                            if period == 0 && !has_finalizers {
+                                delete_after_update.set(true);
                             }
-                            removed.set(true);
-                            return Ok(Change::Delete(next));
+                            return Ok(Change::Replace(next));
                         }
                         Graceful::Immediate => {}
                     }
+                }
+                if !has_finalizers && !is_namespace {
+                    // Deleted at once: watchers get the object as it was stored.
+                    removed.set(true);
+                    return Ok(Change::Delete(current.clone()));
                 }
                 {
                     let metadata = object::metadata_mut(&mut next);
@@ -1210,17 +1219,19 @@ impl ApiServer {
                         Change::Replace(next)
                     });
                 }
-                if has_finalizers {
-                    return Ok(if already_terminating {
-                        Change::Unchanged
-                    } else {
-                        Change::Replace(next)
-                    });
-                }
-                removed.set(true);
-                Ok(Change::Delete(next))
+                Ok(if already_terminating {
+                    Change::Unchanged
+                } else {
+                    Change::Replace(next)
+                })
             },
         )?;
+        let result = if delete_after_update.get() {
+            removed.set(true);
+            self.remove_terminated(request, name, &result)?
+        } else {
+            result
+        };
         if is_namespace {
             self.finalize_namespace(name);
         }
@@ -1231,6 +1242,40 @@ impl ApiServer {
             self.after_removal(request);
         }
         Ok(result)
+    }
+
+    /// The second write of a graceful deletion cut to 0: removes the object written by the
+    /// first (`written`), unless someone else removed it meanwhile.
+    fn remove_terminated(
+        &self,
+        request: &ResourceRequest,
+        name: &str,
+        written: &Arc<Value>,
+    ) -> Result<Arc<Value>, ApiError> {
+        let uid = meta_str(written, "uid").unwrap_or("").to_string();
+        let result = self.store.update(
+            &request.storage(),
+            &request.key(name),
+            || ApiError::not_found(&request.resource, name),
+            |current| {
+                let held = current
+                    .get("metadata")
+                    .and_then(|m| m.get("finalizers"))
+                    .and_then(Value::as_array)
+                    .is_some_and(|f| !f.is_empty());
+                if meta_str(current, "uid") != Some(uid.as_str()) || held {
+                    return Ok(Change::Unchanged);
+                }
+                Ok(Change::Delete(current.clone()))
+            },
+        );
+        match result {
+            Ok(deleted) => Ok(deleted),
+            // An update in between removed it (a terminating object without finalizers is
+            // deleted by any write): the deletion is done.
+            Err(error) if error.code == 404 => Ok(Arc::clone(written)),
+            Err(error) => Err(error),
+        }
     }
 
     /// Once an object in a terminating namespace is gone, the namespace may be too.
@@ -1319,8 +1364,10 @@ impl ApiServer {
                     .or_else(|| request.namespace.clone()),
                 ..request.clone()
             };
+            // The answer is the list as read before deleting (the generic store's
+            // DeleteCollection): the items' states and the list's resourceVersion.
             match self.delete_object(&item_request, &name, &no_options) {
-                Ok(deleted) => items.push(views::list_item(resource, &deleted)),
+                Ok(_) => items.push(views::list_item(resource, &object)),
                 Err(error) if error.code == 404 => {}
                 Err(error) => return Err(error),
             }
@@ -1330,7 +1377,7 @@ impl ApiServer {
             &json!({
                 "kind": resource.list_kind,
                 "apiVersion": resource.api_version(),
-                "metadata": {"resourceVersion": self.store.current_rv().to_string()},
+                "metadata": {"resourceVersion": snapshot.rv.to_string()},
                 "items": items,
             }),
         ))

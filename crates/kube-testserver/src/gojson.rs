@@ -14,6 +14,22 @@ fn quote_char(c: u8) -> String {
     }
 }
 
+/// Go's `maxNestingDepth`: deeper input is "exceeded max depth".
+pub const MAX_DEPTH: usize = 10_000;
+
+enum Container {
+    Array,
+    Object,
+}
+
+fn push(open: &mut Vec<Container>, container: Container) -> ScanResult {
+    open.push(container);
+    if open.len() > MAX_DEPTH {
+        return Err("exceeded max depth".to_string());
+    }
+    Ok(())
+}
+
 struct Scanner<'a> {
     data: &'a [u8],
     pos: usize,
@@ -43,70 +59,86 @@ impl Scanner<'_> {
         }
     }
 
+    /// One JSON value, containers included, without recursion: the open containers are a
+    /// stack, bounded like Go's scanner (`maxNestingDepth`), so no input can exhaust the
+    /// thread's stack.
     fn value(&mut self) -> ScanResult {
-        self.skip_space();
-        match self.peek() {
-            Some(b'{') => self.object(),
-            Some(b'[') => self.array(),
-            Some(b'"') => self.string(),
-            Some(b'-' | b'0'..=b'9') => self.number(),
-            Some(b't') => self.literal(b"true"),
-            Some(b'f') => self.literal(b"false"),
-            Some(b'n') => self.literal(b"null"),
-            _ => Err(self.error("looking for beginning of value")),
+        let mut open: Vec<Container> = Vec::new();
+        'value: loop {
+            self.skip_space();
+            match self.peek() {
+                Some(b'{') => {
+                    self.pos += 1;
+                    push(&mut open, Container::Object)?;
+                    self.skip_space();
+                    if self.peek() == Some(b'}') {
+                        self.pos += 1;
+                        open.pop();
+                    } else {
+                        self.object_key()?;
+                        continue 'value;
+                    }
+                }
+                Some(b'[') => {
+                    self.pos += 1;
+                    push(&mut open, Container::Array)?;
+                    self.skip_space();
+                    if self.peek() == Some(b']') {
+                        self.pos += 1;
+                        open.pop();
+                    } else {
+                        continue 'value;
+                    }
+                }
+                Some(b'"') => self.string()?,
+                Some(b'-' | b'0'..=b'9') => self.number()?,
+                Some(b't') => self.literal(b"true")?,
+                Some(b'f') => self.literal(b"false")?,
+                Some(b'n') => self.literal(b"null")?,
+                _ => return Err(self.error("looking for beginning of value")),
+            }
+            // A value is complete: close what it completes, or go on to the next element.
+            loop {
+                let Some(container) = open.last() else {
+                    return Ok(());
+                };
+                self.skip_space();
+                match (container, self.peek()) {
+                    (Container::Array, Some(b',')) => {
+                        self.pos += 1;
+                        continue 'value;
+                    }
+                    (Container::Object, Some(b',')) => {
+                        self.pos += 1;
+                        self.object_key()?;
+                        continue 'value;
+                    }
+                    (Container::Array, Some(b']')) | (Container::Object, Some(b'}')) => {
+                        self.pos += 1;
+                        open.pop();
+                    }
+                    (Container::Array, _) => return Err(self.error("after array element")),
+                    (Container::Object, _) => {
+                        return Err(self.error("after object key:value pair"));
+                    }
+                }
+            }
         }
     }
 
-    fn object(&mut self) -> ScanResult {
-        self.pos += 1;
+    /// An object key and its colon.
+    fn object_key(&mut self) -> ScanResult {
         self.skip_space();
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
-            return Ok(());
+        if self.peek() != Some(b'"') {
+            return Err(self.error("looking for beginning of object key string"));
         }
-        loop {
-            self.skip_space();
-            if self.peek() != Some(b'"') {
-                return Err(self.error("looking for beginning of object key string"));
-            }
-            self.string()?;
-            self.skip_space();
-            if self.peek() != Some(b':') {
-                return Err(self.error("after object key"));
-            }
-            self.pos += 1;
-            self.value()?;
-            self.skip_space();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b'}') => {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                _ => return Err(self.error("after object key:value pair")),
-            }
-        }
-    }
-
-    fn array(&mut self) -> ScanResult {
-        self.pos += 1;
+        self.string()?;
         self.skip_space();
-        if self.peek() == Some(b']') {
-            self.pos += 1;
-            return Ok(());
+        if self.peek() != Some(b':') {
+            return Err(self.error("after object key"));
         }
-        loop {
-            self.value()?;
-            self.skip_space();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b']') => {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                _ => return Err(self.error("after array element")),
-            }
-        }
+        self.pos += 1;
+        Ok(())
     }
 
     fn string(&mut self) -> ScanResult {
@@ -245,5 +277,44 @@ mod tests {
             "invalid character 'x' after top-level value"
         );
         assert!(syntax_error(br#"{"a": [1, -2.5e3, true, null, "x\u00e9"]}"#).is_none());
+        assert_eq!(
+            syntax_error(b"{\"a\": 1,}").unwrap(),
+            "invalid character '}' looking for beginning of object key string"
+        );
+        assert_eq!(
+            syntax_error(b"[1,]").unwrap(),
+            "invalid character ']' looking for beginning of value"
+        );
+        assert!(syntax_error(b"[[], {}, [{}], {\"a\": [[]]}]").is_none());
+    }
+
+    #[test]
+    fn depth_is_bounded_like_go() {
+        // Go 1.27's json.Unmarshal: 10,000 levels are fine, one more is "exceeded max depth".
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(syntax_error(nested(MAX_DEPTH).as_bytes()).is_none());
+        assert_eq!(
+            syntax_error(nested(MAX_DEPTH + 1).as_bytes()).unwrap(),
+            "exceeded max depth"
+        );
+        // Far deeper than any stack: answered, not crashed.
+        assert_eq!(
+            syntax_error("[".repeat(1_000_000).as_bytes()).unwrap(),
+            "exceeded max depth"
+        );
+        let objects = format!(
+            "{}1{}",
+            "{\"a\":".repeat(MAX_DEPTH + 1),
+            "}".repeat(MAX_DEPTH + 1)
+        );
+        assert_eq!(
+            syntax_error(objects.as_bytes()).unwrap(),
+            "exceeded max depth"
+        );
+        // A syntax error before the limit is reported first.
+        assert_eq!(
+            syntax_error(b"[[[x").unwrap(),
+            "invalid character 'x' looking for beginning of value"
+        );
     }
 }

@@ -73,6 +73,11 @@
 //!   controller of a full cluster does (the recorded server had no controller-manager).
 //! * Everyone authenticated may do everything (no RBAC).
 //! * Watches that fall more than 65,536 events behind are closed (the client re-watches).
+//! * The watch cache and etcd compaction are emulated ([`TestServerBuilder::watch_cache`],
+//!   [`TestServerBuilder::compaction_interval`]): a watch from before a resource's window, or
+//!   a list or continue token from before the last compaction, gets 410 Gone, and a resource
+//!   that saw no change since the compacted revision has its watch cache relisted (its open
+//!   watches end). Lists at an exact resourceVersion read the history, not cache snapshots.
 //! * Exec and attach speak WebSocket, not SPDY (port forwarding speaks both), and exec runs a
 //!   built-in shell rather than the container image (no pipes, redirections or files); a
 //!   missing executable gets containerd's `InternalError` status.
@@ -103,6 +108,7 @@ mod portforward;
 pub mod protobuf;
 mod registry;
 mod remotecommand;
+mod request;
 mod scale;
 mod selector;
 mod server;
@@ -114,13 +120,17 @@ mod table;
 mod tls;
 mod views;
 mod watch;
+mod watchcache;
 
 use std::net::SocketAddr;
 
 pub use faults::Faults;
 pub use kubelet::NODE_NAME;
-pub use server::{CLIENT_CERT_USER, DEFAULT_KUBELET_DELAY, TestServer, TestServerBuilder};
+pub use server::{
+    CLIENT_CERT_USER, DEFAULT_HISTORY_LIMIT, DEFAULT_KUBELET_DELAY, TestServer, TestServerBuilder,
+};
 pub use tls::ClientCertificate;
+pub use watchcache::{DEFAULT_COMPACTION_INTERVAL, WatchCacheSize};
 
 /// Why a server could not start or a file could not be written.
 #[derive(Debug, thiserror::Error)]

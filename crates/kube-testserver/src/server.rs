@@ -14,9 +14,13 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use kube_flowcontrol::clock::{RealClock, SharedClock};
+
 use crate::api::{ApiServer, Settings};
 use crate::faults::Faults;
+use crate::store::Store;
 use crate::tls::{ClientCertificate, TlsMaterial};
+use crate::watchcache::{DEFAULT_COMPACTION_INTERVAL, WatchCacheSize};
 use crate::{Error, kubeconfig};
 
 /// Options for a [`TestServer`].
@@ -27,6 +31,9 @@ pub struct TestServerBuilder {
     token: Option<String>,
     anonymous: bool,
     history_limit: usize,
+    watch_cache: WatchCacheSize,
+    compaction_interval: Option<Duration>,
+    clock: SharedClock,
     bookmark_interval: Duration,
     watch_list: bool,
     client_cert_auth: bool,
@@ -37,6 +44,9 @@ pub struct TestServerBuilder {
 /// How long the simulated kubelet takes, by default, to start a pod's containers (or a new
 /// image's container, or to stop a terminating pod's containers).
 pub const DEFAULT_KUBELET_DELAY: Duration = Duration::from_millis(300);
+
+/// The default of [`TestServerBuilder::history_limit`]: the watch cache's largest window.
+pub const DEFAULT_HISTORY_LIMIT: usize = 100 * 1024;
 
 /// The user a verified client certificate authenticated, attached to each request of its
 /// connection.
@@ -53,7 +63,10 @@ impl Default for TestServerBuilder {
             tls: true,
             token: None,
             anonymous: false,
-            history_limit: 10_000,
+            history_limit: DEFAULT_HISTORY_LIMIT,
+            watch_cache: WatchCacheSize::default(),
+            compaction_interval: Some(DEFAULT_COMPACTION_INTERVAL),
+            clock: RealClock::shared(),
             bookmark_interval: Duration::from_secs(1),
             watch_list: true,
             client_cert_auth: false,
@@ -89,10 +102,42 @@ impl TestServerBuilder {
         self
     }
 
-    /// How many changes per resource are kept for watch resumption and paging (default
-    /// 10,000); older resourceVersions get 410 Gone.
+    /// The most changes kept per resource, whatever the watch cache and compaction would
+    /// keep (default [`DEFAULT_HISTORY_LIMIT`], the watch cache's largest window): a bound on
+    /// memory. Lists at older resourceVersions, continue tokens and watches from them get 410
+    /// Gone.
     pub fn history_limit(mut self, events: usize) -> Self {
         self.history_limit = events;
+        self
+    }
+
+    /// How many events per resource the emulated watch cache keeps for watches resuming from
+    /// a resourceVersion (default: kube-apiserver's dynamic window, 100 to 102,400 events, as
+    /// many as the last 75 seconds saw). A watch from before the window gets `410 Gone`
+    /// ("too old resource version: X (Y)"). [`WatchCacheSize::Unbounded`] turns the window
+    /// off: watches then resume from anything compaction left.
+    pub fn watch_cache(mut self, size: WatchCacheSize) -> Self {
+        self.watch_cache = size;
+        self
+    }
+
+    /// How often the emulated etcd is compacted, as kube-apiserver's
+    /// `--etcd-compaction-interval` does (default 5 minutes; `None` never compacts): each run
+    /// compacts to the revision of the previous run, so lists at an exact resourceVersion
+    /// and continue tokens older than that get 410 Gone, and the watch cache of a resource
+    /// that did not change since relists (its window starts at the current revision and its
+    /// open watches end). See [`TestServer::compact`] to compact on demand.
+    pub fn compaction_interval(mut self, interval: Option<Duration>) -> Self {
+        self.compaction_interval = interval.filter(|i| !i.is_zero());
+        self
+    }
+
+    /// The clock that ages the watch cache's events and runs the compactor (default: the
+    /// real one). A [`FakeClock`](kube_flowcontrol::clock::FakeClock) lets a test make
+    /// minutes pass at once; the other timers (kubelet, bookmarks, watch timeouts) run on
+    /// tokio's time.
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -177,7 +222,15 @@ impl TestServerBuilder {
             server_address: address.to_string(),
             log_interval: self.log_interval,
         };
-        let state = ApiServer::new(settings, self.history_limit);
+        let store = Store::new(
+            self.history_limit,
+            self.watch_cache,
+            Arc::clone(&self.clock),
+        );
+        let state = ApiServer::new(settings, store);
+        if let Some(interval) = self.compaction_interval {
+            tokio::spawn(run_compactor(Arc::clone(&state), self.clock, interval));
+        }
         // Attach shows the container's main process, which writes the log lines.
         *state.streaming.attach_interval.lock() = self.log_interval;
         if let Some(delay) = self.kubelet {
@@ -345,9 +398,15 @@ impl TestServer {
     }
 
     /// Forgets the history: resuming a watch or a paged list from any earlier resourceVersion
-    /// now gets 410 Gone.
+    /// now gets 410 Gone (open watches go on).
     pub fn compact(&self) {
         self.state.store.compact();
+    }
+
+    /// The revision the emulated etcd was last compacted to (0 before any compaction); see
+    /// [`TestServerBuilder::compaction_interval`].
+    pub fn compacted_revision(&self) -> u64 {
+        self.state.store.compacted_revision()
     }
 
     fn spawn_listener(&self, listener: TcpListener) {
@@ -397,6 +456,17 @@ impl Drop for TestServer {
         if let Some((cancel, _)) = self.listener.lock().take() {
             cancel.cancel();
         }
+    }
+}
+
+/// kube-apiserver's etcd compactor: every `interval`, compact to the previous run's revision.
+async fn run_compactor(state: Arc<ApiServer>, clock: SharedClock, interval: Duration) {
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = clock.sleep(interval) => {}
+        }
+        state.store.compactor_run();
     }
 }
 

@@ -3,15 +3,22 @@
 //!
 //! Every mutation happens under one lock, which also assigns the resourceVersion and
 //! broadcasts the event, so the broadcast order is the resourceVersion order.
+//!
+//! The history stands for two things of a real API server ([`crate::watchcache`]): etcd's
+//! revisions since its last compaction (what lists at an exact resourceVersion and continue
+//! tokens read) and each resource's watch-cache window (what watches resume from).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
+use kube_flowcontrol::clock::SharedClock;
 use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 use crate::status::ApiError;
+use crate::watchcache::{WatchCacheSize, Window};
 
 /// Where a resource's objects are stored: (group, plural), shared by all versions.
 pub type StorageKey = (String, String);
@@ -61,18 +68,74 @@ pub struct StoredEvent {
     pub encoded: std::sync::OnceLock<bytes::Bytes>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Collection {
     objects: BTreeMap<ObjectKey, Arc<Value>>,
+    /// The changes a list at an older resourceVersion or a resumed watch may need.
     history: VecDeque<Arc<StoredEvent>>,
-    /// Every event with an RV above this one is still in `history`.
+    /// etcd's floor: every event with an RV above this one is still in `history`, and a list
+    /// at an older resourceVersion gets 410.
     complete_after: u64,
+    /// The watch cache's window.
+    window: Window,
+    /// Cancelled when the watch cache relists: its watches end.
+    relisted: CancellationToken,
+}
+
+impl Collection {
+    fn new(size: WatchCacheSize, compacted: u64) -> Collection {
+        Collection {
+            objects: BTreeMap::new(),
+            history: VecDeque::new(),
+            complete_after: compacted,
+            window: Window::new(size, compacted),
+            relisted: CancellationToken::new(),
+        }
+    }
+
+    /// Drops the history nothing can read any more: past the hard limit, and behind both
+    /// etcd's floor and the watch window.
+    fn trim(&mut self, limit: usize) {
+        while self.history.len() > limit {
+            if let Some(evicted) = self.history.pop_front() {
+                self.complete_after = self.complete_after.max(evicted.rv);
+                self.window.forget_through(evicted.rv);
+            }
+        }
+        let keep_after = if self.window.is_unbounded() {
+            self.complete_after
+        } else {
+            self.complete_after.min(self.window.after())
+        };
+        while self.history.front().is_some_and(|e| e.rv <= keep_after) {
+            self.history.pop_front();
+        }
+    }
+
+    /// The watch cache relists at `rv`: its window starts there and its watches end.
+    fn relist(&mut self, rv: u64) {
+        self.window.relist(rv);
+        std::mem::replace(&mut self.relisted, CancellationToken::new()).cancel();
+    }
 }
 
 #[derive(Debug, Default)]
 struct State {
     rv: u64,
     collections: HashMap<StorageKey, Collection>,
+    /// etcd's compaction revision.
+    compacted: u64,
+    /// The revision the compactor recorded at its previous run.
+    compactor_rev: Option<u64>,
+}
+
+impl State {
+    fn collection_mut(&mut self, storage: &StorageKey, size: WatchCacheSize) -> &mut Collection {
+        let compacted = self.compacted;
+        self.collections
+            .entry(storage.clone())
+            .or_insert_with(|| Collection::new(size, compacted))
+    }
 }
 
 /// The object store.
@@ -81,6 +144,8 @@ pub struct Store {
     state: Mutex<State>,
     events: broadcast::Sender<Arc<StoredEvent>>,
     history_limit: usize,
+    window_size: WatchCacheSize,
+    clock: SharedClock,
 }
 
 /// Where a watch starts.
@@ -100,6 +165,8 @@ pub struct WatchFeed {
     pub live: broadcast::Receiver<Arc<StoredEvent>>,
     /// The resourceVersion the feed starts at.
     pub rv: u64,
+    /// Cancelled when the resource's watch cache relists: the watch must end.
+    pub relisted: CancellationToken,
 }
 
 /// What a list read returns.
@@ -117,13 +184,16 @@ fn set_resource_version(object: &mut Value, rv: u64) {
 }
 
 impl Store {
-    /// A store keeping up to `history_limit` events per resource for watch resumption.
-    pub fn new(history_limit: usize) -> Store {
+    /// A store keeping at most `history_limit` events per resource, with watch-cache windows
+    /// of `window_size`, aged by `clock`.
+    pub fn new(history_limit: usize, window_size: WatchCacheSize, clock: SharedClock) -> Store {
         let (events, _) = broadcast::channel(65_536);
         Store {
             state: Mutex::new(State::default()),
             events,
             history_limit: history_limit.max(1),
+            window_size,
+            clock,
         }
     }
 
@@ -144,26 +214,59 @@ impl Store {
 
     fn record(&self, state: &mut State, event: StoredEvent) {
         let event = Arc::new(event);
-        let limit = self.history_limit;
-        let collection = state.collections.entry(event.storage.clone()).or_default();
+        let now = self.clock.now();
+        let collection = state.collection_mut(&event.storage, self.window_size);
+        collection.window.push(self.window_size, event.rv, now);
         collection.history.push_back(Arc::clone(&event));
-        while collection.history.len() > limit {
-            if let Some(evicted) = collection.history.pop_front() {
-                collection.complete_after = evicted.rv;
-            }
-        }
+        collection.trim(self.history_limit);
         // No receivers is fine: nobody is watching.
         let _ = self.events.send(event);
     }
 
-    /// Drops all history up to now: watches and continue tokens from older versions get 410.
+    /// Drops all history up to now: watches and continue tokens from older versions get 410
+    /// (open watches go on).
     pub fn compact(&self) {
         let mut state = self.state.lock();
         let rv = state.rv;
+        state.compacted = rv;
         for collection in state.collections.values_mut() {
             collection.history.clear();
             collection.complete_after = rv;
+            collection.window.relist(rv);
         }
+    }
+
+    /// One run of kube-apiserver's etcd compactor: records the current revision (a write:
+    /// the revision moves by one) and compacts to the one recorded at the previous run. Watch
+    /// caches whose resource did not change since then relist. Returns the revision compacted
+    /// to, if any.
+    pub fn compactor_run(&self) -> Option<u64> {
+        let mut state = self.state.lock();
+        state.rv += 1;
+        let current = state.rv;
+        let target = state.compactor_rev.replace(current)?;
+        state.compacted = state.compacted.max(target);
+        let mut relisted = 0usize;
+        for collection in state.collections.values_mut() {
+            collection.complete_after = collection.complete_after.max(target);
+            // The cache's etcd watch resumes after its newest event: compacted away?
+            if !collection.window.is_unbounded() && collection.window.newest() + 1 < target {
+                collection.relist(current);
+                relisted += 1;
+            }
+            collection.trim(self.history_limit);
+        }
+        tracing::debug!(
+            revision = target,
+            relisted,
+            "etcd compaction (emulated); idle watch caches relisted"
+        );
+        Some(target)
+    }
+
+    /// etcd's compaction revision (0 before the first compaction).
+    pub fn compacted_revision(&self) -> u64 {
+        self.state.lock().compacted
     }
 
     /// The object at `key`.
@@ -198,9 +301,7 @@ impl Store {
         state.rv = rv;
         let object = Arc::new(object);
         state
-            .collections
-            .entry(storage.clone())
-            .or_default()
+            .collection_mut(storage, self.window_size)
             .objects
             .insert(key.clone(), Arc::clone(&object));
         self.record(
@@ -293,7 +394,7 @@ impl Store {
         at_rv: Option<u64>,
     ) -> Result<ListSnapshot, ApiError> {
         let state = self.state.lock();
-        let empty = Collection::default();
+        let empty = Collection::new(self.window_size, state.compacted);
         let collection = state.collections.get(storage).unwrap_or(&empty);
         let in_namespace = |key: &ObjectKey| namespace.is_none_or(|ns| key.0 == ns);
         // A version not older than now reads the current state.
@@ -309,10 +410,10 @@ impl Store {
             }),
             Some(rv) => {
                 if rv < collection.complete_after {
-                    return Err(ApiError::expired(format!(
-                        "too old resource version: {rv} ({})",
-                        collection.complete_after
-                    )));
+                    // etcd's ErrCompacted, as the API server words it for a list.
+                    return Err(ApiError::expired(
+                        "The resourceVersion for the provided list is too old.",
+                    ));
                 }
                 // Undo, newest first, every change made after `rv`.
                 let mut objects = collection.objects.clone();
@@ -343,10 +444,10 @@ impl Store {
 
     /// Starts a watch on a collection: the first events and the live feed, taken atomically.
     pub fn watch(&self, storage: &StorageKey, start: WatchStart) -> Result<WatchFeed, ApiError> {
-        let state = self.state.lock();
+        let mut state = self.state.lock();
         let live = self.events.subscribe();
-        let empty = Collection::default();
-        let collection = state.collections.get(storage).unwrap_or(&empty);
+        let rv = state.rv;
+        let collection = state.collection_mut(storage, self.window_size);
         let initial = match start {
             WatchStart::Now => collection
                 .objects
@@ -354,7 +455,7 @@ impl Store {
                 .map(|(key, object)| {
                     Arc::new(StoredEvent {
                         kind: EventType::Added,
-                        rv: state.rv,
+                        rv,
                         storage: storage.clone(),
                         key: key.clone(),
                         object: Arc::clone(object),
@@ -363,17 +464,24 @@ impl Store {
                     })
                 })
                 .collect(),
-            WatchStart::After(rv) => {
-                if rv < collection.complete_after {
+            WatchStart::After(from) => {
+                if collection.window.is_unbounded() {
+                    // Served from etcd, which resumes at the next revision.
+                    if from + 1 < collection.complete_after {
+                        return Err(ApiError::expired(
+                            "The resourceVersion for the provided watch is too old.",
+                        ));
+                    }
+                } else if from < collection.window.after() {
                     return Err(ApiError::expired(format!(
-                        "too old resource version: {rv} ({})",
-                        collection.complete_after
+                        "too old resource version: {from} ({})",
+                        collection.window.after()
                     )));
                 }
                 collection
                     .history
                     .iter()
-                    .filter(|e| e.rv > rv)
+                    .filter(|e| e.rv > from)
                     .cloned()
                     .collect()
             }
@@ -381,7 +489,8 @@ impl Store {
         Ok(WatchFeed {
             initial,
             live,
-            rv: state.rv,
+            rv,
+            relisted: collection.relisted.clone(),
         })
     }
 
@@ -431,6 +540,18 @@ mod tests {
         (String::new(), "pods".into())
     }
 
+    fn store(history_limit: usize) -> Store {
+        Store::new(
+            history_limit,
+            WatchCacheSize::default(),
+            kube_flowcontrol::clock::RealClock::shared(),
+        )
+    }
+
+    fn configmaps() -> StorageKey {
+        (String::new(), "configmaps".into())
+    }
+
     fn key(name: &str) -> ObjectKey {
         ("ns".into(), name.into())
     }
@@ -445,7 +566,7 @@ mod tests {
 
     #[test]
     fn resource_versions_are_global_and_increasing() {
-        let store = Store::new(100);
+        let store = store(100);
         assert_eq!(create(&store, "a")["metadata"]["resourceVersion"], "1");
         assert_eq!(create(&store, "b")["metadata"]["resourceVersion"], "2");
         let updated = store
@@ -467,7 +588,7 @@ mod tests {
 
     #[test]
     fn list_at_an_older_version_undoes_later_changes() {
-        let store = Store::new(100);
+        let store = store(100);
         create(&store, "a");
         create(&store, "b");
         store
@@ -491,7 +612,7 @@ mod tests {
 
     #[test]
     fn history_limit_makes_old_versions_expire() {
-        let store = Store::new(2);
+        let store = store(2);
         for name in ["a", "b", "c", "d"] {
             create(&store, name);
         }
@@ -512,7 +633,7 @@ mod tests {
 
     #[test]
     fn watch_now_starts_with_the_current_objects() {
-        let store = Store::new(10);
+        let store = store(10);
         create(&store, "a");
         create(&store, "b");
         let mut feed = store.watch(&pods(), WatchStart::Now).unwrap();
@@ -522,5 +643,82 @@ mod tests {
         let live = feed.live.try_recv().unwrap();
         assert_eq!(live.rv, 3);
         assert_eq!(live.kind, EventType::Added);
+    }
+
+    #[test]
+    fn a_full_watch_window_expires_watches_but_not_exact_lists() {
+        let store = Store::new(
+            100,
+            WatchCacheSize::Fixed(2),
+            kube_flowcontrol::clock::RealClock::shared(),
+        );
+        for name in ["a", "b", "c", "d"] {
+            create(&store, name);
+        }
+        // The window holds 3 and 4: resuming from 2 is fine, from 1 is too old.
+        assert!(store.watch(&pods(), WatchStart::After(2)).is_ok());
+        let err = store.watch(&pods(), WatchStart::After(1)).err().unwrap();
+        assert_eq!(err.message, "too old resource version: 1 (2)");
+        // etcd still has revision 1.
+        assert_eq!(store.list(&pods(), None, Some(1)).unwrap().objects.len(), 1);
+    }
+
+    #[test]
+    fn compaction_expires_lists_and_relists_idle_watch_caches() {
+        let store = store(1000);
+        create(&store, "a"); // 1
+        let busy = store
+            .create(&configmaps(), key("cm"), ApiError::path_not_found, |_| {
+                Ok(json!({"metadata": {"name": "cm"}}))
+            })
+            .unwrap(); // 2
+        assert_eq!(busy["metadata"]["resourceVersion"], "2");
+        let feed = store.watch(&pods(), WatchStart::After(1)).unwrap();
+        // The first run only records the revision (and moves it: 3).
+        assert_eq!(store.compactor_run(), None);
+        assert_eq!(store.current_rv(), 3);
+        store
+            .update(&configmaps(), &key("cm"), ApiError::path_not_found, |v| {
+                let mut v = v.clone();
+                v["data"] = json!({"x": "1"});
+                Ok(Change::Replace(v))
+            })
+            .unwrap(); // 4
+        // The second compacts to 3 (and writes 5): pods saw nothing since 1, their cache
+        // relists at 5 and its watches end; configmaps changed at 4 and keep their window.
+        assert_eq!(store.compactor_run(), Some(3));
+        assert_eq!(store.compacted_revision(), 3);
+        assert!(feed.relisted.is_cancelled());
+        let err = store.watch(&pods(), WatchStart::After(1)).err().unwrap();
+        assert_eq!(err.code, 410);
+        assert_eq!(err.message, "too old resource version: 1 (5)");
+        assert!(store.watch(&configmaps(), WatchStart::After(2)).is_ok());
+        let err = store.list(&configmaps(), None, Some(2)).err().unwrap();
+        assert_eq!(
+            err.message,
+            "The resourceVersion for the provided list is too old."
+        );
+        assert!(store.list(&configmaps(), None, Some(4)).is_ok());
+    }
+
+    #[test]
+    fn without_a_watch_cache_watches_read_etcd_history() {
+        let store = Store::new(
+            1000,
+            WatchCacheSize::Unbounded,
+            kube_flowcontrol::clock::RealClock::shared(),
+        );
+        for name in ["a", "b", "c"] {
+            create(&store, name);
+        }
+        store.compactor_run(); // records 4
+        create(&store, "d"); // 5
+        store.compactor_run(); // compacts to 4
+        assert!(store.watch(&pods(), WatchStart::After(3)).is_ok());
+        let err = store.watch(&pods(), WatchStart::After(2)).err().unwrap();
+        assert_eq!(
+            err.message,
+            "The resourceVersion for the provided watch is too old."
+        );
     }
 }

@@ -298,6 +298,7 @@ impl WatchStream {
             return;
         }
         let mut live = feed.live;
+        let relisted = feed.relisted;
         let reset = self.server.watch_reset.lock().clone();
         let shutdown = self.server.shutdown.clone();
         let deadline = tokio::time::sleep(self.timeout);
@@ -308,6 +309,8 @@ impl WatchStream {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = reset.cancelled() => return,
+                // The watch cache relisted: the cacher ends its watches (the client re-watches).
+                _ = relisted.cancelled() => return,
                 _ = &mut deadline => return,
                 _ = self.tx.closed() => return,
                 _ = ticker.tick(), if self.bookmarks => {

@@ -1,11 +1,14 @@
-//! Replays the exchanges recorded from a real kube-apiserver v1.24 (tests/traces/v1.24, a copy
-//! of the project's shared recordings) against kube-testserver and checks that it answers the
-//! same: every status code, every `Status` body (exactly, after normalising the values that
-//! vary from run to run), the meaningful parts of objects and lists, and watch sequences.
+//! Replays the exchanges recorded from real kube-apiservers, v1.24 and v1.35 (tests/traces, a
+//! copy of the project's shared recordings), against kube-testserver and checks that it
+//! answers the same: every status code, every `Status` body (exactly, after normalising the
+//! values that vary from run to run), the meaningful parts of objects and lists, and watch
+//! sequences (with the gaps between their resourceVersions).
 //!
 //! The recordings were made in one session against one cluster; objects the recorder created
 //! between recorded steps (pods p2..p5, the watch's mutations) are recreated here, and the
 //! resourceVersions and continue tokens of the recording are mapped to ours as we learn them.
+//! Where the recorder waited (its watch cache had relisted pods by its too-old-rv step), a
+//! fake clock lets the server's compactor run.
 
 mod common;
 
@@ -15,7 +18,8 @@ use std::time::Duration;
 
 use common::{Auth, Reply, TestClient, pod};
 use http::Method;
-use kube_testserver::TestServer;
+use kube_flowcontrol::clock::FakeClock;
+use kube_testserver::{DEFAULT_COMPACTION_INTERVAL, TestServer};
 use serde_json::{Value, json};
 
 struct Exchange {
@@ -31,9 +35,10 @@ struct Exchange {
     events: Option<Vec<Value>>,
 }
 
-fn load(file: &str) -> Vec<Exchange> {
+fn load(version: &str, file: &str) -> Vec<Exchange> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/traces/v1.24")
+        .join("tests/traces")
+        .join(version)
         .join(format!("{file}.jsonl"));
     let text = std::fs::read_to_string(&path).expect("trace file");
     text.lines()
@@ -173,8 +178,22 @@ fn event_view(event: &Value) -> Value {
             "type": kind,
             "name": normalise_name(event["object"]["metadata"]["name"].as_str().unwrap_or("")),
             "labels": event["object"]["metadata"]["labels"],
+            "terminating": event["object"]["metadata"].get("deletionTimestamp").is_some(),
+            "deletionGracePeriodSeconds": event["object"]["metadata"]["deletionGracePeriodSeconds"],
         }),
     }
+}
+
+/// How far each event's resourceVersion is from the previous one's (bookmarks aside): a
+/// graceful deletion's MODIFIED and DELETED are two consecutive writes.
+fn rv_steps(events: &[Value]) -> Vec<i64> {
+    let rvs: Vec<i64> = events
+        .iter()
+        .filter(|e| e["type"] != "BOOKMARK" && e["type"] != "ERROR")
+        .filter_map(|e| e["object"]["metadata"]["resourceVersion"].as_str())
+        .filter_map(|rv| rv.parse().ok())
+        .collect();
+    rvs.windows(2).map(|pair| pair[1] - pair[0]).collect()
 }
 
 /// Recorded resourceVersions and continue tokens, mapped to ours.
@@ -243,6 +262,10 @@ struct Replayer {
     mapping: Mapping,
     checked: usize,
     failures: Vec<String>,
+    /// Steps (`file/step`) where a difference is known and documented.
+    known: &'static [&'static str],
+    /// The differences found at those steps.
+    known_found: Vec<String>,
 }
 
 impl Replayer {
@@ -281,7 +304,11 @@ impl Replayer {
     }
 
     fn check(&mut self, exchange: &Exchange, what: &str, expected: Value, actual: Value) {
-        if expected != actual {
+        let step = format!("{}/{}", exchange.file, exchange.step);
+        if expected != actual && self.known.contains(&step.as_str()) {
+            self.known_found
+                .push(format!("{step} {what}: recorded {expected}, ours {actual}"));
+        } else if expected != actual {
             self.failures.push(format!(
                 "{}/{} {what}:\n  recorded: {expected}\n  ours:     {actual}",
                 exchange.file, exchange.step
@@ -292,6 +319,7 @@ impl Replayer {
     async fn replay(&mut self, exchange: &Exchange) {
         let reply = self.send(exchange).await;
         let failures_before = self.failures.len();
+        let known_before = self.known_found.len();
         self.check(
             exchange,
             "status",
@@ -315,6 +343,12 @@ impl Replayer {
                     && exchange.path.contains("resourceVersion=");
                 if ordered {
                     self.check(exchange, "watch events", json!(recorded), json!(ours));
+                    self.check(
+                        exchange,
+                        "resourceVersion steps",
+                        json!(rv_steps(events)),
+                        json!(rv_steps(&reply.events())),
+                    );
                 } else {
                     let set = |v: Vec<Value>| -> BTreeSet<String> {
                         v.iter().map(|e| e.to_string()).collect()
@@ -377,7 +411,7 @@ impl Replayer {
                 self.mapping.learn_object(recorded, &ours);
             }
         }
-        if self.failures.len() == failures_before {
+        if self.failures.len() == failures_before && self.known_found.len() == known_before {
             self.checked += 1;
         }
     }
@@ -479,42 +513,70 @@ async fn label(client: &TestClient, name: &str, labels: Value) {
     assert_eq!(reply.status, 200, "label {name}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn recorded_exchanges_are_reproduced() {
+/// What differs between the two recordings' scripts.
+struct Recording {
+    version: &'static str,
+    /// The resourceVersion of p2, the first pod the recorder made before its list scenario.
+    first_pod_rv: u64,
+    /// Whether the server served watch-list (v1.24 did not).
+    watch_list: bool,
+    /// Documented differences: kube-testserver's `/version` says 1.24, the release whose
+    /// answers it was first built to reproduce.
+    known: &'static [&'static str],
+}
+
+/// Lets the server's compactor run three times (15 minutes of a real server): the second
+/// run compacts to the first run's revision, the third to the second's, which is past every
+/// pod change, so the pods' watch cache relists.
+async fn let_compactor_run(clock: &FakeClock, server: &TestServer) {
+    for _ in 0..3 {
+        clock.wait_for_waiters(1).await;
+        clock.step(DEFAULT_COMPACTION_INTERVAL);
+    }
+    clock.wait_for_waiters(1).await;
+    assert!(server.compacted_revision() > 0, "the compactor ran");
+}
+
+async fn replay(recording: Recording) {
+    let clock = FakeClock::new();
     let server = TestServer::builder()
         .plain_http()
-        .watch_list(false) // answer like v1.24
+        .watch_list(recording.watch_list)
         .simulated_kubelet(None) // the recorded cluster ran no pods
         .bookmark_interval(Duration::from_millis(300))
+        .clock(clock.shared())
         .start()
         .await
         .expect("server");
+    let version = recording.version;
     let mut replayer = Replayer {
         client: TestClient::new(&server),
         mapping: Mapping::default(),
         checked: 0,
         failures: Vec::new(),
+        known: recording.known,
+        known_found: Vec::new(),
     };
     let mut total = 0;
     for file in ["discovery", "auth", "crud", "status"] {
-        for exchange in load(file) {
+        for exchange in load(version, file) {
             total += 1;
             replayer.replay(&exchange).await;
         }
     }
 
-    // Recreate the pods the recorder made before its list scenario (resourceVersions 208-211).
+    // Recreate the pods the recorder made before its list scenario.
     let c = &replayer.client;
     for (name, app, idx) in [
-        ("p2", "other", "2"),
-        ("p3", "demo", "3"),
-        ("p4", "other", "4"),
-        ("p5", "demo", "5"),
+        ("p2", "other", 0),
+        ("p3", "demo", 1),
+        ("p4", "other", 2),
+        ("p5", "demo", 3),
     ] {
         let reply = c
             .post(
                 "/api/v1/namespaces/trace/pods",
-                &pod(name, json!({"app": app, "idx": idx})),
+                &pod(name, json!({"app": app, "idx": (idx + 2).to_string()})),
             )
             .await;
         assert_eq!(reply.status, 201, "create {name}");
@@ -525,16 +587,16 @@ async fn recorded_exchanges_are_reproduced() {
         replayer
             .mapping
             .rvs
-            .insert((207 + idx.parse::<u64>().unwrap_or(0) - 1).to_string(), rv);
+            .insert((recording.first_pod_rv + idx).to_string(), rv);
     }
-    for exchange in load("list") {
+    for exchange in load(version, "list") {
         total += 1;
         replayer.replay(&exchange).await;
     }
 
-    let watches = load("watch");
+    let watches = load(version, "watch");
     let c = &replayer.client;
-    // The recorder's mutations during its first two watches.
+    // The recorder's mutations during its first two watches: create, label, delete.
     let w1 = c
         .post(
             "/api/v1/namespaces/trace/pods",
@@ -543,14 +605,6 @@ async fn recorded_exchanges_are_reproduced() {
         .await;
     assert_eq!(w1.status, 201);
     label(c, "w1", json!({"x": "1"})).await;
-    let touched = c
-        .patch(
-            "/api/v1/namespaces/trace/pods/w1",
-            "application/merge-patch+json",
-            &json!({"metadata": {"annotations": null}, "spec": {"activeDeadlineSeconds": 60}}),
-        )
-        .await;
-    assert_eq!(touched.status, 200);
     assert_eq!(
         c.delete("/api/v1/namespaces/trace/pods/w1").await.status,
         200
@@ -564,34 +618,70 @@ async fn recorded_exchanges_are_reproduced() {
         total += 1;
         replayer.replay(exchange).await;
     }
-    // The recorder's watch cache had moved past these versions; compaction does that here.
-    server.compact();
-    for exchange in &watches[4..] {
+    // The recorder waited here: compaction went past every pod change and the pods' watch
+    // cache relisted.
+    let_compactor_run(&clock, &server).await;
+    for exchange in &watches[4..6] {
         total += 1;
         replayer.replay(exchange).await;
     }
-
-    // The recorder labelled p5 before its delete scenario.
+    // The recorder labelled p4 and p5 before its last watches and its delete scenario.
+    label(&replayer.client, "p4", json!({"seen": "1"})).await;
     label(&replayer.client, "p5", json!({"seen": "1"})).await;
+    for exchange in &watches[6..] {
+        total += 1;
+        replayer.replay(exchange).await;
+    }
     for file in ["delete", "lease", "events"] {
-        for exchange in load(file) {
+        for exchange in load(version, file) {
             total += 1;
             replayer.replay(&exchange).await;
         }
     }
 
     println!(
-        "replayed {total} recorded exchanges: {} reproduced, {} differences",
+        "{version}: replayed {total} recorded exchanges: {} reproduced, {} known differences, {} differences",
         replayer.checked,
+        replayer.known_found.len(),
         replayer.failures.len()
     );
+    for known in &replayer.known_found {
+        println!("known: {known}");
+    }
     for failure in &replayer.failures {
         println!("{failure}");
     }
     assert_eq!(total, 73, "the recording has 73 exchanges");
+    assert_eq!(
+        replayer.checked + replayer.known_found.len(),
+        total,
+        "{version}: every exchange reproduced or a known difference"
+    );
     assert!(
         replayer.failures.is_empty(),
-        "{} differences from the real server (see above)",
+        "{version}: {} differences from the real server (see above)",
         replayer.failures.len()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_24_exchanges_are_reproduced() {
+    replay(Recording {
+        version: "v1.24",
+        first_pod_rv: 208,
+        watch_list: false, // answer like v1.24
+        known: &[],
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_35_exchanges_are_reproduced() {
+    replay(Recording {
+        version: "v1.35",
+        first_pod_rv: 286,
+        watch_list: true,
+        known: &["discovery/version"],
+    })
+    .await;
 }

@@ -110,7 +110,8 @@ fn run(args: Args) -> Result<Vec<u8>, String> {
                 .map_err(|e| format!("cannot read standard input: {e}"))?;
         }
     }
-    let text = String::from_utf8(input).map_err(|_| "input is not UTF-8".to_string())?;
+    // kubectl reads invalid UTF-8 as U+FFFD.
+    let text = String::from_utf8_lossy(&input);
     let document = read_document(&text)?;
     jsonpath.render_to_vec(&document).map_err(|e| {
         format!(

@@ -5,14 +5,20 @@
 //! their grace period): `--kubelet-delay-ms N` sets its delay (default 300),
 //! `--no-simulated-kubelet` turns it off. `--simulated-kubelet` is accepted and does nothing
 //! (it turned the kubelet on when it was off by default).
+//!
+//! Like kube-apiserver, the server keeps a bounded watch-cache window per resource and
+//! compacts its history every 5 minutes: `--watch-cache-size N` fixes the window at N events
+//! (0: no window, watches resume from anything compaction left; default: kube-apiserver's
+//! dynamic 100 to 102,400 events), `--etcd-compaction-interval SECONDS` sets the interval
+//! (a number of seconds or a duration such as `5m`, `30s`; 0 never compacts).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use kube_testserver::TestServer;
+use kube_testserver::{TestServer, WatchCacheSize};
 
-const USAGE: &str = "usage: kube-testserver [--listen ADDR:PORT] [--kubeconfig-out PATH] [--plain-http] [--token TOKEN] [--allow-anonymous] [--client-cert-auth] [--no-simulated-kubelet] [--kubelet-delay-ms N]";
+const USAGE: &str = "usage: kube-testserver [--listen ADDR:PORT] [--kubeconfig-out PATH] [--plain-http] [--token TOKEN] [--allow-anonymous] [--client-cert-auth] [--no-simulated-kubelet] [--kubelet-delay-ms N] [--watch-cache-size N] [--etcd-compaction-interval DURATION]";
 
 struct Options {
     listen: SocketAddr,
@@ -23,6 +29,25 @@ struct Options {
     client_cert_auth: bool,
     kubelet: bool,
     kubelet_delay: Duration,
+    watch_cache: WatchCacheSize,
+    compaction_interval: Duration,
+}
+
+/// `300`, `300s`, `5m`, `1h`, `250ms` or `0`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let value: u64 = number.parse().map_err(|e| format!("{text}: {e}"))?;
+    let unit_seconds = match unit {
+        "ms" => return Ok(Duration::from_millis(value)),
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        other => return Err(format!("{text}: unknown unit {other:?} (ms, s, m or h)")),
+    };
+    Ok(Duration::from_secs(value.saturating_mul(unit_seconds)))
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -35,6 +60,8 @@ fn parse(args: &[String]) -> Result<Options, String> {
         client_cert_auth: false,
         kubelet: true,
         kubelet_delay: kube_testserver::DEFAULT_KUBELET_DELAY,
+        watch_cache: WatchCacheSize::default(),
+        compaction_interval: kube_testserver::DEFAULT_COMPACTION_INTERVAL,
     };
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
@@ -63,6 +90,22 @@ fn parse(args: &[String]) -> Result<Options, String> {
                     .map_err(|e| format!("--kubelet-delay-ms {text}: {e}"))?;
                 options.kubelet_delay = Duration::from_millis(millis);
             }
+            "--watch-cache-size" => {
+                let text = value("--watch-cache-size")?;
+                let events: usize = text
+                    .parse()
+                    .map_err(|e| format!("--watch-cache-size {text}: {e}"))?;
+                options.watch_cache = if events == 0 {
+                    WatchCacheSize::Unbounded
+                } else {
+                    WatchCacheSize::Fixed(events)
+                };
+            }
+            "--etcd-compaction-interval" => {
+                let text = value("--etcd-compaction-interval")?;
+                options.compaction_interval =
+                    parse_duration(&text).map_err(|e| format!("--etcd-compaction-interval {e}"))?;
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -87,7 +130,9 @@ async fn main() -> ExitCode {
         .listen(options.listen)
         .allow_anonymous(options.anonymous)
         .client_cert_auth(options.client_cert_auth)
-        .simulated_kubelet(options.kubelet.then_some(options.kubelet_delay));
+        .simulated_kubelet(options.kubelet.then_some(options.kubelet_delay))
+        .watch_cache(options.watch_cache)
+        .compaction_interval(Some(options.compaction_interval));
     if options.plain_http {
         builder = builder.plain_http();
     }
@@ -123,4 +168,42 @@ async fn main() -> ExitCode {
     }
     server.shutdown().await;
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|a| a.to_string()).collect()
+    }
+
+    #[test]
+    fn window_and_compaction_flags() {
+        let defaults = parse(&[]).unwrap();
+        assert_eq!(defaults.watch_cache, WatchCacheSize::default());
+        assert_eq!(defaults.compaction_interval, Duration::from_secs(300));
+        let options = parse(&args(&[
+            "--watch-cache-size",
+            "50",
+            "--etcd-compaction-interval",
+            "2m",
+        ]))
+        .unwrap();
+        assert_eq!(options.watch_cache, WatchCacheSize::Fixed(50));
+        assert_eq!(options.compaction_interval, Duration::from_secs(120));
+        let off = parse(&args(&[
+            "--watch-cache-size",
+            "0",
+            "--etcd-compaction-interval",
+            "0",
+        ]))
+        .unwrap();
+        assert_eq!(off.watch_cache, WatchCacheSize::Unbounded);
+        assert!(off.compaction_interval.is_zero());
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("5d").is_err());
+        assert!(parse(&args(&["--watch-cache-size", "many"])).is_err());
+    }
 }

@@ -58,6 +58,17 @@ impl TestClient {
         }
     }
 
+    /// A client that opens a new connection for every request (nothing pooled).
+    pub fn without_pool(server: &TestServer) -> TestClient {
+        TestClient {
+            client: Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(0)
+                .build_http(),
+            base: server.url().to_string(),
+            token: server.token().to_string(),
+        }
+    }
+
     pub async fn send_as(
         &self,
         auth: Auth<'_>,
