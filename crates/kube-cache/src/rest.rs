@@ -219,6 +219,13 @@ fn start_prefetch<K: RestObject>(
     });
 }
 
+/// Where to ask for the page after the one being read.
+struct NextPage<K> {
+    api: Api<K>,
+    params: ListParams,
+    prefetch: Arc<Mutex<Option<Prefetch>>>,
+}
+
 /// Sends a list request and decodes its items while the body arrives, on a blocking thread
 /// (see [`stream_list`]). With `next`, the following page is asked for as soon as this one's
 /// continue token is read.
@@ -226,7 +233,7 @@ async fn stream_page<K: RestObject>(
     api: Api<K>,
     params: ListParams,
     skip_managed_fields: bool,
-    next: Option<(Api<K>, ListParams, Arc<Mutex<Option<Prefetch>>>)>,
+    next: Option<NextPage<K>>,
 ) -> Result<ListPage<K>, Error> {
     let resource = api.resource();
     let response = api
@@ -245,7 +252,11 @@ async fn stream_page<K: RestObject>(
     let decoder = tokio::task::spawn_blocking(move || {
         let _runtime = runtime.enter();
         let on_metadata = |meta: &ListMeta| {
-            if let Some((api, params, prefetch)) = &next
+            if let Some(NextPage {
+                api,
+                params,
+                prefetch,
+            }) = &next
                 && let Some(token) = meta.continue_token.as_ref().filter(|t| !t.is_empty())
             {
                 start_prefetch(api, params, token.clone(), prefetch);
@@ -360,8 +371,11 @@ impl<K: RestObject> ListerWatcher<K> for ApiListerWatcher<K> {
                 // is decoded while it arrives, and the next one asked for as soon as this
                 // one's continue token is in.
                 _ => {
-                    let next =
-                        pipelined.then(|| (api.clone(), params.clone(), Arc::clone(&prefetch)));
+                    let next = pipelined.then(|| NextPage {
+                        api: api.clone(),
+                        params: params.clone(),
+                        prefetch: Arc::clone(&prefetch),
+                    });
                     return stream_page(api, params, skip, next).await;
                 }
             };

@@ -415,7 +415,7 @@ fn update_resync_race() {
 #[test]
 fn sync_is_signalled_after_the_last_initial_item_is_processed() {
     use std::future::Future;
-    use std::task::{Context, Poll, Waker};
+    use std::task::{Context, Waker};
 
     let f = plain();
     f.replace([mk("a", 1), mk("b", 1)], "1");
