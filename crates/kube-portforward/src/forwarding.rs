@@ -10,7 +10,8 @@ use parking_lot::Mutex;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use tokio::io::{AsyncWrite, AsyncWriteExt as _, BufReader};
+use bytes::{BufMut as _, BytesMut};
+use tokio::io::{AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -22,7 +23,7 @@ use crate::ports::ForwardedPort;
 
 /// Events kept for slow subscribers before the oldest are dropped (and counted).
 const EVENT_CAPACITY: usize = 1024;
-/// The buffer of the local-to-pod direction: one read becomes one message.
+/// The most one read of the local connection takes: one read becomes one message.
 const LOCAL_READ_BUFFER: usize = 128 * 1024;
 
 /// Something that happened to the forwarded connections.
@@ -349,22 +350,36 @@ async fn forward_one(
     let mut outcome = stream.outcome();
     let linger = (!stream.can_half_close()).then_some(shared.forwarder.inner.half_close_linger);
     let local_eof = tokio::sync::Notify::new();
-    let (mut remote_reader, remote_writer) = stream.into_split();
-    let (local_reader, local_writer) = conn.split();
-    let mut local_reader = BufReader::with_capacity(LOCAL_READ_BUFFER, local_reader);
+    let (mut remote_reader, mut remote_writer) = stream.into_split();
+    let (mut local_reader, local_writer) = conn.split();
     let sent = AtomicU64::new(0);
     let received = AtomicU64::new(0);
-    let mut remote_writer = Counting {
-        inner: remote_writer,
-        count: &sent,
-    };
     let mut local_writer = Counting {
         inner: local_writer,
         count: &received,
     };
     let to_pod = async {
-        match tokio::io::copy_buf(&mut local_reader, &mut remote_writer).await {
-            Ok(_) => {
+        // Each read lands after a spare byte, where the channel number goes: the chunk is
+        // the message, without another copy. Chunks split off share one allocation, which
+        // `reserve` takes back once the socket task has written them.
+        let mut buffer = BytesMut::new();
+        let copied: std::io::Result<()> = async {
+            loop {
+                buffer.reserve(1 + LOCAL_READ_BUFFER);
+                buffer.put_u8(0);
+                let read = local_reader
+                    .read_buf(&mut (&mut buffer).limit(LOCAL_READ_BUFFER))
+                    .await?;
+                if read == 0 {
+                    return Ok(());
+                }
+                remote_writer.send_chunk(buffer.split()).await?;
+                sent.fetch_add(read as u64, Ordering::Relaxed);
+            }
+        }
+        .await;
+        match copied {
+            Ok(()) => {
                 // EOF from the local side: half-close (as far as the protocol allows) and let
                 // the pod's side finish.
                 let _ = remote_writer.shutdown().await;
