@@ -58,6 +58,7 @@ pub(crate) struct Inner {
     pub(crate) token: CancellationToken,
     pub(crate) stop_on_remote_error: bool,
     pub(crate) half_close_linger: std::time::Duration,
+    pub(crate) warm: bool,
 }
 
 impl std::fmt::Debug for PortForwarder {
@@ -80,6 +81,7 @@ pub struct PortForwarderBuilder {
     token: Option<CancellationToken>,
     stop_on_remote_error: bool,
     half_close_linger: std::time::Duration,
+    warm: bool,
 }
 
 impl std::fmt::Debug for PortForwarderBuilder {
@@ -153,6 +155,23 @@ impl PortForwarderBuilder {
         self
     }
 
+    /// Keeps one stream per forwarded port open ahead of time (default `false`): an
+    /// accepted connection then takes an already-upgraded WebSocket instead of waiting for
+    /// a TCP connection, a TLS handshake and the upgrade request (most of the setup time:
+    /// see the crate README's figures), and a new spare is dialed behind it.
+    ///
+    /// The trade-off: the kubelet connects to the pod's port as soon as a WebSocket opens,
+    /// so the pod sees one idle connection per forwarded port before any local client
+    /// connects (and a new one after each accepted connection), each spare is one more
+    /// upgrade request through the client's throttle, and a spare is held open by the
+    /// stream's pings. A spare that ended while idle (the pod's side closed it, or the
+    /// server) is dropped when the next connection comes and that connection dials its own;
+    /// spares are never redialed in a loop. [`PortForwarder::connect`] does not use them.
+    pub fn warm_streams(mut self, warm: bool) -> Self {
+        self.warm = warm;
+        self
+    }
+
     /// Checks the addresses and ports (client-go's `NewOnAddresses` rules, except that no
     /// port is needed here: a forwarder without ports serves [`PortForwarder::connect`], and
     /// [`PortForwarder::forward`] refuses it).
@@ -176,6 +195,7 @@ impl PortForwarderBuilder {
                 token: self.token.unwrap_or_default(),
                 stop_on_remote_error: self.stop_on_remote_error,
                 half_close_linger: self.half_close_linger,
+                warm: self.warm,
             }),
         })
     }
@@ -192,6 +212,7 @@ impl PortForwarder {
             token: None,
             stop_on_remote_error: false,
             half_close_linger: DEFAULT_HALF_CLOSE_LINGER,
+            warm: false,
         }
     }
 

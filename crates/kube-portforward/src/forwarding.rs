@@ -1,5 +1,6 @@
 //! A running forwarder: [`Forwarding`], its [`Event`]s, and the copy loop of each connection.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,7 +11,8 @@ use parking_lot::Mutex;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use tokio::io::{AsyncWrite, AsyncWriteExt as _, BufReader};
+use bytes::{BufMut as _, BytesMut};
+use tokio::io::{AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -19,11 +21,18 @@ use tokio_util::task::TaskTracker;
 use crate::error::{ConnectionError, Error, LostCause, PortListenError};
 use crate::forwarder::{Bound, PortForwarder};
 use crate::ports::ForwardedPort;
+use crate::stream::PortStream;
 
 /// Events kept for slow subscribers before the oldest are dropped (and counted).
 const EVENT_CAPACITY: usize = 1024;
-/// The buffer of the local-to-pod direction: one read becomes one message.
+/// The most one read of the local connection takes: one read becomes one message.
 const LOCAL_READ_BUFFER: usize = 128 * 1024;
+
+/// How long after a connection took its port's spare stream the next spare is dialed
+/// (`warm_streams`): long enough for the connection's first exchange, which the next
+/// spare's TLS handshake would otherwise compete with for the CPU (on loopback, with two
+/// cores, that handshake made the first round trip as slow as dialing a stream of its own).
+const SPARE_REDIAL_DELAY: Duration = Duration::from_millis(5);
 
 /// Something that happened to the forwarded connections.
 #[derive(Debug, Clone)]
@@ -82,6 +91,8 @@ struct Shared {
     counters: Counters,
     /// Why the forwarder lost the pod (the first reason wins).
     lost: Mutex<Option<LostCause>>,
+    /// With `warm_streams`: the spare stream of each port, `None` while one is dialed.
+    spares: Mutex<HashMap<ForwardedPort, Option<PortStream>>>,
 }
 
 impl Shared {
@@ -135,7 +146,16 @@ pub(crate) fn start(
         events,
         counters: Counters::default(),
         lost: Mutex::new(None),
+        spares: Mutex::new(HashMap::new()),
     }));
+    if shared.0.forwarder.inner.warm {
+        let mut ports: Vec<ForwardedPort> = listeners.iter().map(|(_, _, p)| *p).collect();
+        ports.sort();
+        ports.dedup();
+        for port in ports {
+            warm(&shared, port, Duration::ZERO);
+        }
+    }
     let addresses = listeners.iter().map(|(_, a, p)| (*a, *p)).collect();
     let tracker = TaskTracker::new();
     for (listener, _, port) in listeners {
@@ -153,6 +173,8 @@ pub(crate) fn start(
             _ = shared.token.cancelled() => {}
             error = shared.forwarder.inner.dialer.lost() => shared.lose(LostCause::Target(error)),
         }
+        // Close the spares now rather than when the last handle goes.
+        shared.spares.lock().clear();
         // Wait until every listener and connection is closed.
         tracker.close();
         tracker.wait().await;
@@ -268,9 +290,10 @@ async fn accept_loop(
         };
         match accepted {
             Ok((conn, peer)) => {
+                let spare = take_spare(&shared, port);
                 let shared = shared.clone();
                 tracker.spawn(async move {
-                    handle_connection(conn, peer, port, &shared.0).await;
+                    handle_connection(conn, peer, port, spare, &shared.0).await;
                 });
             }
             Err(error) => {
@@ -286,6 +309,58 @@ async fn accept_loop(
     }
 }
 
+/// Dials a spare stream for `port` in the background (`warm_streams`), after `delay`.
+fn warm(shared: &Arc<SharedDebug>, port: ForwardedPort, delay: Duration) {
+    shared.0.spares.lock().insert(port, None);
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let shared = &shared.0;
+        let dial = async {
+            tokio::time::sleep(delay).await;
+            shared
+                .forwarder
+                .open(port.remote, port.local, shared.token.child_token())
+                .await
+        };
+        let opened = tokio::select! {
+            _ = shared.token.cancelled() => return,
+            opened = dial => opened,
+        };
+        let mut spares = shared.spares.lock();
+        match opened {
+            Ok(stream) if !shared.token.is_cancelled() => {
+                spares.insert(port, Some(stream));
+            }
+            Ok(_) => {}
+            Err(error) => {
+                // The next connection dials its own and reports what goes wrong.
+                tracing::debug!(%error, remote = port.remote, "dialing a spare stream failed");
+                spares.remove(&port);
+            }
+        }
+    });
+}
+
+/// The spare stream of `port`, if one is ready and still open; a new one is dialed behind
+/// it (`warm_streams`).
+fn take_spare(shared: &Arc<SharedDebug>, port: ForwardedPort) -> Option<PortStream> {
+    if !shared.0.forwarder.inner.warm {
+        return None;
+    }
+    let taken = {
+        let mut spares = shared.0.spares.lock();
+        match spares.get_mut(&port) {
+            // Being dialed: this connection dials its own.
+            Some(None) => return None,
+            Some(spare) => spare.take(),
+            None => None,
+        }
+    };
+    warm(shared, port, SPARE_REDIAL_DELAY);
+    // One that ended while it waited (the pod's side closed it) is dropped.
+    taken.filter(|stream| stream.outcome().get().is_none())
+}
+
 /// Copies between the local connection and a new stream to the pod (client-go's
 /// `handleConnection`): the pod-to-local direction finishing ends the connection; the local
 /// side's EOF is passed on as a half-close.
@@ -293,6 +368,7 @@ async fn handle_connection(
     mut conn: TcpStream,
     peer: SocketAddr,
     port: ForwardedPort,
+    spare: Option<PortStream>,
     shared: &Shared,
 ) {
     let counters = &shared.counters;
@@ -301,7 +377,7 @@ async fn handle_connection(
     tracing::info!(%peer, "Handling connection for {}", port.local);
     let _ = shared.events.send(Event::Accepted { port, peer });
     let _ = conn.set_nodelay(true);
-    let (sent, received, error) = forward_one(&mut conn, port, shared).await;
+    let (sent, received, error) = forward_one(&mut conn, port, spare, shared).await;
     drop(conn);
     counters.active.fetch_sub(1, Ordering::Relaxed);
     if let Some(error) = &error {
@@ -328,13 +404,17 @@ async fn handle_connection(
 async fn forward_one(
     conn: &mut TcpStream,
     port: ForwardedPort,
+    spare: Option<PortStream>,
     shared: &Shared,
 ) -> (u64, u64, Option<Arc<ConnectionError>>) {
     let token = shared.token.child_token();
-    let opened = tokio::select! {
-        _ = token.cancelled() => return (0, 0, None),
-        // The stream's own token: dropping the stream cancels it, not this connection's.
-        opened = shared.forwarder.open(port.remote, port.local, token.child_token()) => opened,
+    let opened = match spare {
+        Some(stream) => Ok(stream),
+        None => tokio::select! {
+            _ = token.cancelled() => return (0, 0, None),
+            // The stream's own token: dropping the stream cancels it, not this connection's.
+            opened = shared.forwarder.open(port.remote, port.local, token.child_token()) => opened,
+        },
     };
     let stream = match opened {
         Ok(stream) => stream,
@@ -349,22 +429,36 @@ async fn forward_one(
     let mut outcome = stream.outcome();
     let linger = (!stream.can_half_close()).then_some(shared.forwarder.inner.half_close_linger);
     let local_eof = tokio::sync::Notify::new();
-    let (mut remote_reader, remote_writer) = stream.into_split();
-    let (local_reader, local_writer) = conn.split();
-    let mut local_reader = BufReader::with_capacity(LOCAL_READ_BUFFER, local_reader);
+    let (mut remote_reader, mut remote_writer) = stream.into_split();
+    let (mut local_reader, local_writer) = conn.split();
     let sent = AtomicU64::new(0);
     let received = AtomicU64::new(0);
-    let mut remote_writer = Counting {
-        inner: remote_writer,
-        count: &sent,
-    };
     let mut local_writer = Counting {
         inner: local_writer,
         count: &received,
     };
     let to_pod = async {
-        match tokio::io::copy_buf(&mut local_reader, &mut remote_writer).await {
-            Ok(_) => {
+        // Each read lands after a spare byte, where the channel number goes: the chunk is
+        // the message, without another copy. Chunks split off share one allocation, which
+        // `reserve` takes back once the socket task has written them.
+        let mut buffer = BytesMut::new();
+        let copied: std::io::Result<()> = async {
+            loop {
+                buffer.reserve(1 + LOCAL_READ_BUFFER);
+                buffer.put_u8(0);
+                let read = local_reader
+                    .read_buf(&mut (&mut buffer).limit(LOCAL_READ_BUFFER))
+                    .await?;
+                if read == 0 {
+                    return Ok(());
+                }
+                remote_writer.send_chunk(buffer.split()).await?;
+                sent.fetch_add(read as u64, Ordering::Relaxed);
+            }
+        }
+        .await;
+        match copied {
+            Ok(()) => {
                 // EOF from the local side: half-close (as far as the protocol allows) and let
                 // the pod's side finish.
                 let _ = remote_writer.shutdown().await;

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use bytes::{Buf as _, Bytes};
+use bytes::{Buf as _, Bytes, BytesMut};
 use futures_util::{SinkExt as _, StreamExt as _};
 use kube_apimachinery::channel::{ChannelProtocol, Decoded, Frame};
 use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, ReadBuf};
@@ -45,6 +45,9 @@ pub const DEFAULT_PROTOCOLS: [ChannelProtocol; 2] =
 
 /// One write becomes at most one message of this size.
 const MAX_CHUNK: usize = 256 * 1024;
+/// tungstenite zeroes this much of its read buffer before every read, and a read from TLS
+/// returns at most one record (16 KiB): the 128 KiB default clears eight times what arrives.
+const READ_BUFFER: usize = 32 * 1024;
 /// Messages waiting between the socket task and a reader or writer.
 const QUEUE: usize = 16;
 /// At most this much of an error message is kept (the kubelet's are one line).
@@ -169,7 +172,9 @@ impl PortStream {
         local: u16,
         stop: CancellationToken,
     ) -> PortStream {
-        let config = WebSocketConfig::default().max_message_size(Some(16 << 20));
+        let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
+            .max_message_size(Some(16 << 20));
         let socket =
             WebSocketStream::from_raw_socket(upgraded.io, Role::Client, Some(config)).await;
         let (data_tx, data_rx) = mpsc::channel(QUEUE);
@@ -320,6 +325,41 @@ impl AsyncBufRead for PortReader {
     fn consume(mut self: Pin<&mut Self>, amount: usize) {
         let amount = amount.min(self.chunk.len());
         self.chunk.advance(amount);
+    }
+}
+
+impl PortWriter {
+    /// Sends `chunk[1..]` on the data channel. `chunk[0]` is room for the channel number:
+    /// the binary framings send the buffer as it is, so the data is not copied again (the
+    /// forwarder reads the local connection straight into such chunks).
+    pub(crate) async fn send_chunk(&mut self, mut chunk: BytesMut) -> io::Result<()> {
+        if self.shut {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "write after shutdown",
+            ));
+        }
+        if chunk.len() <= 1 {
+            return Ok(());
+        }
+        let message = if self.protocol.is_base64() {
+            match self.protocol.encode(DATA, &chunk[1..]) {
+                Ok(Frame::Binary(bytes)) => Message::Binary(bytes),
+                Ok(Frame::Text(text)) => Message::text(text),
+                Err(error) => return Err(io::Error::other(error)),
+            }
+        } else {
+            chunk[0] = DATA;
+            Message::Binary(chunk.freeze())
+        };
+        if std::future::poll_fn(|cx| self.tx.poll_reserve(cx))
+            .await
+            .is_err()
+            || self.tx.send_item(Outgoing::Message(message)).is_err()
+        {
+            return Err(ended_error(&self.end, io::ErrorKind::BrokenPipe));
+        }
+        Ok(())
     }
 }
 

@@ -398,6 +398,77 @@ async fn forward_reports_dynamic_ports_and_forwards_each_connection() {
     forwarding.wait().await.unwrap();
 }
 
+/// Waits (polling, 5 s at most) until `done` holds.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn warm_streams_are_dialed_ahead_and_a_closed_spare_is_not_used() {
+    let kubelet = Arc::new(FakeKubelet::new(&[(7, Behavior::Echo)]));
+    let forwarding = PortForwarder::builder(kubelet.clone())
+        .addresses(["127.0.0.1"])
+        .ports([":7", ":81"])
+        .warm_streams(true)
+        .build()
+        .unwrap()
+        .forward()
+        .await
+        .unwrap();
+    let ports = forwarding.ports().to_vec();
+    let mut events = Box::pin(forwarding.events());
+    // One spare per port before any connection.
+    eventually("two spares dialed", || {
+        kubelet.dials.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    // A connection takes the spare (no dial of its own) and a new spare is dialed behind it.
+    assert_eq!(echo_through(ports[0].local, b"warm").await, b"warm");
+    eventually("a new spare", || kubelet.dials.load(Ordering::SeqCst) == 3).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        kubelet.dials.load(Ordering::SeqCst),
+        3,
+        "one spare per port, no more"
+    );
+    // Port 81 is refused: its spare got the error and was closed while waiting, so the
+    // connection dials its own, and the error is reported for that connection.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut conn = TcpStream::connect(("127.0.0.1", ports[1].local))
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = conn.read_to_end(&mut rest).await;
+    assert!(rest.is_empty());
+    let error = loop {
+        match tokio::time::timeout(Duration::from_secs(5), events.next())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            Event::Closed { port, error, .. } if port.remote == 81 => break error,
+            _ => {}
+        }
+    };
+    assert!(
+        matches!(error.as_deref(), Some(ConnectionError::Remote { .. })),
+        "{error:?}"
+    );
+    // Its own dial and the new spare.
+    eventually("the refused port dialed twice more", || {
+        kubelet.dials.load(Ordering::SeqCst) == 5
+    })
+    .await;
+    let stats = forwarding.stats();
+    assert_eq!((stats.accepted, stats.failed), (2, 1));
+    forwarding.stop();
+    forwarding.wait().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_remote_error_is_reported_and_the_listener_goes_on() {
     let kubelet = Arc::new(FakeKubelet::new(&[(7, Behavior::Echo)]));

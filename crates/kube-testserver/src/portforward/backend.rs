@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{BufMut as _, Bytes, BytesMut};
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -31,8 +31,10 @@ pub(crate) type PodConnection = Box<dyn PodIo>;
 
 /// The in-memory pipe buffer between a forwarded connection and a simulated process.
 const PIPE_BUFFER: usize = 64 << 10;
-/// How much one read from the pod connection takes at most (what Go's `io.Copy` uses).
-const COPY_BUFFER: usize = 32 << 10;
+/// How much one read from the pod connection takes at most. Go's `io.Copy` (containerd's
+/// copy) reads 32 KiB at a time; twice that halves the per-message cost of bulk transfers
+/// (each read becomes one message to the client) and stays under glibc's mmap threshold.
+const COPY_BUFFER: usize = 64 << 10;
 /// How long the second direction may take once the first ended (containerd: 1s).
 const SECOND_DIRECTION_GRACE: Duration = Duration::from_secs(1);
 
@@ -203,32 +205,35 @@ async fn echo(stream: tokio::io::DuplexStream) {
 
 /// Copies between a pod connection and a client stream as containerd does: `from_client`
 /// ends when the client half-closes (or leaves); what the pod writes is sent as
-/// `wrap(chunk)` on `to_client`. Returns when one direction ended and the other finished or
-/// had its second, or at `stop` (the pod's containers stopped: the connection just ends).
-/// The error is the first direction's failure, as containerd reports it.
+/// `wrap(chunk)` on `to_client`, where `chunk` starts with `headroom` zero bytes the caller
+/// may fill in (a frame header) before the data, so the data is copied once, by the read.
+/// Returns when one direction ended and the other finished or had its second, or at `stop`
+/// (the pod's containers stopped: the connection just ends). The error is the first
+/// direction's failure, as containerd reports it.
 pub(crate) async fn forward<T: Send>(
     connection: PodConnection,
     mut from_client: mpsc::Receiver<Bytes>,
     to_client: mpsc::Sender<T>,
-    wrap: impl Fn(Bytes) -> T,
+    headroom: usize,
+    wrap: impl Fn(BytesMut) -> T,
     stop: CancellationToken,
 ) -> Result<(), String> {
     let (mut reader, mut writer) = tokio::io::split(connection);
     let pod_to_client = async {
-        let mut buffer = vec![0u8; COPY_BUFFER];
+        // One allocation serves many reads: the chunks split off share it, and `reserve`
+        // takes it back once the client side dropped them.
+        let mut buffer = BytesMut::new();
         loop {
+            buffer.reserve(headroom + COPY_BUFFER);
+            buffer.put_bytes(0, headroom);
             let read = reader
-                .read(&mut buffer)
+                .read_buf(&mut (&mut buffer).limit(COPY_BUFFER))
                 .await
                 .map_err(|error| format!("read: {error}"))?;
             if read == 0 {
                 return Ok(());
             }
-            if to_client
-                .send(wrap(Bytes::copy_from_slice(&buffer[..read])))
-                .await
-                .is_err()
-            {
+            if to_client.send(wrap(buffer.split())).await.is_err() {
                 return Err("io: read/write on closed pipe".to_string());
             }
         }

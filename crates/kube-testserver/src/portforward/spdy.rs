@@ -416,7 +416,8 @@ async fn forward_pair(
             connection,
             data.data,
             writer.frames(),
-            move |bytes| StreamWriter::data_frame(id, bytes),
+            0,
+            move |bytes| StreamWriter::data_frame(id, bytes.freeze()),
             forwarded.lifetime.clone(),
         )
         .await

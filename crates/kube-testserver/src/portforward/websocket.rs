@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{BufMut as _, Bytes, BytesMut};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{SinkExt, StreamExt};
 use http::{Request, Response, StatusCode, header};
@@ -46,6 +46,10 @@ const IN_BUFFER: usize = 16;
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// The largest WebSocket message accepted.
 const MAX_MESSAGE: usize = 16 << 20;
+/// tungstenite zeroes this much of its read buffer before every read, and a read from TLS
+/// returns at most one record (16 KiB): the 128 KiB default would clear eight times what
+/// arrives.
+const READ_BUFFER: usize = 32 << 10;
 
 /// The ports of a WebSocket request, as the kubelet's `NewV4Options` reads them.
 pub(super) fn v4_ports(query: Option<&str>) -> Result<Vec<u16>, String> {
@@ -161,6 +165,7 @@ pub(super) fn serve(
             }
         };
         let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
             .max_message_size(Some(MAX_MESSAGE))
             .max_frame_size(Some(MAX_MESSAGE));
         let ws =
@@ -180,6 +185,25 @@ pub(super) fn serve(
     Ok(builder
         .body(Full::new(Bytes::new()).boxed_unsync())
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed_unsync())))
+}
+
+/// The message carrying `chunk` on `channel`, where `chunk` starts with one spare byte
+/// (the backend's headroom): the binary framings put the channel there and send the chunk
+/// as it is, without copying the data again.
+fn encode_chunk(protocol: ChannelProtocol, channel: u8, mut chunk: BytesMut) -> Option<Message> {
+    if protocol.is_base64() {
+        return encode(protocol, channel, &chunk[1..]);
+    }
+    chunk[0] = channel;
+    Some(Message::Binary(chunk.freeze()))
+}
+
+/// A chunk with the spare first byte [`encode_chunk`] expects.
+fn chunk_of(data: &[u8]) -> BytesMut {
+    let mut chunk = BytesMut::with_capacity(1 + data.len());
+    chunk.put_u8(0);
+    chunk.put_slice(data);
+    chunk
 }
 
 fn encode(protocol: ChannelProtocol, channel: u8, data: &[u8]) -> Option<Message> {
@@ -218,18 +242,21 @@ async fn session<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut sink, mut source) = ws.split();
-    // The port number opens each data and error channel.
+    // The port number opens each data and error channel (sent together, one flush).
     for (index, port) in ports.iter().enumerate() {
         for channel in [index * 2, index * 2 + 1] {
             let Some(message) = encode(protocol, channel as u8, &port.to_le_bytes()) else {
                 return;
             };
-            if sink.send(message).await.is_err() {
+            if sink.feed(message).await.is_err() {
                 return;
             }
         }
     }
-    let (out_tx, mut out_rx) = mpsc::channel::<(u8, Bytes)>(OUT_BUFFER);
+    if sink.flush().await.is_err() {
+        return;
+    }
+    let (out_tx, mut out_rx) = mpsc::channel::<(u8, BytesMut)>(OUT_BUFFER);
     let mut inbound: Vec<Option<mpsc::Sender<Bytes>>> = Vec::with_capacity(ports.len());
     let forwards = FuturesUnordered::new();
     let forwarded = Arc::new(forwarded);
@@ -246,24 +273,36 @@ async fn session<S>(
                 Err(message) => Err(message),
                 Ok(_) if stop.is_cancelled() => Ok(()),
                 Ok(connection) => {
-                    backend::forward(connection, in_rx, out.clone(), move |b| (data, b), stop)
+                    backend::forward(connection, in_rx, out.clone(), 1, move |b| (data, b), stop)
                         .await
                         .map_err(|cause| forwarded.network.forward_error(port, &cause))
                 }
             };
             if let Err(message) = result {
                 tracing::debug!(port, %message, "port forward failed");
-                let _ = out.send((data + 1, Bytes::from(message))).await;
+                let _ = out.send((data + 1, chunk_of(message.as_bytes()))).await;
             }
         });
     }
     drop(out_tx);
     let end = {
+        // Everything waiting is queued, then flushed once: under load one flush (and one
+        // write to the socket) covers several messages.
         let writer = async {
-            while let Some((channel, data)) = out_rx.recv().await {
-                if let Some(message) = encode(protocol, channel, &data)
-                    && sink.send(message).await.is_err()
-                {
+            while let Some(mut item) = out_rx.recv().await {
+                loop {
+                    let (channel, chunk) = item;
+                    if let Some(message) = encode_chunk(protocol, channel, chunk)
+                        && sink.feed(message).await.is_err()
+                    {
+                        return false;
+                    }
+                    match out_rx.try_recv() {
+                        Ok(next) => item = next,
+                        Err(_) => break,
+                    }
+                }
+                if sink.flush().await.is_err() {
                     return false;
                 }
             }
