@@ -684,20 +684,30 @@ impl ApiServer {
         let mut more = false;
         let mut remaining = 0usize;
         let mut last_key = String::new();
-        for object in &snapshot.objects {
-            let key = list_key(request, object);
-            if key.as_str() < start.as_str() {
-                continue;
-            }
+        // The snapshot is in path order: seek to the continue key instead of walking the
+        // pages before it, and, without selectors, count the rest instead of visiting it.
+        let first = if start.is_empty() {
+            0
+        } else {
+            snapshot
+                .objects
+                .partition_point(|object| list_key(request, object).as_str() < start.as_str())
+        };
+        let unfiltered = labels.is_empty() && fields.is_empty();
+        for (index, object) in snapshot.objects.iter().enumerate().skip(first) {
             if !labels_match(&labels, object) || !fields_match(&fields, object) {
                 continue;
             }
             if limit > 0 && items.len() == limit {
                 more = true;
+                if unfiltered {
+                    remaining = snapshot.objects.len() - index;
+                    break;
+                }
                 remaining += 1;
                 continue;
             }
-            last_key = key;
+            last_key = list_key(request, object);
             items.push(views::for_resource(resource, object));
         }
         let mut metadata = Map::new();

@@ -173,8 +173,33 @@ pub struct WatchFeed {
 pub struct ListSnapshot {
     /// The resourceVersion of the snapshot.
     pub rv: u64,
-    /// Objects in key order.
+    /// Objects in the order of their `namespace/name` paths, as etcd returns them.
     pub objects: Vec<Arc<Value>>,
+}
+
+/// Compares two keys as the paths `namespace/name` compare (etcd's order, which lists and
+/// continue tokens follow). The tuple order differs when a namespace is a prefix of another
+/// followed by `-` or `.`: `("team", _)` sorts before `("team-a", _)`, but `team-a/...` sorts
+/// before `team/...`.
+fn path_order(a: &ObjectKey, b: &ObjectKey) -> std::cmp::Ordering {
+    if a.0 == b.0 {
+        return a.1.cmp(&b.1);
+    }
+    fn path(k: &ObjectKey) -> impl Iterator<Item = u8> + '_ {
+        let slash: &'static [u8] = if k.0.is_empty() { b"" } else { b"/" };
+        k.0.bytes().chain(slash.iter().copied()).chain(k.1.bytes())
+    }
+    path(a).cmp(path(b))
+}
+
+/// The objects of `entries` (in tuple order) in path order; the input is nearly sorted
+/// already, so the sort only merges the few out-of-place runs.
+fn in_path_order<'a>(
+    entries: impl Iterator<Item = (&'a ObjectKey, &'a Arc<Value>)>,
+) -> Vec<Arc<Value>> {
+    let mut entries: Vec<(&ObjectKey, &Arc<Value>)> = entries.collect();
+    entries.sort_by(|a, b| path_order(a.0, b.0));
+    entries.into_iter().map(|(_, v)| Arc::clone(v)).collect()
 }
 
 fn set_resource_version(object: &mut Value, rv: u64) {
@@ -401,12 +426,7 @@ impl Store {
         match at_rv.filter(|rv| *rv < state.rv) {
             None => Ok(ListSnapshot {
                 rv: state.rv,
-                objects: collection
-                    .objects
-                    .iter()
-                    .filter(|(k, _)| in_namespace(k))
-                    .map(|(_, v)| Arc::clone(v))
-                    .collect(),
+                objects: in_path_order(collection.objects.iter().filter(|(k, _)| in_namespace(k))),
             }),
             Some(rv) => {
                 if rv < collection.complete_after {
@@ -432,11 +452,7 @@ impl Store {
                 }
                 Ok(ListSnapshot {
                     rv,
-                    objects: objects
-                        .iter()
-                        .filter(|(k, _)| in_namespace(k))
-                        .map(|(_, v)| Arc::clone(v))
-                        .collect(),
+                    objects: in_path_order(objects.iter().filter(|(k, _)| in_namespace(k))),
                 })
             }
         }
@@ -719,6 +735,36 @@ mod tests {
         assert_eq!(
             err.message,
             "The resourceVersion for the provided watch is too old."
+        );
+    }
+    #[test]
+    fn lists_are_in_path_order_across_prefix_namespaces() {
+        let key = |ns: &str, name: &str| (ns.to_string(), name.to_string());
+        let mut keys = vec![
+            key("team", "a"),
+            key("team-a", "b"),
+            key("team", "z"),
+            key("team0", "c"),
+        ];
+        keys.sort();
+        assert_eq!(
+            keys[0],
+            key("team", "a"),
+            "tuple order puts team before team-a"
+        );
+        keys.sort_by(path_order);
+        assert_eq!(
+            keys,
+            [
+                key("team-a", "b"),
+                key("team", "a"),
+                key("team", "z"),
+                key("team0", "c")
+            ]
+        );
+        assert_eq!(
+            path_order(&key("", "b"), &key("", "a")),
+            std::cmp::Ordering::Greater
         );
     }
 }

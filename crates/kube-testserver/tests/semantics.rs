@@ -90,6 +90,50 @@ async fn paging_is_a_consistent_snapshot() {
     assert!(third["metadata"].get("continue").is_none());
 }
 
+/// Pages across namespaces follow etcd's path order (`team-a/...` before `team/...`), so a
+/// namespace that prefixes another loses nothing at a page boundary.
+#[tokio::test]
+async fn paging_across_namespaces_follows_path_order() {
+    let (_server, c) = plain_server().await;
+    for ns in ["team", "team-a"] {
+        let reply = c
+            .post("/api/v1/namespaces", &json!({"metadata": {"name": ns}}))
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED);
+        for name in ["x", "y"] {
+            let reply = c
+                .post(
+                    &format!("/api/v1/namespaces/{ns}/configmaps"),
+                    &json!({"metadata": {"name": name}}),
+                )
+                .await;
+            assert_eq!(reply.status, StatusCode::CREATED);
+        }
+    }
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = c
+            .get(&format!("/api/v1/configmaps?limit=1&continue={token}"))
+            .await
+            .json();
+        for item in page["items"].as_array().unwrap() {
+            let ns = item["metadata"]["namespace"].as_str().unwrap();
+            if ns.starts_with("team") {
+                seen.push(format!(
+                    "{ns}/{}",
+                    item["metadata"]["name"].as_str().unwrap()
+                ));
+            }
+        }
+        match page["metadata"]["continue"].as_str() {
+            Some(next) => token = next.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["team-a/x", "team-a/y", "team/x", "team/y"]);
+}
+
 #[tokio::test]
 async fn expired_continue_token_is_410() {
     let (server, c) = plain_server().await;
