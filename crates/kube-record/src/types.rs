@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
-use k8s_openapi::chrono::{DateTime, Utc};
+use k8s_openapi::jiff::Timestamp;
 use kube_apimachinery::{DynamicObject, Object};
 
 /// The type of an event: client-go accepts exactly `Normal` and `Warning`
@@ -232,9 +232,10 @@ pub(crate) fn unix_nanos(time: SystemTime) -> i64 {
     }
 }
 
-/// A wall time as chrono's UTC date-time (nanosecond precision, within ±292 years of 1970).
-pub(crate) fn date_time(time: SystemTime) -> DateTime<Utc> {
-    DateTime::from_timestamp_nanos(unix_nanos(time))
+/// A wall time as jiff's timestamp (nanosecond precision, within ±292 years of 1970).
+pub(crate) fn date_time(time: SystemTime) -> Timestamp {
+    // ok: every i64 count of nanoseconds (±292 years) lies within jiff's range (±9999 years).
+    Timestamp::from_nanosecond(i128::from(unix_nanos(time))).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
 /// A `metav1.Time` (serialized with second precision).

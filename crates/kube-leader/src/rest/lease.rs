@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use k8s_openapi::chrono::{DateTime, Utc};
+use k8s_openapi::jiff::Timestamp;
 use kube_apimachinery::Object as _;
 use kube_rest::{Api, PostParams};
 
@@ -138,12 +138,14 @@ fn to_micro_time(time: SystemTime) -> Option<MicroTime> {
         .duration_since(SystemTime::UNIX_EPOCH)
         .ok()?;
     let seconds = i64::try_from(since.as_secs()).ok()?;
-    DateTime::<Utc>::from_timestamp(seconds, since.subsec_nanos()).map(MicroTime)
+    let nanos = i32::try_from(since.subsec_nanos()).ok()?;
+    Timestamp::new(seconds, nanos).ok().map(MicroTime)
 }
 
 fn from_micro_time(time: &MicroTime) -> Option<SystemTime> {
-    let seconds = u64::try_from(time.0.timestamp()).ok()?;
-    Some(SystemTime::UNIX_EPOCH + Duration::new(seconds, time.0.timestamp_subsec_nanos()))
+    let seconds = u64::try_from(time.0.as_second()).ok()?;
+    let nanos = u32::try_from(time.0.subsec_nanosecond()).ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::new(seconds, nanos))
 }
 
 /// The record a `Lease` spec holds (client-go's `LeaseSpecToLeaderElectionRecord`); no spec

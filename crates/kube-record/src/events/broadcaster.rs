@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::chrono::{DateTime, Utc};
+use k8s_openapi::jiff::Timestamp;
 use kube_flowcontrol::{RealClock, SharedClock};
 use parking_lot::Mutex;
 use serde_json::Value;
@@ -606,7 +606,7 @@ async fn periodic<S: EventSink>(
     }
 }
 
-fn cutoff(now: SystemTime) -> DateTime<Utc> {
+fn cutoff(now: SystemTime) -> Timestamp {
     date_time(
         now.checked_sub(FINISH_TIME)
             .unwrap_or(SystemTime::UNIX_EPOCH),
