@@ -330,6 +330,7 @@ impl ApiServer {
             Ok(body) => body,
             Err(error) => return error_response(&error),
         };
+        let stall = self.faults.take_stall(&method, &path);
         let response = self
             .route(
                 &Head {
@@ -343,9 +344,13 @@ impl ApiServer {
                 body,
             )
             .await;
-        match response {
+        let response = match response {
             Ok(response) => response,
             Err(error) => error_response(&error),
+        };
+        match stall {
+            Some((pause, end)) => response.map(|body| crate::stall::stalled(body, pause, end)),
+            None => response,
         }
     }
 

@@ -113,6 +113,8 @@ mod scale;
 mod selector;
 mod server;
 mod shell;
+mod stall;
+pub mod schedule;
 mod spdy;
 mod status;
 mod store;
@@ -124,7 +126,7 @@ mod watchcache;
 
 use std::net::SocketAddr;
 
-pub use faults::Faults;
+pub use faults::{Faults, StallEnd};
 pub use kubelet::NODE_NAME;
 pub use server::{
     CLIENT_CERT_USER, DEFAULT_HISTORY_LIMIT, DEFAULT_KUBELET_DELAY, TestServer, TestServerBuilder,

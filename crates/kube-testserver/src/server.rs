@@ -446,6 +446,27 @@ impl TestServer {
         Ok(())
     }
 
+    /// Stops the listener and drops every connection for `down` (connections are refused
+    /// meanwhile), then listens again on the same address; data and watch caches are kept.
+    pub async fn bounce_listener(&self, down: Duration) -> Result<(), Error> {
+        self.stop_listener().await;
+        tokio::time::sleep(down).await;
+        self.restart_listener().await
+    }
+
+    /// An API server restart that keeps its data (etcd): the listener stops and every
+    /// connection drops for `down` (connections are refused meanwhile), the watch caches are
+    /// lost (rebuilt at the current resourceVersion, so a watch resuming from an older one gets
+    /// 410 Gone), and the server listens again on the same address.
+    pub async fn restart(&self, down: Duration) -> Result<(), Error> {
+        self.stop_listener().await;
+        self.state.close_all_watches();
+        let rebuilt = self.state.store.restart_watch_caches();
+        tracing::debug!(rebuilt, "watch caches lost in the restart");
+        tokio::time::sleep(down).await;
+        self.restart_listener().await
+    }
+
     /// Stops the server: the listener, every connection and every watch.
     pub async fn shutdown(self) {
         self.state.shutdown.cancel();

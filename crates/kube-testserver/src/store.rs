@@ -289,6 +289,22 @@ impl Store {
         Some(target)
     }
 
+    /// An API server restart: every watch cache is rebuilt by a list at the current revision
+    /// (watches resuming from before it get 410 and open ones end); etcd's data and history
+    /// are kept. Returns how many caches were rebuilt.
+    pub fn restart_watch_caches(&self) -> usize {
+        let mut state = self.state.lock();
+        let rv = state.rv;
+        let mut rebuilt = 0;
+        for collection in state.collections.values_mut() {
+            if !collection.window.is_unbounded() {
+                collection.relist(rv);
+                rebuilt += 1;
+            }
+        }
+        rebuilt
+    }
+
     /// etcd's compaction revision (0 before the first compaction).
     pub fn compacted_revision(&self) -> u64 {
         self.state.lock().compacted

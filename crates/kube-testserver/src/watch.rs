@@ -287,6 +287,9 @@ impl WatchStream {
     }
 
     async fn run(self, feed: crate::store::WatchFeed) {
+        let server = Arc::clone(&self.server);
+        // A fault may cut this watch alone (`Faults::cut_watches`).
+        let registration = server.faults.register_watch();
         let storage = self.request.storage_key();
         let mut last_rv = feed.rv;
         for event in &feed.initial {
@@ -309,6 +312,7 @@ impl WatchStream {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = reset.cancelled() => return,
+                _ = registration.cut().cancelled() => return,
                 // The watch cache relisted: the cacher ends its watches (the client re-watches).
                 _ = relisted.cancelled() => return,
                 _ = &mut deadline => return,

@@ -11,14 +11,36 @@
 //! (0: no window, watches resume from anything compaction left; default: kube-apiserver's
 //! dynamic 100 to 102,400 events), `--etcd-compaction-interval SECONDS` sets the interval
 //! (a number of seconds or a duration such as `5m`, `30s`; 0 never compacts).
+//!
+//! `--fault-seed S` runs a seeded random fault schedule (see `kube_testserver::schedule`):
+//! `--fault-duration D` long (default 60s), starting `--fault-delay D` after the start
+//! (default 0), one fault every `--fault-interval D` on average (default 1s), of the kinds
+//! `--fault-kinds a,b,...` (default all: cut-all-watches, cut-some-watches, compact, 429, 5xx,
+//! latency, stall, restart-listener, restart-server), down at most `--fault-max-down D`
+//! (default 2s). Each fault is written as a JSON line (`{"seed":S,"step":N,"at_ms":T,
+//! "kind":K,"fault":"..."}`) to `--fault-log PATH` (default: standard output), and a last line
+//! `{"done":true,"seed":S,"by_kind":{...},...}` when the schedule ends; the server then goes
+//! on serving until Ctrl-C.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use kube_testserver::schedule::{FaultKind, FaultSchedule, ScheduleOptions};
 use kube_testserver::{TestServer, WatchCacheSize};
 
-const USAGE: &str = "usage: kube-testserver [--listen ADDR:PORT] [--kubeconfig-out PATH] [--plain-http] [--token TOKEN] [--allow-anonymous] [--client-cert-auth] [--no-simulated-kubelet] [--kubelet-delay-ms N] [--watch-cache-size N] [--etcd-compaction-interval DURATION]";
+const USAGE: &str = "usage: kube-testserver [--listen ADDR:PORT] [--kubeconfig-out PATH] [--plain-http] [--token TOKEN] [--allow-anonymous] [--client-cert-auth] [--no-simulated-kubelet] [--kubelet-delay-ms N] [--watch-cache-size N] [--etcd-compaction-interval DURATION] [--fault-seed S [--fault-duration D] [--fault-delay D] [--fault-interval D] [--fault-kinds K,K...] [--fault-max-down D] [--fault-log PATH]]";
+
+/// The fault schedule options.
+struct FaultOptions {
+    seed: Option<u64>,
+    duration: Duration,
+    delay: Duration,
+    interval: Duration,
+    kinds: Vec<FaultKind>,
+    max_down: Duration,
+    log: Option<String>,
+}
 
 struct Options {
     listen: SocketAddr,
@@ -31,6 +53,7 @@ struct Options {
     kubelet_delay: Duration,
     watch_cache: WatchCacheSize,
     compaction_interval: Duration,
+    faults: FaultOptions,
 }
 
 /// `300`, `300s`, `5m`, `1h`, `250ms` or `0`.
@@ -62,6 +85,15 @@ fn parse(args: &[String]) -> Result<Options, String> {
         kubelet_delay: kube_testserver::DEFAULT_KUBELET_DELAY,
         watch_cache: WatchCacheSize::default(),
         compaction_interval: kube_testserver::DEFAULT_COMPACTION_INTERVAL,
+        faults: FaultOptions {
+            seed: None,
+            duration: Duration::from_secs(60),
+            delay: Duration::ZERO,
+            interval: Duration::from_secs(1),
+            kinds: FaultKind::ALL.to_vec(),
+            max_down: Duration::from_secs(2),
+            log: None,
+        },
     };
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
@@ -106,6 +138,37 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 options.compaction_interval =
                     parse_duration(&text).map_err(|e| format!("--etcd-compaction-interval {e}"))?;
             }
+            "--fault-seed" => {
+                let text = value("--fault-seed")?;
+                let seed = text
+                    .parse()
+                    .map_err(|e| format!("--fault-seed {text}: {e}"))?;
+                options.faults.seed = Some(seed);
+            }
+            "--fault-duration" => {
+                options.faults.duration = parse_duration(&value("--fault-duration")?)
+                    .map_err(|e| format!("--fault-duration {e}"))?;
+            }
+            "--fault-delay" => {
+                options.faults.delay = parse_duration(&value("--fault-delay")?)
+                    .map_err(|e| format!("--fault-delay {e}"))?;
+            }
+            "--fault-interval" => {
+                options.faults.interval = parse_duration(&value("--fault-interval")?)
+                    .map_err(|e| format!("--fault-interval {e}"))?;
+            }
+            "--fault-max-down" => {
+                options.faults.max_down = parse_duration(&value("--fault-max-down")?)
+                    .map_err(|e| format!("--fault-max-down {e}"))?;
+            }
+            "--fault-kinds" => {
+                options.faults.kinds = value("--fault-kinds")?
+                    .split(',')
+                    .filter(|k| !k.is_empty())
+                    .map(|k| k.parse::<FaultKind>().map_err(|e| e.to_string()))
+                    .collect::<Result<_, _>>()?;
+            }
+            "--fault-log" => options.faults.log = Some(value("--fault-log")?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -163,11 +226,81 @@ async fn main() -> ExitCode {
             server.kubeconfig_yaml()
         ),
     }
-    if let Err(error) = tokio::signal::ctrl_c().await {
-        eprintln!("kube-testserver: cannot wait for Ctrl-C: {error}");
+    let schedule = async {
+        match options.faults.seed {
+            Some(seed) => run_faults(&server, seed, &options.faults).await,
+            None => std::future::pending().await,
+        }
+    };
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            eprintln!("kube-testserver: cannot wait for Ctrl-C: {error}");
+        }
+    };
+    tokio::pin!(ctrl_c);
+    tokio::select! {
+        _ = &mut ctrl_c => {}
+        ended = schedule => {
+            if let Err(error) = ended {
+                eprintln!("kube-testserver: fault log: {error}");
+                return ExitCode::FAILURE;
+            }
+            ctrl_c.await;
+        }
     }
     server.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// Runs the seeded fault schedule, logging each fault as a JSON line.
+async fn run_faults(server: &TestServer, seed: u64, options: &FaultOptions) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut log: Box<dyn Write + Send> = match &options.log {
+        Some(path) => Box::new(std::fs::File::create(path)?),
+        None => Box::new(std::io::stdout()),
+    };
+    let schedule = FaultSchedule::random(
+        seed,
+        &ScheduleOptions::new(options.duration)
+            .mean_interval(options.interval)
+            .kinds(options.kinds.iter().copied())
+            .max_down(options.max_down),
+    );
+    tokio::time::sleep(options.delay).await;
+    let mut failed = None;
+    let report = server
+        .run_fault_schedule(&schedule, &Default::default(), |step, scheduled| {
+            let line = serde_json::json!({
+                "seed": seed,
+                "step": step,
+                "at_ms": scheduled.at.as_millis() as u64,
+                "kind": scheduled.fault.kind().as_str(),
+                "fault": scheduled.fault.to_string(),
+            });
+            if let Err(error) = writeln!(log, "{line}").and_then(|()| log.flush()) {
+                failed.get_or_insert(error);
+            }
+        })
+        .await;
+    if let Some(error) = failed {
+        return Err(error);
+    }
+    let by_kind: serde_json::Map<String, serde_json::Value> = report
+        .by_kind
+        .iter()
+        .map(|(kind, count)| (kind.as_str().to_string(), (*count).into()))
+        .collect();
+    let line = serde_json::json!({
+        "done": true,
+        "seed": seed,
+        "by_kind": by_kind,
+        "requests_failed": report.requests_failed,
+        "responses_stalled": report.responses_stalled,
+        "watches_cut": report.watches_cut,
+        "restart_errors": report.restart_errors,
+    });
+    writeln!(log, "{line}")?;
+    log.flush()
 }
 
 #[cfg(test)]
@@ -205,5 +338,28 @@ mod tests {
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
         assert!(parse_duration("5d").is_err());
         assert!(parse(&args(&["--watch-cache-size", "many"])).is_err());
+    }
+
+    #[test]
+    fn fault_flags() {
+        let options = parse(&args(&[
+            "--fault-seed",
+            "7",
+            "--fault-duration",
+            "30s",
+            "--fault-kinds",
+            "compact,429",
+            "--fault-log",
+            "/tmp/f.jsonl",
+        ]))
+        .unwrap();
+        assert_eq!(options.faults.seed, Some(7));
+        assert_eq!(options.faults.duration, Duration::from_secs(30));
+        assert_eq!(
+            options.faults.kinds,
+            [FaultKind::Compact, FaultKind::TooManyRequests]
+        );
+        assert_eq!(options.faults.log.as_deref(), Some("/tmp/f.jsonl"));
+        assert!(parse(&args(&["--fault-kinds", "flood"])).is_err());
     }
 }
