@@ -151,11 +151,13 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
                 dir.display()
             );
             let started = Instant::now();
-            let mut outcome = run_scenario(&bin, &dir, scenario, seed, &options)
-                .unwrap_or_else(|error| Outcome {
-                    checks: 1,
-                    violations: vec![format!("the scenario could not run: {error}")],
-                    ..Outcome::default()
+            let mut outcome =
+                run_scenario(&bin, &dir, scenario, seed, &options).unwrap_or_else(|error| {
+                    Outcome {
+                        checks: 1,
+                        violations: vec![format!("the scenario could not run: {error}")],
+                        ..Outcome::default()
+                    }
                 });
             outcome.scenario = scenario.clone();
             outcome.seed = seed;
@@ -169,7 +171,10 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     print_table(&outcomes);
     let violations: usize = outcomes.iter().map(|o| o.violations.len()).sum();
     if violations > 0 {
-        return Err(format!("{violations} violations (logs under {})", work.display()));
+        return Err(format!(
+            "{violations} violations (logs under {})",
+            work.display()
+        ));
     }
     Ok(())
 }

@@ -244,7 +244,11 @@ mod tests {
             faults.take_stall(&Method::GET, "/api/v1/configmaps"),
             Some((pause, StallEnd::Truncate))
         );
-        assert!(faults.take_stall(&Method::GET, "/api/v1/configmaps").is_none());
+        assert!(
+            faults
+                .take_stall(&Method::GET, "/api/v1/configmaps")
+                .is_none()
+        );
         assert_eq!(faults.stalls_injected(), 1);
     }
 

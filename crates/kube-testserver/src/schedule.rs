@@ -92,7 +92,9 @@ impl fmt::Display for FaultKind {
 
 /// A fault kind name that is not one of [`FaultKind::ALL`]'s.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("unknown fault kind {0:?} (one of cut-all-watches, cut-some-watches, compact, 429, 5xx, latency, stall, restart-listener, restart-server)")]
+#[error(
+    "unknown fault kind {0:?} (one of cut-all-watches, cut-some-watches, compact, 429, 5xx, latency, stall, restart-listener, restart-server)"
+)]
 pub struct UnknownFaultKind(pub String);
 
 impl FromStr for FaultKind {
@@ -196,7 +198,10 @@ impl fmt::Display for Fault {
                     StallEnd::Resume => "resume",
                     StallEnd::Truncate => "truncate",
                 };
-                write!(f, "stall the next {count} responses for {pause:?}, then {end}")
+                write!(
+                    f,
+                    "stall the next {count} responses for {pause:?}, then {end}"
+                )
             }
             Fault::RestartListener { down } => write!(f, "stop the listener for {down:?}"),
             Fault::RestartServer { down } => {
@@ -395,7 +400,8 @@ impl TestServer {
     ) -> FaultReport {
         let faults = self.faults();
         let start = tokio::time::Instant::now();
-        let (failed_before, stalled_before) = (faults.failures_injected(), faults.stalls_injected());
+        let (failed_before, stalled_before) =
+            (faults.failures_injected(), faults.stalls_injected());
         let mut report = FaultReport {
             seed: schedule.seed,
             ..FaultReport::default()

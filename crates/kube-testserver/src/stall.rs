@@ -21,8 +21,8 @@ enum Phase {
 
 /// `body`, paused for `pause` after half of its first data frame, then resumed or cut.
 pub(crate) fn stalled(body: Body, pause: Duration, end: StallEnd) -> Body {
-    let frames = futures_util::stream::unfold((body, Phase::Before), move |(mut body, phase)| {
-        async move {
+    let frames =
+        futures_util::stream::unfold((body, Phase::Before), move |(mut body, phase)| async move {
             match phase {
                 Phase::Paused(rest) => {
                     tokio::time::sleep(pause).await;
@@ -46,8 +46,7 @@ pub(crate) fn stalled(body: Body, pause: Duration, end: StallEnd) -> Body {
                     }
                 }
             }
-        }
-    });
+        });
     StreamBody::new(frames).boxed_unsync()
 }
 
@@ -71,7 +70,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_truncated_body_ends_in_the_middle() {
-        let body = stalled(full("0123456789"), Duration::from_secs(1), StallEnd::Truncate);
+        let body = stalled(
+            full("0123456789"),
+            Duration::from_secs(1),
+            StallEnd::Truncate,
+        );
         let bytes = body.collect().await.unwrap().to_bytes();
         assert_eq!(&bytes[..], b"01234");
     }

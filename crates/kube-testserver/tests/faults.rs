@@ -33,12 +33,17 @@ async fn a_restart_refuses_connections_keeps_the_data_and_loses_the_watch_caches
     let server = Arc::new(plain_server().await);
     let c = TestClient::without_pool(&server);
     let path = "/api/v1/namespaces/default/configmaps";
-    let first = c.post(path, &json!({"metadata": {"name": "a"}})).await.json();
+    let first = c
+        .post(path, &json!({"metadata": {"name": "a"}}))
+        .await
+        .json();
     c.post(path, &json!({"metadata": {"name": "b"}})).await;
     let before = rv_of(&first);
     // Before the restart, a watch resumes from the first write.
     let resumed = c
-        .get(&format!("{path}?watch=1&resourceVersion={before}&timeoutSeconds=1"))
+        .get(&format!(
+            "{path}?watch=1&resourceVersion={before}&timeoutSeconds=1"
+        ))
         .await;
     assert_eq!(resumed.events()[0]["type"], "ADDED");
     let open_watch = {
@@ -55,7 +60,9 @@ async fn a_restart_refuses_connections_keeps_the_data_and_loses_the_watch_caches
     tokio::time::sleep(Duration::from_millis(150)).await;
     let refused = tokio::net::TcpStream::connect(server.address()).await;
     assert_eq!(
-        refused.expect_err("connections are refused while down").kind(),
+        refused
+            .expect_err("connections are refused while down")
+            .kind(),
         std::io::ErrorKind::ConnectionRefused
     );
     restart.await.expect("task").expect("listening again");
@@ -70,7 +77,9 @@ async fn a_restart_refuses_connections_keeps_the_data_and_loses_the_watch_caches
     assert_eq!(c.get(&format!("{path}/b")).await.status, 200);
     // The watch cache was lost: resuming from before the restart is 410 Gone.
     let gone = c
-        .get(&format!("{path}?watch=1&resourceVersion={before}&timeoutSeconds=1"))
+        .get(&format!(
+            "{path}?watch=1&resourceVersion={before}&timeoutSeconds=1"
+        ))
         .await;
     let events = gone.events();
     assert_eq!(events[0]["type"], "ERROR", "{events:?}");
@@ -101,8 +110,13 @@ async fn a_stalled_response_pauses_and_may_be_cut() {
     let cut = c.get(path).await;
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert!(serde_json::from_slice::<serde_json::Value>(&cut.body).is_err());
-    server.faults().stall_next(None, path, Duration::from_millis(10), StallEnd::Resume, 1);
-    assert_eq!(c.get(path).await.json()["items"][0]["metadata"]["name"], "a");
+    server
+        .faults()
+        .stall_next(None, path, Duration::from_millis(10), StallEnd::Resume, 1);
+    assert_eq!(
+        c.get(path).await.json()["items"][0]["metadata"]["name"],
+        "a"
+    );
     assert_eq!(c.get(path).await.json()["kind"], "ConfigMapList");
     assert_eq!(server.faults().stalls_injected(), 2);
 }

@@ -51,7 +51,9 @@ impl Options {
 
     /// The client configuration of the kubeconfig.
     pub fn config(&self) -> Result<Config> {
-        Ok(Config::from_kubeconfig(&Kubeconfig::read(&self.kubeconfig)?)?)
+        Ok(Config::from_kubeconfig(&Kubeconfig::read(
+            &self.kubeconfig,
+        )?)?)
     }
 
     /// A client with the kubeconfig's settings (client-go's defaults: QPS 5, burst 10).

@@ -62,7 +62,8 @@ where
             .on_add(move |object: &Arc<K>, _initial| {
                 let mut seen = on_add.lock();
                 seen.adds += 1;
-                seen.live.insert(key_of(object.as_ref()), rv_of(object.as_ref()));
+                seen.live
+                    .insert(key_of(object.as_ref()), rv_of(object.as_ref()));
             })
             .on_update(move |_old: &Arc<K>, new: &Arc<K>| {
                 let mut seen = on_update.lock();
@@ -154,7 +155,9 @@ where
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         let kind = self.kind;
-        report.check(cache == truth, || diff(&format!("{kind} cache"), &cache, &truth));
+        report.check(cache == truth, || {
+            diff(&format!("{kind} cache"), &cache, &truth)
+        });
         let finals: BTreeMap<String, u64> = handled
             .iter()
             .filter(|(k, _)| truth.contains_key(*k))
@@ -173,7 +176,10 @@ where
         });
         let seen = self.seen.lock();
         report.check(seen.backwards.is_empty(), || {
-            format!("{kind}: updates going back in resourceVersion: {:?}", seen.backwards)
+            format!(
+                "{kind}: updates going back in resourceVersion: {:?}",
+                seen.backwards
+            )
         });
         report.stat(&format!("{kind}_objects"), truth.len());
         report.stat(&format!("{kind}_adds"), seen.adds);

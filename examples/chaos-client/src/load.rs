@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Namespace, Pod, PodSpec, Secret};
 use kube_rest::{Api, Client, DeleteParams, Patch, PatchParams, PostParams};
-use k8s_openapi::NamespaceResourceScope;
 use serde_json::json;
 
 use crate::common::{Options, Result, emit, namespace, retry};
@@ -25,6 +25,8 @@ struct Counts {
     missed: AtomicU64,
     /// Errors (faults the client gave up on).
     failed: AtomicU64,
+    /// The errors by message (digits dropped), for the log.
+    errors: parking_lot::Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 fn count(counter: &AtomicU64) {
@@ -72,6 +74,9 @@ pub async fn run(options: &Options) -> Result<()> {
     }
     for worker in workers {
         worker.await?;
+    }
+    for (message, n) in counts.errors.lock().iter() {
+        eprintln!("{n:>6} {message}");
     }
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
     emit(json!({"writes": {
@@ -150,6 +155,15 @@ where
         Err(e) if e.is_not_found() || e.is_already_exists() || e.is_conflict() => {
             count(&counts.missed)
         }
-        Err(_) => count(&counts.failed),
+        Err(e) => {
+            count(&counts.failed);
+            let message: String = e
+                .to_string()
+                .chars()
+                .filter(|c| !c.is_ascii_digit())
+                .take(120)
+                .collect();
+            *counts.errors.lock().entry(message).or_default() += 1;
+        }
     }
 }

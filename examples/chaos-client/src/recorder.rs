@@ -105,7 +105,10 @@ pub async fn run(options: &Options) -> Result<()> {
         )
     });
     report.check(counters.recorded == recorded, || {
-        format!("{recorded} events recorded, the counters say {}", counters.recorded)
+        format!(
+            "{recorded} events recorded, the counters say {}",
+            counters.recorded
+        )
     });
     report.stat("events_recorded", recorded);
     report.stat("events_on_server", on_server.len());

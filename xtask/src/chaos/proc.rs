@@ -69,11 +69,17 @@ impl Proc {
                 Ok(value) if value.get(key).is_some() => return Ok(value[key].clone()),
                 Ok(_) => {}
                 Err(RecvTimeoutError::Timeout) => {
-                    return Err(format!("{} did not print {key:?} within {timeout:?}", self.name));
+                    return Err(format!(
+                        "{} did not print {key:?} within {timeout:?}",
+                        self.name
+                    ));
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     let status = self.child.wait().map(|s| s.to_string()).unwrap_or_default();
-                    return Err(format!("{} exited ({status}) before printing {key:?}", self.name));
+                    return Err(format!(
+                        "{} exited ({status}) before printing {key:?}",
+                        self.name
+                    ));
                 }
             }
         }
@@ -139,7 +145,10 @@ pub fn wait_for_file(path: &Path, timeout: Duration) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     while !path.exists() {
         if Instant::now() >= deadline {
-            return Err(format!("{} did not appear within {timeout:?}", path.display()));
+            return Err(format!(
+                "{} did not appear within {timeout:?}",
+                path.display()
+            ));
         }
         std::thread::sleep(Duration::from_millis(50));
     }

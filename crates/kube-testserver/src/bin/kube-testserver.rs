@@ -20,7 +20,7 @@
 //! (default 2s). Each fault is written as a JSON line (`{"seed":S,"step":N,"at_ms":T,
 //! "kind":K,"fault":"..."}`) to `--fault-log PATH` (default: standard output), and a last line
 //! `{"done":true,"seed":S,"by_kind":{...},...}` when the schedule ends; the server then goes
-//! on serving until Ctrl-C.
+//! on serving until Ctrl-C. `--fault-dry-run` prints the schedule and exits.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -29,7 +29,7 @@ use std::time::Duration;
 use kube_testserver::schedule::{FaultKind, FaultSchedule, ScheduleOptions};
 use kube_testserver::{TestServer, WatchCacheSize};
 
-const USAGE: &str = "usage: kube-testserver [--listen ADDR:PORT] [--kubeconfig-out PATH] [--plain-http] [--token TOKEN] [--allow-anonymous] [--client-cert-auth] [--no-simulated-kubelet] [--kubelet-delay-ms N] [--watch-cache-size N] [--etcd-compaction-interval DURATION] [--fault-seed S [--fault-duration D] [--fault-delay D] [--fault-interval D] [--fault-kinds K,K...] [--fault-max-down D] [--fault-log PATH]]";
+const USAGE: &str = "usage: kube-testserver [--listen ADDR:PORT] [--kubeconfig-out PATH] [--plain-http] [--token TOKEN] [--allow-anonymous] [--client-cert-auth] [--no-simulated-kubelet] [--kubelet-delay-ms N] [--watch-cache-size N] [--etcd-compaction-interval DURATION] [--fault-seed S [--fault-duration D] [--fault-delay D] [--fault-interval D] [--fault-kinds K,K...] [--fault-max-down D] [--fault-log PATH] [--fault-dry-run]]";
 
 /// The fault schedule options.
 struct FaultOptions {
@@ -40,6 +40,8 @@ struct FaultOptions {
     kinds: Vec<FaultKind>,
     max_down: Duration,
     log: Option<String>,
+    /// Print the schedule and exit.
+    dry_run: bool,
 }
 
 struct Options {
@@ -93,6 +95,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             kinds: FaultKind::ALL.to_vec(),
             max_down: Duration::from_secs(2),
             log: None,
+            dry_run: false,
         },
     };
     let mut iter = args.iter();
@@ -169,6 +172,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
                     .collect::<Result<_, _>>()?;
             }
             "--fault-log" => options.faults.log = Some(value("--fault-log")?),
+            "--fault-dry-run" => options.faults.dry_run = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -189,6 +193,20 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if options.faults.dry_run {
+        let schedule = FaultSchedule::random(
+            options.faults.seed.unwrap_or(0),
+            &schedule_options(&options.faults),
+        );
+        for (step, scheduled) in schedule.faults().iter().enumerate() {
+            println!(
+                "{step:>4} {:>9.3}s  {}",
+                scheduled.at.as_secs_f64(),
+                scheduled.fault
+            );
+        }
+        return ExitCode::SUCCESS;
+    }
     let mut builder = TestServer::builder()
         .listen(options.listen)
         .allow_anonymous(options.anonymous)
@@ -252,6 +270,13 @@ async fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+fn schedule_options(options: &FaultOptions) -> ScheduleOptions {
+    ScheduleOptions::new(options.duration)
+        .mean_interval(options.interval)
+        .kinds(options.kinds.iter().copied())
+        .max_down(options.max_down)
+}
+
 /// Runs the seeded fault schedule, logging each fault as a JSON line.
 async fn run_faults(server: &TestServer, seed: u64, options: &FaultOptions) -> std::io::Result<()> {
     use std::io::Write;
@@ -259,13 +284,7 @@ async fn run_faults(server: &TestServer, seed: u64, options: &FaultOptions) -> s
         Some(path) => Box::new(std::fs::File::create(path)?),
         None => Box::new(std::io::stdout()),
     };
-    let schedule = FaultSchedule::random(
-        seed,
-        &ScheduleOptions::new(options.duration)
-            .mean_interval(options.interval)
-            .kinds(options.kinds.iter().copied())
-            .max_down(options.max_down),
-    );
+    let schedule = FaultSchedule::random(seed, &schedule_options(options));
     tokio::time::sleep(options.delay).await;
     let mut failed = None;
     let report = server
