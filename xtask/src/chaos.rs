@@ -12,6 +12,10 @@
 //! Scenarios: `informers` (caches, handlers, deletes and tombstones), `recorder` (never
 //! blocking, losses only past the budget and counted), `leader` (never two leaders, one after
 //! the faults). See docs/chaos.md.
+//!
+//! `--interval D` sets the mean time between faults (default 1s), `--bin-dir DIR` uses
+//! prebuilt `kube-testserver` and `chaos-client` binaries instead of building them, `--out DIR`
+//! keeps the logs there instead of `target/chaos`.
 
 mod proc;
 
@@ -32,6 +36,10 @@ struct Options {
     duration: Duration,
     scenarios: Vec<String>,
     interval: Duration,
+    /// Prebuilt binaries (no build).
+    bin_dir: Option<PathBuf>,
+    /// Where the logs go (default `target/chaos`).
+    out: Option<PathBuf>,
 }
 
 /// `20`, `20s`, `5m`, `1h` or `500ms`.
@@ -72,6 +80,8 @@ fn parse(args: &[String]) -> Result<Options, String> {
         duration: Duration::from_secs(20),
         scenarios: SCENARIOS.iter().map(|s| s.to_string()).collect(),
         interval: Duration::from_secs(1),
+        bin_dir: None,
+        out: None,
     };
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
@@ -80,6 +90,8 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--seed" | "--seeds" => options.seeds = parse_seeds(&value()?)?,
             "--duration" => options.duration = parse_duration(&value()?)?,
             "--interval" => options.interval = parse_duration(&value()?)?,
+            "--bin-dir" => options.bin_dir = Some(PathBuf::from(value()?)),
+            "--out" => options.out = Some(PathBuf::from(value()?)),
             "--scenario" | "--scenarios" => {
                 options.scenarios = value()?.split(',').map(str::to_string).collect();
                 if let Some(unknown) = options
@@ -123,21 +135,26 @@ struct Outcome {
 
 pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let options = parse(args)?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    eprintln!("== building kube-testserver and chaos-client");
-    let built = Command::new(&cargo)
-        .current_dir(root)
-        .args(["build", "-p", "kube-testserver", "-p", "chaos-client"])
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !built.success() {
-        return Err(format!("cargo build failed ({built})"));
-    }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    let bin = target.join("debug");
-    let work = target.join("chaos");
+    let bin = match &options.bin_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+            eprintln!("== building kube-testserver and chaos-client");
+            let built = Command::new(&cargo)
+                .current_dir(root)
+                .args(["build", "-p", "kube-testserver", "-p", "chaos-client"])
+                .status()
+                .map_err(|e| format!("cannot run cargo: {e}"))?;
+            if !built.success() {
+                return Err(format!("cargo build failed ({built})"));
+            }
+            target.join("debug")
+        }
+    };
+    let work = options.out.clone().unwrap_or_else(|| target.join("chaos"));
     let mut outcomes = Vec::new();
     for &seed in &options.seeds {
         for scenario in &options.scenarios {

@@ -24,8 +24,6 @@ struct Witness {
     leading: Vec<String>,
     overlaps: Vec<String>,
     terms: u64,
-    /// When the current leader started (for the time led in all).
-    since: Option<Instant>,
 }
 
 impl Witness {
@@ -39,7 +37,6 @@ impl Witness {
         }
         self.leading.push(id.to_string());
         self.terms += 1;
-        self.since = Some(Instant::now());
     }
 
     fn stopped(&mut self, id: &str) {
