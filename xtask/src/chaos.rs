@@ -13,7 +13,8 @@
 //! blocking, losses only past the budget and counted), `leader` (never two leaders, one after
 //! the faults). See docs/chaos.md.
 //!
-//! `--interval D` sets the mean time between faults (default 1s), `--bin-dir DIR` uses
+//! `--interval D` sets the mean time between faults (default 1s), `--max-down D` the longest
+//! outage, latency period or stall (default 3s), `--bin-dir DIR` uses
 //! prebuilt `kube-testserver` and `chaos-client` binaries instead of building them, `--out DIR`
 //! keeps the logs there instead of `target/chaos`.
 
@@ -36,6 +37,7 @@ struct Options {
     duration: Duration,
     scenarios: Vec<String>,
     interval: Duration,
+    max_down: Duration,
     /// Prebuilt binaries (no build).
     bin_dir: Option<PathBuf>,
     /// Where the logs go (default `target/chaos`).
@@ -80,6 +82,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         duration: Duration::from_secs(20),
         scenarios: SCENARIOS.iter().map(|s| s.to_string()).collect(),
         interval: Duration::from_secs(1),
+        max_down: Duration::from_secs(3),
         bin_dir: None,
         out: None,
     };
@@ -90,6 +93,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--seed" | "--seeds" => options.seeds = parse_seeds(&value()?)?,
             "--duration" => options.duration = parse_duration(&value()?)?,
             "--interval" => options.interval = parse_duration(&value()?)?,
+            "--max-down" => options.max_down = parse_duration(&value()?)?,
             "--bin-dir" => options.bin_dir = Some(PathBuf::from(value()?)),
             "--out" => options.out = Some(PathBuf::from(value()?)),
             "--scenario" | "--scenarios" => {
@@ -219,6 +223,8 @@ fn run_scenario(
         &ms(options.duration),
         "--fault-interval",
         &ms(options.interval),
+        "--fault-max-down",
+        &ms(options.max_down),
         "--fault-delay",
         "2s",
         "--fault-log",

@@ -15,9 +15,11 @@ use serde_json::json;
 use crate::common::{Options, Report, Result, emit, wait_for_check};
 
 const CANDIDATES: usize = 3;
-const LEASE: Duration = Duration::from_secs(4);
-const RENEW: Duration = Duration::from_millis(2500);
-const RETRY: Duration = Duration::from_millis(500);
+// Short enough that an outage of more than 2 s (the runner's faults last up to 3 s) costs the
+// leader its lease; a margin of 1 s between the leader's deadline and the others' takeover.
+const LEASE: Duration = Duration::from_secs(3);
+const RENEW: Duration = Duration::from_secs(2);
+const RETRY: Duration = Duration::from_millis(400);
 
 #[derive(Default)]
 struct Witness {
