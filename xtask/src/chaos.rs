@@ -278,6 +278,9 @@ fn run_scenario(
     let rss_end = client.rss_kib();
     client.send("check")?;
     let report = client.wait_for("report", Duration::from_secs(240))?;
+    let saved = serde_json::json!({"writes": writes, "faults": done, "report": report});
+    // Kept beside the logs for a later look; the table has the figures anyway.
+    let _ = std::fs::write(dir.join("report.json"), format!("{saved:#}\n"));
     client.finish(Duration::from_secs(20));
     server.finish(Duration::ZERO);
     let count = |v: &Value, k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);

@@ -32,7 +32,14 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("e2e") => e2e::run(&workspace_root(), &args[1..]),
         Some("check-alone") => alone::run(&workspace_root()),
-        Some("chaos") => chaos::run(&workspace_root(), &args[1..]),
+        Some("chaos") => match chaos::run(&workspace_root(), &args[1..]) {
+            // The table and the violations are printed: no usage after them.
+            Err(message) if message.contains("violations") => {
+                eprintln!("xtask: {message}");
+                return ExitCode::FAILURE;
+            }
+            other => other,
+        },
         Some("help") | Some("--help") | Some("-h") | None => {
             print_usage();
             Ok(())
