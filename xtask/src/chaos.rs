@@ -11,7 +11,9 @@
 //!
 //! Scenarios: `informers` (caches, handlers, deletes and tombstones), `recorder` (never
 //! blocking, losses only past the budget and counted), `leader` (never two leaders, one after
-//! the faults). See docs/chaos.md.
+//! the faults), and `flagship` when the tree has `examples/podset-controller` (two replicas of
+//! the controller: never more pods than asked, never two replicas leading or reconciling at
+//! once, convergence after the faults). See docs/chaos.md.
 //!
 //! `--interval D` sets the mean time between faults (default 1s), `--max-down D` the longest
 //! outage, latency period or stall (default 3s), `--bin-dir DIR` uses
@@ -30,7 +32,16 @@ use serde_json::Value;
 use proc::{Proc, wait_for_file};
 
 /// The scenarios, in the order they run.
-const SCENARIOS: [&str; 3] = ["informers", "recorder", "leader"];
+const SCENARIOS: [&str; 4] = ["informers", "recorder", "leader", "flagship"];
+
+/// The scenarios this tree can run: `flagship` needs the podset-controller example.
+fn available(root: &Path) -> Vec<&'static str> {
+    let flagship = root.join("examples/podset-controller/Cargo.toml").exists();
+    SCENARIOS
+        .into_iter()
+        .filter(|s| *s != "flagship" || flagship)
+        .collect()
+}
 
 struct Options {
     seeds: Vec<u64>,
@@ -76,11 +87,11 @@ fn parse_seeds(text: &str) -> Result<Vec<u64>, String> {
     Ok(seeds)
 }
 
-fn parse(args: &[String]) -> Result<Options, String> {
+fn parse(args: &[String], available: &[&str]) -> Result<Options, String> {
     let mut options = Options {
         seeds: vec![1],
         duration: Duration::from_secs(20),
-        scenarios: SCENARIOS.iter().map(|s| s.to_string()).collect(),
+        scenarios: available.iter().map(|s| s.to_string()).collect(),
         interval: Duration::from_secs(1),
         max_down: Duration::from_secs(3),
         bin_dir: None,
@@ -101,11 +112,11 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 if let Some(unknown) = options
                     .scenarios
                     .iter()
-                    .find(|s| !SCENARIOS.contains(&s.as_str()))
+                    .find(|s| !available.contains(&s.as_str()))
                 {
                     return Err(format!(
                         "unknown scenario {unknown} (one of {})",
-                        SCENARIOS.join(", ")
+                        available.join(", ")
                     ));
                 }
             }
@@ -138,7 +149,7 @@ struct Outcome {
 }
 
 pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
-    let options = parse(args)?;
+    let options = parse(args, &available(root))?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
@@ -147,9 +158,13 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
         None => {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
             eprintln!("== building kube-testserver and chaos-client");
+            let mut packages = vec!["build", "-p", "kube-testserver", "-p", "chaos-client"];
+            if options.scenarios.iter().any(|s| s == "flagship") {
+                packages.extend(["-p", "podset-controller"]);
+            }
             let built = Command::new(&cargo)
                 .current_dir(root)
-                .args(["build", "-p", "kube-testserver", "-p", "chaos-client"])
+                .args(&packages)
                 .status()
                 .map_err(|e| format!("cannot run cargo: {e}"))?;
             if !built.success() {
@@ -247,11 +262,41 @@ fn run_scenario(
         args.extend_from_slice(extra);
         args
     };
+    // The flagship's two replicas, each serving /metrics on its own port.
+    let mut replicas = Vec::new();
+    let mut extra = Vec::new();
+    if scenario == "flagship" {
+        let mut addresses = Vec::new();
+        for index in 0..2 {
+            let address = free_address()?;
+            let args: Vec<String> = [
+                "run",
+                "--kubeconfig",
+                &kubeconfig.to_string_lossy(),
+                "--identity",
+                &format!("replica-{index}"),
+                "--metrics-address",
+                &address,
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            let name = format!("replica-{index}");
+            replicas.push(Proc::spawn(
+                &bin.join("podset-controller"),
+                &args,
+                dir,
+                &name,
+            )?);
+            addresses.push(address);
+        }
+        extra = vec!["--metrics".to_string(), addresses.join(",")];
+    }
     let mut client = Proc::spawn(
         &client_bin,
         &{
             let mut args = vec![scenario.to_string()];
-            args.extend(common(&[]));
+            args.extend(common(&extra));
             args
         },
         dir,
@@ -282,6 +327,9 @@ fn run_scenario(
     // Kept beside the logs for a later look; the table has the figures anyway.
     let _ = std::fs::write(dir.join("report.json"), format!("{saved:#}\n"));
     client.finish(Duration::from_secs(20));
+    for replica in replicas {
+        replica.finish(Duration::ZERO);
+    }
     server.finish(Duration::ZERO);
     let count = |v: &Value, k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
     Ok(Outcome {
@@ -318,6 +366,16 @@ fn run_scenario(
             .unwrap_or_default(),
         ..Outcome::default()
     })
+}
+
+/// A free loopback address (the port is released for the child to take).
+fn free_address() -> Result<String, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| format!("cannot find a free port: {e}"))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| format!("cannot find a free port: {e}"))?;
+    Ok(address.to_string())
 }
 
 /// The fault log's last line, once the schedule is over.
@@ -399,8 +457,10 @@ mod tests {
         assert!(parse_seeds("x").is_err());
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        let options = parse(&["--scenario".into(), "leader".into()]).unwrap();
+        let available = ["informers", "leader"];
+        let options = parse(&["--scenario".into(), "leader".into()], &available).unwrap();
         assert_eq!(options.scenarios, ["leader"]);
-        assert!(parse(&["--scenario".into(), "nope".into()]).is_err());
+        assert!(parse(&["--scenario".into(), "nope".into()], &available).is_err());
+        assert!(parse(&["--scenario".into(), "flagship".into()], &available).is_err());
     }
 }

@@ -17,6 +17,8 @@ pub struct Options {
     pub seed: u64,
     pub duration: Duration,
     pub namespaces: usize,
+    /// The `/metrics` addresses of the flagship's replicas.
+    pub metrics: Vec<String>,
 }
 
 impl Options {
@@ -26,6 +28,7 @@ impl Options {
             seed: 1,
             duration: Duration::from_secs(20),
             namespaces: 3,
+            metrics: Vec::new(),
         };
         let mut iter = args.iter();
         while let Some(arg) = iter.next() {
@@ -39,6 +42,9 @@ impl Options {
                 }
                 "--namespaces" => {
                     options.namespaces = value.parse().map_err(|e| format!("--namespaces: {e}"))?
+                }
+                "--metrics" => {
+                    options.metrics = value.split(',').map(str::to_string).collect();
                 }
                 other => return Err(format!("unknown argument {other}")),
             }

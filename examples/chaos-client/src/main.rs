@@ -6,6 +6,7 @@
 //! chaos-client informers --kubeconfig K
 //! chaos-client recorder  --kubeconfig K --seed S
 //! chaos-client leader    --kubeconfig K
+//! chaos-client flagship  --kubeconfig K --seed S --metrics ADDR,ADDR
 //! ```
 //!
 //! Every scenario prints JSON lines on standard output: `{"ready":true}` once it runs, then,
@@ -14,6 +15,7 @@
 //! `load` writes for its duration and prints `{"writes":{...}}`.
 
 mod common;
+mod flagship;
 mod informers;
 mod leader;
 mod load;
@@ -25,7 +27,9 @@ use std::process::ExitCode;
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((scenario, rest)) = args.split_first() else {
-        eprintln!("usage: chaos-client load|informers|recorder|leader --kubeconfig PATH [...]");
+        eprintln!(
+            "usage: chaos-client load|informers|recorder|leader|flagship --kubeconfig PATH [...]"
+        );
         return ExitCode::from(2);
     };
     let options = match common::Options::parse(rest) {
@@ -40,6 +44,7 @@ async fn main() -> ExitCode {
         "informers" => informers::run(&options).await,
         "recorder" => recorder::run(&options).await,
         "leader" => leader::run(&options).await,
+        "flagship" => flagship::run(&options).await,
         other => Err(format!("unknown scenario {other}").into()),
     };
     match result {
