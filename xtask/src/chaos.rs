@@ -302,8 +302,13 @@ fn run_scenario(
         dir,
         scenario,
     )?;
-    client.wait_for("ready", Duration::from_secs(60))?;
-    let rss_start = client.rss_kib();
+    client.wait_for("ready", Duration::from_secs(120))?;
+    // The memory of the client under test: the scenario's process, or the flagship's replicas.
+    let rss = |client: &Proc, replicas: &[Proc]| match replicas {
+        [] => client.rss_kib(),
+        replicas => replicas.iter().map(Proc::rss_kib).sum(),
+    };
+    let rss_start = rss(&client, &replicas);
     let mut load = Proc::spawn(
         &client_bin,
         &{
@@ -320,7 +325,7 @@ fn run_scenario(
     let writes = load.wait_for("writes", options.duration + Duration::from_secs(180))?;
     load.finish(Duration::from_secs(10));
     let done = wait_for_done(&fault_log, options.duration + Duration::from_secs(60))?;
-    let rss_end = client.rss_kib();
+    let rss_end = rss(&client, &replicas);
     client.send("check")?;
     let report = client.wait_for("report", Duration::from_secs(240))?;
     let saved = serde_json::json!({"writes": writes, "faults": done, "report": report});
