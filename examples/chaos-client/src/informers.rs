@@ -207,9 +207,12 @@ pub async fn run(options: &Options) -> Result<()> {
     let truth_client = options.client()?;
     let mut report = Report::default();
     let limit = Duration::from_secs(60);
+    let started = std::time::Instant::now();
     configmaps.check(&truth_client, limit, &mut report).await?;
     secrets.check(&truth_client, limit, &mut report).await?;
     pods.check(&truth_client, limit, &mut report).await?;
+    // How long the caches took to catch up once the faults and the writes were over.
+    report.stat("converge_ms", started.elapsed().as_millis() as u64);
     report.emit();
     cancel.cancel();
     factory.shutdown().await;
