@@ -1,6 +1,6 @@
-//! The server of the HTTP tests: a kube-testserver of their own, or,
-//! when `KUBE_TOOLKIT_TEST_KUBECONFIG` names a kubeconfig, the cluster of its current context
-//! (as kube-rest's tests do it). On a cluster each test gets namespaces of its own
+//! The server of the HTTP tests: a kube-testserver of their own, or, when
+//! `KUBE_TOOLKIT_TEST_KUBECONFIG` names a kubeconfig, the cluster of its current context (as
+//! kube-rest's tests do it). On a cluster each test gets namespaces of its own
 //! (`kt-<test>-<name>-<random>`, labelled `kube-toolkit-test`), deleted at the end also when it
 //! fails; tests that need what only kube-testserver offers (fault injection, compaction on
 //! demand, closing watches, a server without watch-list) skip themselves there and say why.
@@ -48,6 +48,17 @@ impl TestEnv {
     /// [`KUBECONFIG_VAR`] with a fresh namespace for each name (the builder's options do not
     /// apply there: the test must not depend on them).
     pub async fn start(test: &str, builder: TestServerBuilder, names: &[&str]) -> TestEnv {
+        TestEnv::start_configured(test, builder, names, |config| config).await
+    }
+
+    /// [`TestEnv::start`] with the client configuration changed by `configure` (after the
+    /// throttle is turned off).
+    pub async fn start_configured(
+        test: &str,
+        builder: TestServerBuilder,
+        names: &[&str],
+        configure: impl FnOnce(Config) -> Config,
+    ) -> TestEnv {
         let (config, server) = match cluster_kubeconfig() {
             Some(path) => {
                 let config = KubeconfigLoader::new()
@@ -64,7 +75,7 @@ impl TestEnv {
                 (config, Some(Arc::new(server)))
             }
         };
-        let config = config.without_throttle();
+        let config = configure(config.without_throttle());
         let client = Client::try_from_config(config.clone()).expect("a client for the tests");
         let namespaces: Vec<(String, String)> = names
             .iter()
