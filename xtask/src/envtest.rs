@@ -193,12 +193,7 @@ pub struct ControlPlane {
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
-        let running = self
-            .running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        drop(running);
+        process::stop_shared(&self.running);
     }
 }
 

@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Once, Weak};
 use std::time::Instant;
 
@@ -43,12 +44,29 @@ pub type Shared = Arc<Mutex<Option<Running>>>;
 static LIVE: Mutex<Vec<Weak<Mutex<Option<Running>>>>> = Mutex::new(Vec::new());
 static SIGNALS: Once = Once::new();
 
-/// Stops every live control plane (the signal handler's job).
+/// Set once a signal arrived: the signal thread stops everything and ends the process.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// Stops every live control plane (the signal handler's job). Each is stopped under its lock,
+/// so a [`ControlPlane`](super::ControlPlane) dropped meanwhile waits for the cleanup.
 fn stop_all() {
     let live = std::mem::take(&mut *LIVE.lock().unwrap_or_else(|e| e.into_inner()));
     for shared in live.iter().filter_map(Weak::upgrade) {
-        let running = shared.lock().unwrap_or_else(|e| e.into_inner()).take();
-        drop(running);
+        let mut guard = shared.lock().unwrap_or_else(|e| e.into_inner());
+        drop(guard.take());
+        drop(guard);
+    }
+}
+
+/// Takes a control plane out and stops it; if a signal is being handled, waits for the signal
+/// thread to end the process instead of racing it to the exit (with the signal's exit code).
+pub fn stop_shared(running: &Shared) {
+    let taken = running.lock().unwrap_or_else(|e| e.into_inner()).take();
+    drop(taken);
+    if STOPPING.load(Ordering::SeqCst) {
+        loop {
+            std::thread::park();
+        }
     }
 }
 
@@ -74,6 +92,7 @@ pub fn install_signal_handler() -> Result<(), String> {
                 };
                 let code = runtime.block_on(wait_for_signal(ready));
                 if let Some(code) = code {
+                    STOPPING.store(true, Ordering::SeqCst);
                     eprintln!("envtest: signal received, stopping kube-apiserver and etcd");
                     stop_all();
                     std::process::exit(code);
