@@ -418,14 +418,15 @@ async fn relist_after_compaction_keeps_the_cache_right() {
 
 #[tokio::test]
 async fn dynamic_informers_are_one_per_resource_and_scope() {
-    let (_server, client) = server().await;
-    let cms = Api::<ConfigMap>::namespaced(client.clone(), "a");
+    let env = server("dynamic-informers").await;
+    let (client, a, b) = (env.client.clone(), env.ns("a"), env.ns("b"));
+    let cms = Api::<ConfigMap>::namespaced(client.clone(), a);
     cms.create(&PostParams::default(), &cm("one", &[]))
         .await
         .unwrap();
     let mut secret = Secret::default();
     secret.metadata.name = Some("s".into());
-    Api::<Secret>::namespaced(client.clone(), "b")
+    Api::<Secret>::namespaced(client.clone(), b)
         .create(&PostParams::default(), &secret)
         .await
         .unwrap();
@@ -436,13 +437,13 @@ async fn dynamic_informers_are_one_per_resource_and_scope() {
     let dynamic_cms = factory.for_resource(&configmaps);
     let dynamic_secrets = factory.for_resource(&secrets);
     let again = factory.for_resource(&configmaps);
-    let in_a = factory.for_resource_in(&configmaps, &InformerScope::namespaced("a"));
+    let in_a = factory.for_resource_in(&configmaps, &InformerScope::namespaced(a));
     // The same type (DynamicObject), three resources or scopes: three informers.
     assert_eq!(factory.keys().len(), 3);
     let names: Vec<String> = factory.keys().iter().map(|k| k.to_string()).collect();
     assert!(names.contains(&"v1/configmaps".to_string()), "{names:?}");
     assert!(
-        names.contains(&"v1/configmaps in a".to_string()),
+        names.contains(&format!("v1/configmaps in {a}")),
         "{names:?}"
     );
     assert!(names.contains(&"v1/secrets".to_string()), "{names:?}");
@@ -460,15 +461,22 @@ async fn dynamic_informers_are_one_per_resource_and_scope() {
     assert_eq!(factory.start(&cancel).unwrap(), 3);
     let synced = factory.wait_for_cache_sync(&cancel).await;
     assert!(synced.values().all(|s| *s), "{synced:?}");
+    // The keys in namespace `a` (a real cluster has ConfigMaps of its own elsewhere, and may
+    // add kube-root-ca.crt to every namespace).
     let keys = |informer: &kube_cache::informer::SharedIndexInformer<kube_rest::DynamicObject>| {
         let mut keys = informer.indexer().list_keys();
+        keys.retain(|k| k.starts_with(&format!("{a}/")) && !k.ends_with("/kube-root-ca.crt"));
         keys.sort();
         keys
     };
-    assert_eq!(keys(&dynamic_cms), ["a/one"]);
-    assert_eq!(keys(&in_a), ["a/one"]);
-    assert!(keys(&dynamic_secrets).contains(&"b/s".to_string()));
-    let stored = dynamic_cms.indexer().get_by_key("a/one").unwrap();
+    assert_eq!(keys(&dynamic_cms), [format!("{a}/one")]);
+    assert_eq!(keys(&in_a), [format!("{a}/one")]);
+    let secret_keys = dynamic_secrets.indexer().list_keys();
+    assert!(secret_keys.contains(&format!("{b}/s")), "{secret_keys:?}");
+    let stored = dynamic_cms
+        .indexer()
+        .get_by_key(&format!("{a}/one"))
+        .unwrap();
     assert_eq!(stored.data["data"]["k"], "v1");
 
     // Later writes reach the dynamic informer and its handlers.
