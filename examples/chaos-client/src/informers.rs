@@ -1,4 +1,5 @@
-//! Informers on config maps, secrets and pods (all namespaces) with handlers. At `check`, each
+//! Informers on config maps, secrets and pods (all namespaces) with handlers, and one more on
+//! config maps that lists in pages of 7. At `check`, each
 //! cache must equal the server's state, each handler must have seen the final state of every
 //! object, every object it saw deleted must have been delivered as a delete or a tombstone, and
 //! no update may go back in resourceVersion.
@@ -54,7 +55,14 @@ where
     K: Object + ApiResource + k8s_openapi::Resource<Scope = NamespaceResourceScope> + Sync,
     Client: kube_cache::informer::ListerWatcherFactory<K>,
 {
-    let informer = factory.informer::<K>();
+    handle(factory.informer::<K>(), kind)
+}
+
+/// Registers the recording handler on `informer`.
+fn handle<K>(informer: SharedIndexInformer<K>, kind: &'static str) -> Result<Watched<K>>
+where
+    K: Object + ApiResource + k8s_openapi::Resource<Scope = NamespaceResourceScope> + Sync,
+{
     let seen = Arc::new(Mutex::new(Seen::default()));
     let (on_add, on_update, on_delete) = (seen.clone(), seen.clone(), seen.clone());
     informer.add_event_handler(
@@ -198,9 +206,24 @@ pub async fn run(options: &Options) -> Result<()> {
     let configmaps = watch::<ConfigMap>(&factory, "configmaps")?;
     let secrets = watch::<Secret>(&factory, "secrets")?;
     let pods = watch::<Pod>(&factory, "pods")?;
+    // One more, outside the factory, listing in pages of 7: continue tokens meet compactions
+    // (410, then a full list) and stalls mid-page.
+    let paged = handle(
+        SharedIndexInformer::builder(Api::<ConfigMap>::all_namespaces(client.clone()))
+            .name("configmaps-paged")
+            .resync_period(Duration::from_secs(10))
+            .page_size(7)
+            .build(),
+        "configmaps_paged",
+    )?;
     let cancel = CancellationToken::new();
     factory.start(&cancel)?;
+    let paged_task = tokio::spawn({
+        let (informer, cancel) = (paged.informer.clone(), cancel.clone());
+        async move { informer.run(cancel).await }
+    });
     factory.wait_for_cache_sync(&cancel).await;
+    paged.informer.wait_for_sync().await;
     emit(json!({"ready": true}));
     wait_for_check().await;
     // The faults are over: a fresh client (not the informers' connections) reads the truth.
@@ -211,10 +234,12 @@ pub async fn run(options: &Options) -> Result<()> {
     configmaps.check(&truth_client, limit, &mut report).await?;
     secrets.check(&truth_client, limit, &mut report).await?;
     pods.check(&truth_client, limit, &mut report).await?;
+    paged.check(&truth_client, limit, &mut report).await?;
     // How long the caches took to catch up once the faults and the writes were over.
     report.stat("converge_ms", started.elapsed().as_millis() as u64);
     report.emit();
     cancel.cancel();
     factory.shutdown().await;
+    paged_task.await?;
     Ok(())
 }
