@@ -28,8 +28,9 @@
 //! * label and field selectors parsed and matched by [`kube_apimachinery::labels`] and
 //!   [`kube_apimachinery::fields`] (apimachinery's rules; a bad selector gets the API server's
 //!   400 message);
-//! * discovery documents; fault injection ([`TestServer::faults`]: failures, latency; and
-//!   closing watches, compaction, listener restarts);
+//! * discovery documents; fault injection ([`TestServer::faults`]: failures, latency, stalled
+//!   responses; closing all or some watches, compaction, listener and server restarts) and
+//!   seeded random schedules of those faults ([`schedule`], or the binary's `--fault-seed`);
 //! * a simulated kubelet, on by default ([`TestServerBuilder::simulated_kubelet`]): pods are
 //!   bound to a node and go Running and Ready after a short delay, a new image restarts the
 //!   container (`restartCount`, `lastState.terminated`), and a deleted pod is Terminating until
@@ -54,7 +55,8 @@
 //!
 //! What a test needs: [`TestServer`] and its [`TestServerBuilder`] (TLS or plain HTTP,
 //! tokens, client certificates, the simulated kubelet's switches, watch settings), the
-//! kubeconfig ([`TestServer::write_kubeconfig`]), [`Faults`], the [`ClientCertificate`] of
+//! kubeconfig ([`TestServer::write_kubeconfig`]), [`Faults`] and [`StallEnd`], the fault
+//! [`schedule`]s, the [`ClientCertificate`] of
 //! client-certificate authentication, and the constants [`NODE_NAME`],
 //! [`DEFAULT_KUBELET_DELAY`] and [`CLIENT_CERT_USER`]. Everything else (storage, patching,
 //! the shell, the registry of resources...) is internal: tests talk to the server over HTTP,
