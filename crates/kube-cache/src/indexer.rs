@@ -8,7 +8,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::index::{IndexError, IndexValues, Indexers, NAMESPACE_INDEX, meta_namespace_index};
 use crate::key::{meta_namespace_key, with_key};
-use crate::store::{LastRv, Set, Store};
+use crate::store::{LastRv, Map, Store};
 
 /// A thread-safe store of objects by key, with named secondary indices (client-go's
 /// `cache.Indexer` over a `ThreadSafeStore`).
@@ -311,16 +311,22 @@ impl<K: Object + Send + Sync + 'static> Indexer<K> {
         let index = store.index(index_name)?;
         let mut values = IndexValues::new();
         (index.func)(obj, &mut values);
-        let mut keys: Set<&Arc<str>> = Set::default();
+        if values.len() == 1 {
+            // One value (the common case): the bucket holds each object once.
+            return Ok(values
+                .iter()
+                .next()
+                .and_then(|value| index.values.get(value))
+                .map(|bucket| bucket.values().cloned().collect())
+                .unwrap_or_default());
+        }
+        let mut found: Map<&Arc<str>, &Arc<K>> = Map::default();
         for value in values.iter() {
-            if let Some(set) = index.values.get(value) {
-                keys.extend(set.iter());
+            if let Some(bucket) = index.values.get(value) {
+                found.extend(bucket.iter());
             }
         }
-        Ok(keys
-            .into_iter()
-            .filter_map(|key| store.get(key).cloned())
-            .collect())
+        Ok(found.into_values().cloned().collect())
     }
 
     /// The objects indexed under `value` by index `index_name` (client-go's `ByIndex`).
@@ -328,10 +334,7 @@ impl<K: Object + Send + Sync + 'static> Indexer<K> {
         let store = self.shared.store.read();
         let index = store.index(index_name)?;
         Ok(match index.values.get(value) {
-            Some(keys) => keys
-                .iter()
-                .filter_map(|key| store.get(key).cloned())
-                .collect(),
+            Some(bucket) => bucket.values().cloned().collect(),
             None => Vec::new(),
         })
     }
@@ -342,7 +345,7 @@ impl<K: Object + Send + Sync + 'static> Indexer<K> {
         let store = self.shared.store.read();
         let index = store.index(index_name)?;
         let mut keys: Vec<String> = match index.values.get(value) {
-            Some(keys) => keys.iter().map(|k| k.to_string()).collect(),
+            Some(bucket) => bucket.keys().map(|k| k.to_string()).collect(),
             None => Vec::new(),
         };
         drop(store);

@@ -44,11 +44,15 @@ pub(crate) struct Entry<K> {
     values: Box<[Values]>,
 }
 
-/// One index: its function and, for each value, the keys of the items indexed under it.
+/// The items indexed under one value: each item's key and its object, so a read by index
+/// clones the objects straight from here, without a lookup per key in the item map.
+pub(crate) type Bucket<K> = Map<Arc<str>, Arc<K>>;
+
+/// One index: its function and, for each value, the items indexed under it.
 pub(crate) struct Index<K> {
     pub(crate) name: String,
     pub(crate) func: IndexFn<K>,
-    pub(crate) values: Map<Arc<str>, Set<Arc<str>>>,
+    pub(crate) values: Map<Arc<str>, Bucket<K>>,
 }
 
 impl<K> Index<K> {
@@ -60,36 +64,50 @@ impl<K> Index<K> {
         }
     }
 
-    /// Moves `key` from the values in `slot` to the values of `new` (none when removing),
-    /// and records the new values in `slot`.
-    fn update(&mut self, slot: &mut Values, new: Option<&K>, key: &Arc<str>) {
+    /// Moves the item `key` from the values in `slot` to the values of `new` (none when
+    /// removing), with `new` as its object, and records the new values in `slot`.
+    fn update(&mut self, slot: &mut Values, new: Option<&Arc<K>>, key: &Arc<str>) {
         let mut new_values = IndexValues::new();
         if let Some(new) = new {
             (self.func)(new, &mut new_values);
             if slot.same_as(&new_values) {
+                // Same values: only the object the buckets hold changes.
+                for value in slot.as_slice() {
+                    if let Some(held) = self
+                        .values
+                        .get_mut(&**value)
+                        .and_then(|bucket| bucket.get_mut(&**key))
+                    {
+                        *held = Arc::clone(new);
+                    }
+                }
                 return;
             }
         }
         for value in slot.as_slice() {
-            if let Some(set) = self.values.get_mut(&**value) {
-                set.remove(&**key);
-                if set.is_empty() {
+            if let Some(bucket) = self.values.get_mut(&**value) {
+                bucket.remove(&**key);
+                if bucket.is_empty() {
                     self.values.remove(&**value);
                 }
             }
         }
+        let Some(new) = new else {
+            *slot = Values::None;
+            return;
+        };
         let mut kept: Vec<Arc<str>> = Vec::with_capacity(new_values.len());
         for value in new_values.iter() {
             let shared = match self.values.get_key_value_mut(value) {
-                Some((shared, set)) => {
-                    set.insert(Arc::clone(key));
+                Some((shared, bucket)) => {
+                    bucket.insert(Arc::clone(key), Arc::clone(new));
                     Arc::clone(shared)
                 }
                 None => {
                     let shared: Arc<str> = Arc::from(value);
-                    let mut set = Set::default();
-                    set.insert(Arc::clone(key));
-                    self.values.insert(Arc::clone(&shared), set);
+                    let mut bucket = Bucket::default();
+                    bucket.insert(Arc::clone(key), Arc::clone(new));
+                    self.values.insert(Arc::clone(&shared), bucket);
                     shared
                 }
             };

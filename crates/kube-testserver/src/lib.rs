@@ -104,6 +104,7 @@ mod logs;
 mod object;
 mod openapi;
 mod patch;
+mod pathkey;
 mod portforward;
 pub mod protobuf;
 mod registry;
