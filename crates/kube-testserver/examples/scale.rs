@@ -329,7 +329,12 @@ where
             .expect("request");
         let response = client.request(request).await.expect("list");
         assert_eq!(response.status().as_u16(), 200, "list status");
-        let body = response.into_body().collect().await.expect("body").to_bytes();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
         let page: ListPage = serde_json::from_slice(&body).expect("list page");
         pages += 1;
         items += page.items.len();

@@ -672,10 +672,12 @@ impl ApiServer {
         // The continue token's start as a key: a page is a range of the path-ordered
         // objects from there, walked no further than the page (and, without selectors, a
         // count of the rest for `remainingItemCount`).
-        let from = continue_token.as_ref().map(|token| match &request.namespace {
-            Some(namespace) if resource.namespaced => (namespace.clone(), token.start.clone()),
-            _ => crate::pathkey::key_of_path(&token.start),
-        });
+        let from = continue_token
+            .as_ref()
+            .map(|token| match &request.namespace {
+                Some(namespace) if resource.namespaced => (namespace.clone(), token.start.clone()),
+                _ => crate::pathkey::key_of_path(&token.start),
+            });
         let unfiltered = labels.is_empty() && fields.is_empty();
         let page = self
             .store

@@ -500,8 +500,11 @@ impl Store {
             (None, None) => Bound::Unbounded,
         };
         let range = (from, Bound::Unbounded);
-        let in_namespace =
-            |key: &PathKey| request.namespace.is_none_or(|namespace| key.0.0 == namespace);
+        let in_namespace = |key: &PathKey| {
+            request
+                .namespace
+                .is_none_or(|namespace| key.0.0 == namespace)
+        };
         let current = collection
             .objects
             .range::<dyn KeyPath, _>(range)
@@ -836,11 +839,19 @@ mod tests {
     #[test]
     fn lists_are_in_path_order_across_prefix_namespaces() {
         let store = store(100);
-        for (ns, name) in [("team", "a"), ("team-a", "b"), ("team", "z"), ("team0", "c")] {
+        for (ns, name) in [
+            ("team", "a"),
+            ("team-a", "b"),
+            ("team", "z"),
+            ("team0", "c"),
+        ] {
             store
-                .create(&pods(), (ns.into(), name.into()), ApiError::path_not_found, |_| {
-                    Ok(json!({"metadata": {"name": name, "namespace": ns}}))
-                })
+                .create(
+                    &pods(),
+                    (ns.into(), name.into()),
+                    ApiError::path_not_found,
+                    |_| Ok(json!({"metadata": {"name": name, "namespace": ns}})),
+                )
                 .unwrap();
         }
         let names = |s: ListSnapshot| -> Vec<String> {
@@ -861,7 +872,7 @@ mod tests {
     }
 
     fn page(store: &Store, at_rv: Option<u64>, from: Option<&str>, limit: usize) -> Page {
-        let from = from.map(|name| key(name));
+        let from = from.map(key);
         store
             .list_page(
                 &pods(),
@@ -921,7 +932,10 @@ mod tests {
         assert_eq!(page_names(&third), ["e"]);
         assert!(!third.more);
         // The current state, for comparison.
-        assert_eq!(page_names(&page(&store, None, Some("b\u{0}"), 0)), ["bb", "e", "f"]);
+        assert_eq!(
+            page_names(&page(&store, None, Some("b\u{0}"), 0)),
+            ["bb", "e", "f"]
+        );
         // A filter: the walk stops at the first selected object after a full page.
         let selected = store
             .list_page(
