@@ -105,6 +105,7 @@ mod object;
 mod openapi;
 mod patch;
 mod pathkey;
+mod pod_connect;
 mod portforward;
 pub mod protobuf;
 mod registry;
