@@ -8,7 +8,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::index::{IndexError, IndexValues, Indexers, NAMESPACE_INDEX, meta_namespace_index};
 use crate::key::{meta_namespace_key, with_key};
-use crate::store::{LastRv, Map, Store};
+use crate::store::{LastRv, Set, Store};
 
 /// A thread-safe store of objects by key, with named secondary indices (client-go's
 /// `cache.Indexer` over a `ThreadSafeStore`).
@@ -223,13 +223,10 @@ impl<K: Object + Send + Sync + 'static> Indexer<K> {
 
     /// Every object, in no particular order (client-go's `List`).
     pub fn list(&self) -> Vec<Arc<K>> {
-        self.shared
-            .store
-            .read()
-            .items
-            .values()
-            .map(|entry| Arc::clone(&entry.obj))
-            .collect()
+        let store = self.shared.store.read();
+        let mut out = Vec::with_capacity(store.items.len());
+        out.extend(store.objects().cloned());
+        out
     }
 
     /// Every key, in no particular order (client-go's `ListKeys`).
@@ -258,8 +255,8 @@ impl<K: Object + Send + Sync + 'static> Indexer<K> {
     /// reads this indexer as its known objects from inside it: the queue takes its own lock
     /// before this one, so the reverse order can deadlock.
     pub fn for_each(&self, mut f: impl FnMut(&Arc<K>)) {
-        for entry in self.shared.store.read().items.values() {
-            f(&entry.obj);
+        for obj in self.shared.store.read().objects() {
+            f(obj);
         }
     }
 
@@ -317,16 +314,24 @@ impl<K: Object + Send + Sync + 'static> Indexer<K> {
                 .iter()
                 .next()
                 .and_then(|value| index.values.get(value))
-                .map(|bucket| bucket.values().cloned().collect())
+                .map(|bucket| {
+                    bucket
+                        .values()
+                        .filter_map(|at| store.obj(*at).cloned())
+                        .collect()
+                })
                 .unwrap_or_default());
         }
-        let mut found: Map<&Arc<str>, &Arc<K>> = Map::default();
+        let mut found: Set<usize> = Set::default();
         for value in values.iter() {
             if let Some(bucket) = index.values.get(value) {
-                found.extend(bucket.iter());
+                found.extend(bucket.values().copied());
             }
         }
-        Ok(found.into_values().cloned().collect())
+        Ok(found
+            .into_iter()
+            .filter_map(|at| store.obj(at).cloned())
+            .collect())
     }
 
     /// The objects indexed under `value` by index `index_name` (client-go's `ByIndex`).
@@ -334,7 +339,10 @@ impl<K: Object + Send + Sync + 'static> Indexer<K> {
         let store = self.shared.store.read();
         let index = store.index(index_name)?;
         Ok(match index.values.get(value) {
-            Some(bucket) => bucket.values().cloned().collect(),
+            Some(bucket) => bucket
+                .values()
+                .filter_map(|at| store.obj(*at).cloned())
+                .collect(),
             None => Vec::new(),
         })
     }
