@@ -106,6 +106,7 @@ mod logs;
 mod object;
 mod openapi;
 mod patch;
+mod pathkey;
 mod pod_connect;
 mod portforward;
 pub mod protobuf;
