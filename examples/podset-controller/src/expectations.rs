@@ -22,11 +22,12 @@ pub const DEFAULT_EXPECTATIONS_TTL: Duration = Duration::from_secs(60);
 struct Pending {
     creating: HashMap<String, Instant>,
     deleting: HashMap<String, Instant>,
+    taken: HashMap<String, Instant>,
 }
 
 impl Pending {
     fn is_empty(&self) -> bool {
-        self.creating.is_empty() && self.deleting.is_empty()
+        self.creating.is_empty() && self.deleting.is_empty() && self.taken.is_empty()
     }
 }
 
@@ -44,6 +45,9 @@ pub struct PendingWrites {
     pub creating: HashSet<String>,
     /// Pods deleted (or being deleted) that the cache still holds.
     pub deleting: HashSet<String>,
+    /// Names held by pods this PodSet does not control (a creation was refused): not to be
+    /// tried again before the time to live.
+    pub taken: HashSet<String>,
 }
 
 impl Default for Expectations {
@@ -106,6 +110,15 @@ impl Expectations {
         });
     }
 
+    /// A creation of `pod` was refused because another owner's pod has the name: it is not
+    /// pending, and the name is avoided for the time to live.
+    pub fn name_taken(&self, key: &str, pod: &str) {
+        let mut pending = self.pending.lock();
+        let entry = pending.entry(key.to_string()).or_default();
+        entry.creating.remove(pod);
+        entry.taken.insert(pod.to_string(), Instant::now());
+    }
+
     /// Forgets everything about `key` (its PodSet is gone).
     pub fn forget(&self, key: &str) {
         self.pending.lock().remove(key);
@@ -128,9 +141,11 @@ impl Expectations {
         entry
             .deleting
             .retain(|name, at| cached.contains(name.as_str()) && fresh(at));
+        entry.taken.retain(|_, at| fresh(at));
         let writes = PendingWrites {
             creating: entry.creating.keys().cloned().collect(),
             deleting: entry.deleting.keys().cloned().collect(),
+            taken: entry.taken.keys().cloned().collect(),
         };
         if entry.is_empty() {
             pending.remove(key);
@@ -203,6 +218,20 @@ mod tests {
         assert!(e.is_empty());
         e.expect_delete("ns/web", "web-3");
         e.delete_failed("ns/web", "web-3");
+        assert!(e.is_empty());
+    }
+
+    #[test]
+    fn taken_names_are_avoided_until_they_expire() {
+        let e = Expectations::default();
+        e.expect_create("ns/web", "web-0");
+        e.name_taken("ns/web", "web-0");
+        let p = e.pending("ns/web", &names(&[]));
+        assert!(p.creating.is_empty());
+        assert!(p.taken.contains("web-0"));
+        let e = Expectations::new(Duration::ZERO);
+        e.name_taken("ns/web", "web-0");
+        assert!(e.pending("ns/web", &names(&[])).taken.is_empty());
         assert!(e.is_empty());
     }
 

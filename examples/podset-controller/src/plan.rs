@@ -73,7 +73,10 @@ pub fn plan(
         let mut index = 0u64;
         while result.create.len() < wanted {
             let name = format!("{podset}-{index}");
-            if !cached.contains(name.as_str()) && !pending.creating.contains(&name) {
+            if !cached.contains(name.as_str())
+                && !pending.creating.contains(&name)
+                && !pending.taken.contains(&name)
+            {
                 result.create.push(name);
             }
             index += 1;
@@ -108,7 +111,15 @@ mod tests {
         PendingWrites {
             creating: creating.iter().map(|s| s.to_string()).collect(),
             deleting: deleting.iter().map(|s| s.to_string()).collect(),
+            taken: Default::default(),
         }
+    }
+
+    #[test]
+    fn taken_names_are_skipped() {
+        let mut p = pending(&[], &[]);
+        p.taken.insert("web-0".into());
+        assert_eq!(plan("web", 2, &[], &p, 100).create, ["web-1", "web-2"]);
     }
 
     #[test]

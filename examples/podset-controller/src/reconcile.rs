@@ -344,7 +344,7 @@ impl Reconciler {
                         Ok(())
                     }
                     Ok(Some(_)) => {
-                        self.expectations.create_failed(key, name);
+                        self.expectations.name_taken(key, name);
                         let error = ReconcileError::NameTaken(name.to_string());
                         self.warn(podset, "FailedCreate", &format!("Error creating: {error}"));
                         Err(error)
