@@ -19,7 +19,8 @@ const USAGE: &str = "usage:
   podset-controller [demo] [--kubeconfig PATH | --embedded] [--image IMAGE]
   podset-controller run [--kubeconfig PATH] [--namespace NS] [--lease-namespace NS]
                         [--identity ID] [--metrics-address ADDR] [--workers N] [--qps Q --burst B]
-  podset-controller bench [--podsets N] [--pods-per-set N] [--workers N] [--changes N]";
+  podset-controller bench [--podsets N] [--pods-per-set N] [--workers N] [--changes N]
+                          [--noop-rounds N]";
 
 fn value(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<String, String> {
     args.next()
@@ -113,6 +114,9 @@ fn parse() -> Result<Command, String> {
                     }
                     "--workers" => options.workers = number(&value(&mut args, &arg)?, &arg)?,
                     "--changes" => options.changes = number(&value(&mut args, &arg)?, &arg)?,
+                    "--noop-rounds" => {
+                        options.noop_rounds = number(&value(&mut args, &arg)?, &arg)?
+                    }
                     "-h" | "--help" => return Err(USAGE.into()),
                     other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
                 }

@@ -60,6 +60,8 @@ pub struct Reconciled {
     pub created: usize,
     /// Pods deleted.
     pub deleted: usize,
+    /// When the reconcile started.
+    pub started: Instant,
     /// When the reconcile ended.
     pub at: Instant,
 }
@@ -198,15 +200,16 @@ impl Reconciler {
     /// its status. Every error is also recorded as a Warning event on the PodSet; the caller
     /// retries the key.
     pub async fn reconcile(&self, key: &str) -> Result<Reconciled, ReconcileError> {
+        let started = Instant::now();
         let (namespace, name) =
             split_meta_namespace_key(key).map_err(|_| ReconcileError::BadKey(key.to_string()))?;
         let Some(podset) = self.podsets.get(namespace, name) else {
             // Deleted: the garbage collector removes its pods (ownerReferences).
             self.expectations.forget(key);
-            return Ok(self.done(key, 0, None, 0, 0));
+            return Ok(self.done(key, started, 0, None, 0, 0));
         };
         if podset.metadata.deletion_timestamp.is_some() {
-            return Ok(self.done(key, 0, None, 0, 0));
+            return Ok(self.done(key, started, 0, None, 0, 0));
         }
         let uid = podset.metadata.uid.clone().unwrap_or_default();
         let pods: Vec<Arc<Pod>> = self
@@ -270,13 +273,14 @@ impl Reconciler {
         }
         match ReconcileError::several(errors) {
             Some(error) => Err(error),
-            None => Ok(self.done(key, generation, Some(status), created, deleted)),
+            None => Ok(self.done(key, started, generation, Some(status), created, deleted)),
         }
     }
 
     fn done(
         &self,
         key: &str,
+        started: Instant,
         generation: i64,
         status: Option<PodSetStatus>,
         created: usize,
@@ -288,6 +292,7 @@ impl Reconciler {
             status,
             created,
             deleted,
+            started,
             at: Instant::now(),
         };
         if let Some(observer) = &self.observer {
