@@ -131,7 +131,11 @@ fn at_path<'a>(object: &'a Value, path: &str) -> Option<&'a Value> {
         .and_then(|p| p.strip_suffix('}'))
         .unwrap_or(path);
     let mut value = object;
-    for segment in path.trim_start_matches('.').split('.').filter(|s| !s.is_empty()) {
+    for segment in path
+        .trim_start_matches('.')
+        .split('.')
+        .filter(|s| !s.is_empty())
+    {
         let (field, indexes) = match segment.find('[') {
             Some(at) => (&segment[..at], &segment[at..]),
             None => (segment, ""),
@@ -286,11 +290,9 @@ fn cell(resource: &ResourceType, column: &Column, object: &Value, now: jiff::Tim
             ("events", "Last Seen") => event_last_seen(object, now),
             ("events", "First Seen") => json!(age(object["firstTimestamp"].as_str(), now)),
             ("events", "Count") => json!(object["count"].as_i64().unwrap_or(1).to_string()),
-            ("events", "Subobject") => json!(
-                object["involvedObject"]["fieldPath"]
-                    .as_str()
-                    .unwrap_or("")
-            ),
+            ("events", "Subobject") => {
+                json!(object["involvedObject"]["fieldPath"].as_str().unwrap_or(""))
+            }
             ("events", "Source") => {
                 let component = object["source"]["component"].as_str().unwrap_or("");
                 json!(match object["source"]["host"].as_str() {
@@ -408,7 +410,10 @@ mod tests {
             .iter()
             .map(|c| c["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["Name", "Desired", "Ready", "Image", "Paused", "Age"]);
+        assert_eq!(
+            names,
+            ["Name", "Desired", "Ready", "Image", "Paused", "Age"]
+        );
         assert_eq!(t["columnDefinitions"][0]["format"], "name");
         assert_eq!(t["columnDefinitions"][1]["type"], "integer");
         assert_eq!(t["columnDefinitions"][3]["priority"], 1);
@@ -426,7 +431,8 @@ mod tests {
         let crd = json!({"spec": {"group": "demo.example", "names": {"plural": "things", "kind": "Thing"},
             "versions": [{"name": "v1"}]}});
         let resource = crate::crd::resource_types(&crd).remove(0);
-        let object = json!({"metadata": {"name": "a", "creationTimestamp": "2020-01-01T00:00:00Z"}});
+        let object =
+            json!({"metadata": {"name": "a", "creationTimestamp": "2020-01-01T00:00:00Z"}});
         let t = table(&resource, &[&object], "1", None, true);
         assert_eq!(t["columnDefinitions"][1]["name"], "Age");
         assert_eq!(t["columnDefinitions"][1]["type"], "date");
@@ -448,7 +454,10 @@ mod tests {
             .iter()
             .map(|c| (c["name"].as_str().unwrap(), c["priority"].as_i64().unwrap()))
             .collect();
-        assert_eq!(&shown[..4], [("Last Seen", 0), ("Type", 0), ("Reason", 0), ("Object", 0)]);
+        assert_eq!(
+            &shown[..4],
+            [("Last Seen", 0), ("Type", 0), ("Reason", 0), ("Object", 0)]
+        );
         assert_eq!(shown[9], ("Name", 1));
         let cells = &t["rows"][0]["cells"];
         assert!(cells[0].as_str().unwrap().ends_with('d'));
