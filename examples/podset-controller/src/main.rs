@@ -34,7 +34,7 @@ fn number<T: std::str::FromStr>(text: &str, flag: &str) -> Result<T, String> {
 
 enum Command {
     Demo(DemoOptions),
-    Run(RunOptions),
+    Run(Box<RunOptions>),
     Bench(BenchOptions),
 }
 
@@ -102,7 +102,7 @@ fn parse() -> Result<Command, String> {
                     other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
                 }
             }
-            Ok(Command::Run(options))
+            Ok(Command::Run(Box::new(options)))
         }
         Some(_) => {
             let mut options = BenchOptions::default();
@@ -178,7 +178,7 @@ async fn main() -> ExitCode {
         }
         Command::Run(options) => {
             init_tracing(tracing::Level::INFO);
-            run(options).await
+            run(*options).await
         }
         Command::Bench(options) => {
             init_tracing(tracing::Level::ERROR);

@@ -141,8 +141,11 @@ impl<K: kube_apimachinery::Object + Send + Sync + 'static> InformerProbe for Pro
 /// `informer_handler_pending`, `informer_handler_dropped_total`, labelled by `resource`.
 #[derive(Clone, Default)]
 pub struct InformerMetrics {
-    probes: Arc<Mutex<Vec<(&'static str, Arc<dyn InformerProbe>)>>>,
+    probes: Arc<Mutex<Vec<Named>>>,
 }
+
+/// An informer's probe and its `resource` label.
+type Named = (&'static str, Arc<dyn InformerProbe>);
 
 impl std::fmt::Debug for InformerMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
