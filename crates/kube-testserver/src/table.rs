@@ -49,7 +49,15 @@ impl Column {
             name: Cow::Owned(column.name.clone()),
             type_: Cow::Owned(column.type_.clone()),
             format: Cow::Owned(column.format.clone()),
-            description: Cow::Owned(column.description.clone()),
+            // apiextensions-apiserver describes a column without a description by its path.
+            description: Cow::Owned(if column.description.is_empty() {
+                format!(
+                    "Custom resource definition column (in JSONPath format): {}",
+                    column.json_path
+                )
+            } else {
+                column.description.clone()
+            }),
             priority: column.priority,
             json_path: Some(column.json_path.clone()),
         }
@@ -175,12 +183,20 @@ fn custom_cell(column: &Column, path: &str, object: &Value, now: jiff::Timestamp
     }
 }
 
-/// `lastTimestamp`, else `eventTime`, else `firstTimestamp`, as an age (kubectl's Last Seen).
+/// `lastTimestamp`, else `eventTime`, else `firstTimestamp`, as an age, and `(xN over AGE)`
+/// for a repeated event (kube-apiserver's Last Seen).
 fn event_last_seen(object: &Value, now: jiff::Timestamp) -> Value {
     let at = ["lastTimestamp", "eventTime", "firstTimestamp"]
         .iter()
         .find_map(|k| object[*k].as_str());
-    json!(age(at, now))
+    let last = age(at, now);
+    match object["count"].as_i64() {
+        Some(count) if count > 1 => {
+            let first = age(object["firstTimestamp"].as_str().or(at), now);
+            json!(format!("{last} (x{count} over {first})"))
+        }
+        _ => json!(last),
+    }
 }
 
 /// kubectl's short duration format (`5s`, `3m`, `2h`, `4d`).
@@ -416,6 +432,10 @@ mod tests {
         );
         assert_eq!(t["columnDefinitions"][0]["format"], "name");
         assert_eq!(t["columnDefinitions"][1]["type"], "integer");
+        assert_eq!(
+            t["columnDefinitions"][1]["description"],
+            "Custom resource definition column (in JSONPath format): .spec.replicas"
+        );
         assert_eq!(t["columnDefinitions"][3]["priority"], 1);
         let cells = &t["rows"][0]["cells"];
         assert_eq!(cells[0], "web");
@@ -460,7 +480,11 @@ mod tests {
         );
         assert_eq!(shown[9], ("Name", 1));
         let cells = &t["rows"][0]["cells"];
-        assert!(cells[0].as_str().unwrap().ends_with('d'));
+        let last_seen = cells[0].as_str().unwrap();
+        assert!(
+            last_seen.contains("d (x2 over ") && last_seen.ends_with("d)"),
+            "{last_seen}"
+        );
         assert_eq!(cells[3], "podset/web");
         assert_eq!(cells[5], "podset-controller");
         assert_eq!(cells[6], "Created pod: web-0");

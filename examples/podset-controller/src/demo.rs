@@ -448,15 +448,17 @@ async fn story_steps(
         .delete(&victim, &DeleteParams::default())
         .await
         .map_err(api_error("deleting a pod by hand"))?;
-    let before: HashSet<String> = observed.active.iter().map(|p| p.0.clone()).collect();
+    let before: HashSet<String> = observed.active.iter().map(|p| p.1.clone()).collect();
     let observed = demo
         .converge(5, |o| o.active.iter().all(|p| p.1 != victim_uid))
         .await?;
-    let new: Vec<&str> = observed
+    // A new uid: on a cluster where the deleted pod is gone at once (no kubelet to wait for),
+    // its replacement may take the same name.
+    let new: Vec<String> = observed
         .active
         .iter()
-        .map(|p| p.0.as_str())
-        .filter(|n| !before.contains(*n))
+        .filter(|p| !before.contains(&p.1))
+        .map(|p| format!("{} (uid {})", p.0, &p.1[..8.min(p.1.len())]))
         .collect();
     demo.story.verified(&format!(
         "{victim} (uid {}) is gone and was replaced by {}: {}",
@@ -491,14 +493,14 @@ async fn story_steps(
         .begin(&format!("events of PodSet {PODSET} (kubectl get events)"));
     let events = wait_events(demo, 6, 3).await?;
     print!("{}", events_table(&events));
-    let creates = events
-        .iter()
-        .filter(|e| e.reason.as_deref() == Some("SuccessfulCreate"))
-        .count();
-    let deletes = events
-        .iter()
-        .filter(|e| e.reason.as_deref() == Some("SuccessfulDelete"))
-        .count();
+    let total = |reason: &str| -> i32 {
+        events
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some(reason))
+            .map(|e| e.count.unwrap_or(1))
+            .sum()
+    };
+    let (creates, deletes) = (total("SuccessfulCreate"), total("SuccessfulDelete"));
     demo.story.verified(&format!(
         "{creates} SuccessfulCreate and {deletes} SuccessfulDelete events on PodSet {PODSET}"
     ));
@@ -585,11 +587,13 @@ async fn wait_events(demo: &Demo, creates: usize, deletes: usize) -> Result<Vec<
             .list(&ListParams::default().fields(&selector))
             .await
             .map_err(api_error("listing events"))?;
+        // Identical events (a pod of the same name created twice) are one event with a count.
         let count = |reason: &str| {
             list.items
                 .iter()
                 .filter(|e| e.reason.as_deref() == Some(reason))
-                .count()
+                .map(|e| usize::try_from(e.count.unwrap_or(1)).unwrap_or(1))
+                .sum::<usize>()
         };
         if count("SuccessfulCreate") >= creates && count("SuccessfulDelete") >= deletes {
             let mut items = list.items;
@@ -607,8 +611,8 @@ async fn wait_events(demo: &Demo, creates: usize, deletes: usize) -> Result<Vec<
     }
 }
 
-fn age(event: &Event) -> String {
-    let Some(at) = event.last_timestamp.as_ref().map(|t| t.0) else {
+fn since(at: Option<jiff::Timestamp>) -> String {
+    let Some(at) = at else {
         return "<unknown>".into();
     };
     let seconds = jiff::Timestamp::now().duration_since(at).as_secs().max(0);
@@ -616,6 +620,18 @@ fn age(event: &Event) -> String {
         format!("{seconds}s")
     } else {
         format!("{}m", seconds / 60)
+    }
+}
+
+/// kubectl's Last Seen: the age of the last occurrence, and `(xN over AGE)` for repeats.
+fn age(event: &Event) -> String {
+    let last = since(event.last_timestamp.as_ref().map(|t| t.0));
+    match event.count {
+        Some(count) if count > 1 => format!(
+            "{last} (x{count} over {})",
+            since(event.first_timestamp.as_ref().map(|t| t.0))
+        ),
+        _ => last,
     }
 }
 
