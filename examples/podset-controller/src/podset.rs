@@ -7,6 +7,8 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube_flowcontrol::RealClock;
+use kube_flowcontrol::wait::{WaitError, poll_immediate};
 use kube_rest::{Api, Client, PostParams};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -245,24 +247,31 @@ pub async fn install_crd(client: &Client, timeout: Duration) -> Result<Installed
         },
     };
     let podsets: Api<PodSet> = Api::all_namespaces(client.clone());
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let crd = crds.get(CRD_NAME).await.map_err(|source| CrdError::Api {
+    let (crds, podsets) = (&crds, &podsets);
+    // Established, and the resource answers (client-go's wait.PollImmediate).
+    let served = poll_immediate(
+        &RealClock,
+        Duration::from_millis(100),
+        timeout,
+        || async move {
+            let crd = crds.get(CRD_NAME).await?;
+            Ok::<_, kube_rest::Error>(
+                established(&crd)
+                    && podsets
+                        .list(&kube_rest::ListParams::default().limit(1))
+                        .await
+                        .is_ok(),
+            )
+        },
+    )
+    .await;
+    match served {
+        Ok(()) => Ok(installed),
+        Err(WaitError::Condition(source)) => Err(CrdError::Api {
             what: "reading the PodSet CRD",
             source,
-        })?;
-        if established(&crd)
-            && podsets
-                .list(&kube_rest::ListParams::default().limit(1))
-                .await
-                .is_ok()
-        {
-            return Ok(installed);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(CrdError::NotEstablished(timeout));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        }),
+        Err(_) => Err(CrdError::NotEstablished(timeout)),
     }
 }
 
