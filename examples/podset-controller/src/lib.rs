@@ -9,7 +9,7 @@
 //! | a rate-limited workqueue with several workers and per-key backoff | kube-workqueue |
 //! | events on the PodSet for every create, delete and failure | kube-record |
 //! | leader election on a Lease, `/healthz` | kube-leader |
-//! | client-side throttling, backoff, clocks | kube-flowcontrol |
+//! | waiting for the CRD (`wait::poll_immediate`); the throttle and backoff under kube-rest and kube-workqueue | kube-flowcontrol |
 //! | the demo's status line | kube-jsonpath |
 //! | the demo's embedded API server and simulated kubelet | kube-testserver |
 //!
