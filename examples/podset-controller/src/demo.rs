@@ -388,8 +388,13 @@ async fn story_steps(
         }
         replicas.push(replica);
     }
-    // Give the second one a few retry periods to (not) take the Lease.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // The second one observes the holder at its first try; then give it a few more retry
+    // periods to (not) take the Lease.
+    let observed_by = Instant::now() + Duration::from_secs(10);
+    while replicas[1].observed_leader() != replicas[0].identity() && Instant::now() < observed_by {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     let leaders: Vec<&str> = replicas
         .iter()
         .filter(|r| r.is_leading())
