@@ -260,7 +260,10 @@ pub async fn run(options: BenchOptions) -> Result<(), BenchError> {
     cancel.cancel();
     let _ = run.await;
     factory.shutdown().await;
+    let counters = broadcaster.counters();
     let report = broadcaster.shutdown().await;
-    println!("events: {report:?}");
+    println!(
+        "events: {counters:?} (a burst beyond client-go's 1000 queued events is dropped and counted); {report:?}"
+    );
     Ok(())
 }
