@@ -1,9 +1,12 @@
-//! `cargo xtask e2e [--embedded | --kubeconfig PATH | --kind]`: end-to-end checks.
+//! `cargo xtask e2e [--embedded | --kubeconfig PATH | --kind | --envtest]`: end-to-end checks.
 //!
 //! * The examples (each exits non-zero on a wrong result) run against the chosen target:
 //!   `--embedded`, an in-process kube-testserver (the default when no cluster is configured);
 //!   `--kubeconfig PATH`, or the current context of `$KUBECONFIG`/`~/.kube/config`; `--kind`,
-//!   a kind cluster, when `kind` and a Docker engine are present (otherwise exit code 2).
+//!   a kind cluster, when `kind` and a Docker engine are present (otherwise exit code 2);
+//!   `--envtest`, a real kube-apiserver and etcd started from `$KUBEBUILDER_ASSETS` as
+//!   controller-runtime's envtest does (see [`crate::envtest`]); examples that need a kubelet
+//!   are skipped there, with the reason printed.
 //! * With the embedded target, a real kubectl (a client nobody here wrote) also drives the
 //!   kube-testserver binary, `kubectl port-forward` included (the nginx page fetched through
 //!   the tunneled WebSocket and through plain SPDY).
@@ -58,6 +61,7 @@ enum Target {
     Embedded,
     Kubeconfig(Option<PathBuf>),
     Kind,
+    Envtest,
 }
 
 /// An example run as an end-to-end check.
@@ -180,6 +184,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
             args.get(1).ok_or("--kubeconfig needs a path")?,
         ))),
         Some("--kind") => Target::Kind,
+        Some("--envtest") => Target::Envtest,
         Some(other) => return Err(format!("unknown e2e option {other}")),
     };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
@@ -187,6 +192,8 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let mut passed = 0;
     // Deletes the kind cluster (if one was created) when this function returns.
     let mut kind_cluster: Option<KindCluster> = None;
+    // Stops etcd and kube-apiserver (if started) when this function returns.
+    let mut control_plane: Option<crate::envtest::ControlPlane> = None;
     let kubeconfig = match &target {
         // A kubeconfig path that does not exist: the examples fall back to kube-testserver.
         Target::Embedded => Some(std::env::temp_dir().join("kube-e2e-no-cluster-config")),
@@ -224,6 +231,13 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
             kind_cluster = Some(KindCluster);
             Some(path)
         }
+        Target::Envtest => {
+            let assets = crate::envtest::find_assets(&|name| std::env::var_os(name))?;
+            let plane = crate::envtest::start(&assets)?;
+            let path = plane.kubeconfig.clone();
+            control_plane = Some(plane);
+            Some(path)
+        }
     };
     for example in EXAMPLES {
         let Example {
@@ -243,6 +257,12 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
         let label = label.trim_end();
         if *embedded_only && !matches!(target, Target::Embedded) {
             println!("SKIP example {label}: embedded server only");
+            continue;
+        }
+        if matches!(target, Target::Envtest)
+            && let Some(reason) = crate::envtest::needs_kubelet(package, name)
+        {
+            println!("SKIP example {label}: {reason}");
             continue;
         }
         eprintln!("== example {label}");
@@ -299,6 +319,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
         }
     }
     drop(kind_cluster);
+    drop(control_plane);
     if failures.is_empty() {
         Ok(())
     } else {
