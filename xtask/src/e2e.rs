@@ -67,6 +67,7 @@ enum Target {
 /// An example run as an end-to-end check.
 struct Example {
     package: &'static str,
+    /// The example's name; empty: the package's binary (the flagship).
     example: &'static str,
     args: &'static [&'static str],
     /// The exit code it must end with.
@@ -80,6 +81,17 @@ struct Example {
 }
 
 const EXAMPLES: &[Example] = &[
+    // The flagship, the README's first command: two leader-elected replicas of the PodSet
+    // controller; convergence, scaling, a pod deleted by hand, failover, events, metrics.
+    Example {
+        package: "podset-controller",
+        example: "",
+        args: &[],
+        code: 0,
+        expect: "podset demo passed",
+        embedded_only: false,
+        features: "",
+    },
     Example {
         package: "kube-rest",
         example: "pod_lifecycle",
@@ -237,7 +249,11 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
             embedded_only,
             features,
         } = example;
-        let label = format!("{package}/{name} {}", args.join(" "));
+        let label = format!(
+            "{package}/{} {}",
+            if name.is_empty() { "main" } else { name },
+            args.join(" ")
+        );
         let label = label.trim_end();
         if *embedded_only && !matches!(target, Target::Embedded) {
             println!("SKIP example {label}: embedded server only");
@@ -253,7 +269,12 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
         let mut command = Command::new(&cargo);
         command
             .current_dir(root)
-            .args(["run", "-q", "-p", package, "--example", name])
+            .args(["run", "-q", "-p", package])
+            .args(if name.is_empty() {
+                vec![]
+            } else {
+                vec!["--example", name]
+            })
             .args(if features.is_empty() {
                 Vec::new()
             } else {
@@ -798,6 +819,7 @@ fn kubectl_against_testserver(root: &Path) -> Result<(), String> {
             tally.failures.push("watch deletion".into());
         }
     }
+    kubectl_podsets(root, &kubectl, &kubeconfig, &work, &mut tally)?;
     steps = vec![
         step("gone", &["get", "pod", "web"], false, "NotFound"),
         step(
@@ -819,6 +841,141 @@ fn kubectl_against_testserver(root: &Path) -> Result<(), String> {
     } else {
         Err(format!("e2e failures: {}", tally.failures.join(", ")))
     }
+}
+
+const PODSET: &str = "apiVersion: demo.kube-toolkit.dev/v1\nkind: PodSet\nmetadata:\n  name: shop\nspec:\n  replicas: 3\n  template:\n    metadata:\n      labels:\n        app: shop\n    spec:\n      containers:\n      - name: main\n        image: nginx:1.27\n";
+
+/// The flagship controller (`podset-controller run`) against the kube-testserver binary, and
+/// kubectl on its custom resource: the CRD's printer columns, `describe` with the events.
+fn kubectl_podsets(
+    root: &Path,
+    kubectl: &Path,
+    kubeconfig: &Path,
+    work: &Path,
+    tally: &mut Tally,
+) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    eprintln!("== building podset-controller");
+    let built = Command::new(&cargo)
+        .current_dir(root)
+        .args(["build", "-q", "-p", "podset-controller"])
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !built.success() {
+        return Err("building podset-controller failed".into());
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let controller = Command::new(target.join("debug").join("podset-controller"))
+        .arg("run")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["--metrics-address", &format!("127.0.0.1:{}", free_port()?)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start podset-controller: {e}"))?;
+    let _controller = Server(controller);
+    let podset = work.join("podset.yaml");
+    write_file(&podset, PODSET)?;
+    let p = podset.display().to_string();
+    // The controller installs its CRD at start: wait for kubectl to know the resource.
+    let started = Instant::now();
+    while !Command::new(kubectl)
+        .env("KUBECONFIG", kubeconfig)
+        .args(["get", "podsets"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        if started.elapsed() > Duration::from_secs(60) {
+            println!("FAIL podset CRD: the controller did not install it within 60 s");
+            tally.failures.push("podset CRD".into());
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let steps = vec![
+        step(
+            "create podset",
+            &["apply", "-f", &p],
+            true,
+            "podset.demo.kube-toolkit.dev/shop created",
+        ),
+        step(
+            "podset converges",
+            &[
+                "wait",
+                "--for=jsonpath={.status.readyReplicas}=3",
+                "podset/shop",
+                "--timeout=30s",
+            ],
+            true,
+            "condition met",
+        ),
+        step(
+            "get podsets (printer columns)",
+            &["get", "podsets"],
+            true,
+            "DESIRED   CURRENT   READY",
+        ),
+        step(
+            "get podsets (values)",
+            &["get", "ps", "shop"],
+            true,
+            "3         3         3",
+        ),
+        step(
+            "owned pods",
+            &[
+                "get",
+                "pods",
+                "-l",
+                "demo.kube-toolkit.dev/podset=shop",
+                "-o",
+                "name",
+            ],
+            true,
+            "pod/shop-2",
+        ),
+        step(
+            "describe podset (events)",
+            &["describe", "podset", "shop"],
+            true,
+            "Created pod: shop-0",
+        ),
+        step(
+            "get events (columns)",
+            &[
+                "get",
+                "events",
+                "--field-selector",
+                "involvedObject.kind=PodSet",
+            ],
+            true,
+            "SuccessfulCreate   podset/shop",
+        ),
+        step(
+            "delete podset",
+            &["delete", "podset", "shop"],
+            true,
+            "deleted",
+        ),
+        step(
+            "delete its pods",
+            &[
+                "delete",
+                "pods",
+                "-l",
+                "demo.kube-toolkit.dev/podset=shop",
+                "--grace-period=0",
+            ],
+            true,
+            "deleted",
+        ),
+    ];
+    run_kubectl(kubectl, kubeconfig, &steps, tally);
+    Ok(())
 }
 
 /// Runs `kubectl port-forward pod/web LOCAL:80` in the background (with

@@ -666,6 +666,14 @@ impl ApiServer {
             Some(token) => Some(decode_continue(token)?),
             None => None,
         };
+        // kube-apiserver's watch cache answers resourceVersion=0 (any match but Exact) and
+        // ignores the limit: the whole list in one page, without a continue token (seen on
+        // v1.35; client-go's reflector lists so first).
+        let limit = if continue_token.is_none() && rv == Some(0) && rv_match != "Exact" {
+            0
+        } else {
+            limit
+        };
         let at_rv = match (&continue_token, rv, rv_match) {
             (Some(token), _, _) => Some(token.rv),
             (None, Some(rv), "Exact") if rv > 0 => Some(rv),
