@@ -159,7 +159,8 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
             eprintln!("== building kube-testserver and chaos-client");
             let mut packages = vec!["build", "-p", "kube-testserver", "-p", "chaos-client"];
-            if options.scenarios.iter().any(|s| s == "flagship") {
+            // Built whenever present, so that every selection builds the same feature set.
+            if available(root).contains(&"flagship") {
                 packages.extend(["-p", "podset-controller"]);
             }
             let built = Command::new(&cargo)

@@ -148,10 +148,14 @@ where
         seen.live.iter().map(|(k, v)| (k.clone(), *v)).collect()
     }
 
-    /// Waits (up to `limit`) for the cache and the handler's view to equal the server's
+    /// Waits (until `deadline`) for the cache and the handler's view to equal the server's
     /// state, then checks them.
-    async fn check(&self, client: &Client, limit: Duration, report: &mut Report) -> Result<()> {
-        let deadline = tokio::time::Instant::now() + limit;
+    async fn check(
+        &self,
+        client: &Client,
+        deadline: tokio::time::Instant,
+        report: &mut Report,
+    ) -> Result<()> {
         let (mut truth, mut cache, mut handled);
         loop {
             truth = self.truth(client).await?;
@@ -229,7 +233,9 @@ pub async fn run(options: &Options) -> Result<()> {
     // The faults are over: a fresh client (not the informers' connections) reads the truth.
     let truth_client = options.client()?;
     let mut report = Report::default();
-    let limit = Duration::from_secs(60);
+    // A reflector that failed many times in a row may sleep up to 60 s (client-go's backoff:
+    // 30 s at most, jitter 1.0) before it lists again: the caches get two minutes in all.
+    let limit = tokio::time::Instant::now() + Duration::from_secs(120);
     let started = std::time::Instant::now();
     configmaps.check(&truth_client, limit, &mut report).await?;
     secrets.check(&truth_client, limit, &mut report).await?;

@@ -25,6 +25,10 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing_subscriber::filter::LevelFilter::INFO)
+        .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((scenario, rest)) = args.split_first() else {
         eprintln!(
