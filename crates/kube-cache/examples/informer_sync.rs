@@ -311,9 +311,9 @@ where
     L: kube_cache::ListerWatcher<K>,
 {
     let informer: SharedIndexInformer<K> = informer
-            .streaming_list(options.streaming)
-            .drop_managed_fields(!options.keep_managed_fields)
-            .build();
+        .streaming_list(options.streaming)
+        .drop_managed_fields(!options.keep_managed_fields)
+        .build();
     let cancel = CancellationToken::new();
     let run = {
         let informer = informer.clone();
