@@ -149,6 +149,7 @@ async fn streaming_list_and_the_plain_api_decoding_every_field() {
         (1, 0, 1),
         "{stats:?}"
     );
+    assert!(!handle.last_sync_resource_version().is_empty());
     create(&api, ["late".to_string()]).await;
     wait_for("the event", || store.len() == 26).await;
     cancel.cancel();

@@ -7,8 +7,9 @@ pub(crate) mod stream_list;
 
 use bytes::Bytes;
 use futures_core::Stream;
-use kube_apimachinery::{ListMeta, ObjectList};
-use serde::Deserialize;
+use kube_apimachinery::ListMeta;
+#[cfg(feature = "rest")]
+use kube_apimachinery::ObjectList;
 use serde::de::DeserializeOwned;
 
 pub use skip::WithoutManagedFields;
@@ -82,9 +83,10 @@ where
     })
 }
 
+#[cfg(feature = "rest")]
 /// The `metadata` of a list without decoding its items (they are scanned, not built).
 pub(crate) fn peek_list_meta(bytes: &[u8]) -> Result<ListMeta, serde_json::Error> {
-    #[derive(Deserialize)]
+    #[derive(serde::Deserialize)]
     struct Peek {
         #[serde(default)]
         metadata: ListMeta,
@@ -92,6 +94,7 @@ pub(crate) fn peek_list_meta(bytes: &[u8]) -> Result<ListMeta, serde_json::Error
     serde_json::from_slice::<Peek>(bytes).map(|p| p.metadata)
 }
 
+#[cfg(feature = "rest")]
 /// Decodes a whole page, with or without managedFields.
 pub(crate) fn decode_page<K: DeserializeOwned>(
     bytes: &[u8],
@@ -106,6 +109,7 @@ pub(crate) fn decode_page<K: DeserializeOwned>(
     }
 }
 
+#[cfg(feature = "rest")]
 /// A decoded list as a [`ListPage`], its items mapped by `f`.
 pub(crate) fn into_page<T, K>(list: ObjectList<T>, f: impl Fn(T) -> K) -> ListPage<K> {
     let ObjectList { metadata, items } = list;
