@@ -73,83 +73,94 @@ fn setup() -> Setup {
         .enable_all()
         .build()
         .expect("runtime");
-    let (server, echo, forwarder, forwarding, warm, kube_forwarder, kube_pods) = rt.block_on(async {
-        let server = TestServer::builder()
-            .simulated_kubelet(Some(Duration::from_millis(1)))
-            .start()
-            .await
-            .expect("server");
-        let kubeconfig =
-            Kubeconfig::parse(&server.kubeconfig_yaml(), Path::new("/bench")).expect("kubeconfig");
-        let config = Config::from_kubeconfig(&kubeconfig)
-            .expect("config")
-            .without_throttle();
-        let client = Client::try_from_config(config).expect("client");
-        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-        let pod = Pod {
-            metadata: ObjectMeta {
-                name: Some("bench".into()),
-                ..ObjectMeta::default()
-            },
-            spec: Some(PodSpec {
-                containers: vec![Container {
-                    name: "main".into(),
-                    image: Some("registry.example/echo:1".into()),
-                    ports: Some(vec![ContainerPort {
-                        container_port: PORT.into(),
-                        ..ContainerPort::default()
-                    }]),
-                    ..Container::default()
-                }],
-                ..PodSpec::default()
-            }),
-            ..Pod::default()
-        };
-        pods.create(&PostParams::default(), &pod)
-            .await
-            .expect("pod");
-        loop {
-            let pod = pods.get("bench").await.expect("get");
-            if pod.status.and_then(|s| s.phase).as_deref() == Some("Running") {
-                break;
+    let (server, echo, forwarder, forwarding, warm, kube_forwarder, kube_pods) =
+        rt.block_on(async {
+            let server = TestServer::builder()
+                .simulated_kubelet(Some(Duration::from_millis(1)))
+                .start()
+                .await
+                .expect("server");
+            let kubeconfig = Kubeconfig::parse(&server.kubeconfig_yaml(), Path::new("/bench"))
+                .expect("kubeconfig");
+            let config = Config::from_kubeconfig(&kubeconfig)
+                .expect("config")
+                .without_throttle();
+            let client = Client::try_from_config(config).expect("client");
+            let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+            let pod = Pod {
+                metadata: ObjectMeta {
+                    name: Some("bench".into()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(PodSpec {
+                    containers: vec![Container {
+                        name: "main".into(),
+                        image: Some("registry.example/echo:1".into()),
+                        ports: Some(vec![ContainerPort {
+                            container_port: PORT.into(),
+                            ..ContainerPort::default()
+                        }]),
+                        ..Container::default()
+                    }],
+                    ..PodSpec::default()
+                }),
+                ..Pod::default()
+            };
+            pods.create(&PostParams::default(), &pod)
+                .await
+                .expect("pod");
+            loop {
+                let pod = pods.get("bench").await.expect("get");
+                if pod.status.and_then(|s| s.phase).as_deref() == Some("Running") {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let echo = echo_server().await;
-        server.route_pod_port("default", "bench", PORT, echo);
-        let forwarder = PortForwarder::builder(PodDialer::new(client.clone(), "default", "bench"))
+            let echo = echo_server().await;
+            server.route_pod_port("default", "bench", PORT, echo);
+            let forwarder =
+                PortForwarder::builder(PodDialer::new(client.clone(), "default", "bench"))
+                    .addresses(["127.0.0.1"])
+                    .port(format!(":{PORT}"))
+                    .build()
+                    .expect("forwarder");
+            let forwarding = forwarder.forward().await.expect("forward");
+            let warm = PortForwarder::builder(PodDialer::new(client, "default", "bench"))
+                .addresses(["127.0.0.1"])
+                .port(format!(":{PORT}"))
+                .warm_streams(true)
+                .build()
+                .expect("forwarder")
+                .forward()
+                .await
+                .expect("forward");
+            let kube_kubeconfig =
+                kube::config::Kubeconfig::from_yaml(&server.kubeconfig_yaml()).expect("kubeconfig");
+            let kube_config =
+                kube::Config::from_custom_kubeconfig(kube_kubeconfig, &Default::default())
+                    .await
+                    .expect("kube-rs config");
+            let kube_client = kube::Client::try_from(kube_config).expect("kube-rs client");
+            let kube_forwarder = PortForwarder::builder(kube_portforward::kube::PodDialer::new(
+                kube_client.clone(),
+                "default",
+                "bench",
+            ))
             .addresses(["127.0.0.1"])
             .port(format!(":{PORT}"))
             .build()
             .expect("forwarder");
-        let forwarding = forwarder.forward().await.expect("forward");
-        let warm = PortForwarder::builder(PodDialer::new(client, "default", "bench"))
-            .addresses(["127.0.0.1"])
-            .port(format!(":{PORT}"))
-            .warm_streams(true)
-            .build()
-            .expect("forwarder")
-            .forward()
-            .await
-            .expect("forward");
-        let kube_kubeconfig =
-            kube::config::Kubeconfig::from_yaml(&server.kubeconfig_yaml()).expect("kubeconfig");
-        let kube_config = kube::Config::from_custom_kubeconfig(kube_kubeconfig, &Default::default())
-            .await
-            .expect("kube-rs config");
-        let kube_client = kube::Client::try_from(kube_config).expect("kube-rs client");
-        let kube_forwarder = PortForwarder::builder(kube_portforward::kube::PodDialer::new(
-            kube_client.clone(),
-            "default",
-            "bench",
-        ))
-        .addresses(["127.0.0.1"])
-        .port(format!(":{PORT}"))
-        .build()
-        .expect("forwarder");
-        let kube_pods = kube::Api::<Pod>::namespaced(kube_client, "default");
-        (server, echo, forwarder, forwarding, warm, kube_forwarder, kube_pods)
-    });
+            let kube_pods = kube::Api::<Pod>::namespaced(kube_client, "default");
+            (
+                server,
+                echo,
+                forwarder,
+                forwarding,
+                warm,
+                kube_forwarder,
+                kube_pods,
+            )
+        });
     Setup {
         rt,
         echo,

@@ -16,7 +16,7 @@ const REWATCH_DELAY: Duration = Duration::from_secs(1);
 /// One event of a watch of the forwarded pod.
 pub(crate) enum PodEvent {
     /// Added or modified.
-    Changed(Pod),
+    Changed(Box<Pod>),
     /// Deleted.
     Deleted,
     /// A bookmark at this resourceVersion.
@@ -140,7 +140,7 @@ pub(crate) async fn watch_until_lost(
                     if let Some(error) = judge(source, &pod, Some(&uid)) {
                         return error;
                     }
-                    if let Some(rv) = pod.metadata.resource_version {
+                    if let Some(rv) = pod.metadata.resource_version.clone() {
                         resource_version = rv;
                     }
                 }

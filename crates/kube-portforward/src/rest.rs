@@ -87,7 +87,9 @@ impl PodSource for PodDialer {
                 .await
                 .map_err(source_error)?;
             let events: PodEvents = Box::pin(events.map(|event| match event {
-                Ok(WatchEvent::Added(pod) | WatchEvent::Modified(pod)) => PodEvent::Changed(pod),
+                Ok(WatchEvent::Added(pod) | WatchEvent::Modified(pod)) => {
+                    PodEvent::Changed(Box::new(pod))
+                }
                 Ok(WatchEvent::Deleted(_)) => PodEvent::Deleted,
                 Ok(WatchEvent::Bookmark(bookmark)) => PodEvent::Bookmark(bookmark.resource_version),
                 Ok(WatchEvent::Error(status)) => PodEvent::Error {
