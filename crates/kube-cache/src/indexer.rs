@@ -223,13 +223,10 @@ impl<K: Object + Send + Sync + 'static> Indexer<K> {
 
     /// Every object, in no particular order (client-go's `List`).
     pub fn list(&self) -> Vec<Arc<K>> {
-        self.shared
-            .store
-            .read()
-            .items
-            .values()
-            .map(|entry| Arc::clone(&entry.obj))
-            .collect()
+        let store = self.shared.store.read();
+        let mut out = Vec::with_capacity(store.items.len());
+        out.extend(store.objects().cloned());
+        out
     }
 
     /// Every key, in no particular order (client-go's `ListKeys`).
@@ -258,8 +255,8 @@ impl<K: Object + Send + Sync + 'static> Indexer<K> {
     /// reads this indexer as its known objects from inside it: the queue takes its own lock
     /// before this one, so the reverse order can deadlock.
     pub fn for_each(&self, mut f: impl FnMut(&Arc<K>)) {
-        for entry in self.shared.store.read().items.values() {
-            f(&entry.obj);
+        for obj in self.shared.store.read().objects() {
+            f(obj);
         }
     }
 
@@ -311,15 +308,29 @@ impl<K: Object + Send + Sync + 'static> Indexer<K> {
         let index = store.index(index_name)?;
         let mut values = IndexValues::new();
         (index.func)(obj, &mut values);
-        let mut keys: Set<&Arc<str>> = Set::default();
+        if values.len() == 1 {
+            // One value (the common case): the bucket holds each object once.
+            return Ok(values
+                .iter()
+                .next()
+                .and_then(|value| index.values.get(value))
+                .map(|bucket| {
+                    bucket
+                        .values()
+                        .filter_map(|at| store.obj(*at).cloned())
+                        .collect()
+                })
+                .unwrap_or_default());
+        }
+        let mut found: Set<usize> = Set::default();
         for value in values.iter() {
-            if let Some(set) = index.values.get(value) {
-                keys.extend(set.iter());
+            if let Some(bucket) = index.values.get(value) {
+                found.extend(bucket.values().copied());
             }
         }
-        Ok(keys
+        Ok(found
             .into_iter()
-            .filter_map(|key| store.get(key).cloned())
+            .filter_map(|at| store.obj(at).cloned())
             .collect())
     }
 
@@ -328,9 +339,9 @@ impl<K: Object + Send + Sync + 'static> Indexer<K> {
         let store = self.shared.store.read();
         let index = store.index(index_name)?;
         Ok(match index.values.get(value) {
-            Some(keys) => keys
-                .iter()
-                .filter_map(|key| store.get(key).cloned())
+            Some(bucket) => bucket
+                .values()
+                .filter_map(|at| store.obj(*at).cloned())
                 .collect(),
             None => Vec::new(),
         })
@@ -342,7 +353,7 @@ impl<K: Object + Send + Sync + 'static> Indexer<K> {
         let store = self.shared.store.read();
         let index = store.index(index_name)?;
         let mut keys: Vec<String> = match index.values.get(value) {
-            Some(keys) => keys.iter().map(|k| k.to_string()).collect(),
+            Some(bucket) => bucket.keys().map(|k| k.to_string()).collect(),
             None => Vec::new(),
         };
         drop(store);

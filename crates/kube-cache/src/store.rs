@@ -4,7 +4,10 @@
 //! Each item keeps the values it is indexed under (shared with the index maps), so an update
 //! or a delete never recomputes the old object's values: it compares the new values with the
 //! kept ones, which are hot in cache (one namespace string serves every object in it), and
-//! never reads the old object.
+//! never reads the old object. Objects live in slots (`objs`) that the items and the index
+//! buckets point to: an update swaps the object in its slot and, when its index values stay
+//! the same, touches no index; a read by index goes from bucket to slot to object, with no
+//! lookup per key in the item map.
 
 use std::sync::Arc;
 
@@ -38,17 +41,23 @@ impl Values {
     }
 }
 
-/// A stored object and the values it is indexed under, one [`Values`] per index.
-pub(crate) struct Entry<K> {
-    pub(crate) obj: Arc<K>,
+/// Where a stored object is (its slot in [`Store::objs`]) and the values it is indexed
+/// under, one [`Values`] per index.
+pub(crate) struct Entry {
+    slot: usize,
     values: Box<[Values]>,
 }
 
-/// One index: its function and, for each value, the keys of the items indexed under it.
+/// The items indexed under one value: each item's key and the slot of its object, so a read
+/// by index finds the objects without a lookup per key in the item map, and a write that
+/// keeps an item's values (most updates) leaves the buckets alone.
+pub(crate) type Bucket = Map<Arc<str>, usize>;
+
+/// One index: its function and, for each value, the items indexed under it.
 pub(crate) struct Index<K> {
     pub(crate) name: String,
     pub(crate) func: IndexFn<K>,
-    pub(crate) values: Map<Arc<str>, Set<Arc<str>>>,
+    pub(crate) values: Map<Arc<str>, Bucket>,
 }
 
 impl<K> Index<K> {
@@ -60,9 +69,9 @@ impl<K> Index<K> {
         }
     }
 
-    /// Moves `key` from the values in `slot` to the values of `new` (none when removing),
-    /// and records the new values in `slot`.
-    fn update(&mut self, slot: &mut Values, new: Option<&K>, key: &Arc<str>) {
+    /// Moves the item `key`, whose object is in slot `at`, from the values in `slot` to the
+    /// values of `new` (none when removing), and records the new values in `slot`.
+    fn update(&mut self, slot: &mut Values, new: Option<&K>, key: &Arc<str>, at: usize) {
         let mut new_values = IndexValues::new();
         if let Some(new) = new {
             (self.func)(new, &mut new_values);
@@ -71,9 +80,9 @@ impl<K> Index<K> {
             }
         }
         for value in slot.as_slice() {
-            if let Some(set) = self.values.get_mut(&**value) {
-                set.remove(&**key);
-                if set.is_empty() {
+            if let Some(bucket) = self.values.get_mut(&**value) {
+                bucket.remove(&**key);
+                if bucket.is_empty() {
                     self.values.remove(&**value);
                 }
             }
@@ -81,15 +90,15 @@ impl<K> Index<K> {
         let mut kept: Vec<Arc<str>> = Vec::with_capacity(new_values.len());
         for value in new_values.iter() {
             let shared = match self.values.get_key_value_mut(value) {
-                Some((shared, set)) => {
-                    set.insert(Arc::clone(key));
+                Some((shared, bucket)) => {
+                    bucket.insert(Arc::clone(key), at);
                     Arc::clone(shared)
                 }
                 None => {
                     let shared: Arc<str> = Arc::from(value);
-                    let mut set = Set::default();
-                    set.insert(Arc::clone(key));
-                    self.values.insert(Arc::clone(&shared), set);
+                    let mut bucket = Bucket::default();
+                    bucket.insert(Arc::clone(key), at);
+                    self.values.insert(Arc::clone(&shared), bucket);
                     shared
                 }
             };
@@ -115,7 +124,11 @@ pub(crate) enum LastRv<K> {
 
 /// Items and indices; every method keeps the indices equal to a recomputation from the items.
 pub(crate) struct Store<K> {
-    pub(crate) items: Map<Arc<str>, Entry<K>>,
+    pub(crate) items: Map<Arc<str>, Entry>,
+    /// The objects, by slot; `None` for a free slot (listed in `free`). An update swaps the
+    /// object in its slot, so the index buckets, which hold slots, stay as they are.
+    pub(crate) objs: Vec<Option<Arc<K>>>,
+    free: Vec<usize>,
     pub(crate) indices: Vec<Index<K>>,
     pub(crate) last_rv: LastRv<K>,
 }
@@ -124,6 +137,8 @@ impl<K> Store<K> {
     pub(crate) fn new(indexers: Indexers<K>) -> Result<Store<K>, IndexError> {
         let mut store = Store {
             items: Map::default(),
+            objs: Vec::new(),
+            free: Vec::new(),
             indices: Vec::new(),
             last_rv: LastRv::Unset,
         };
@@ -135,6 +150,8 @@ impl<K> Store<K> {
     pub(crate) fn empty_like(&self) -> Store<K> {
         Store {
             items: Map::default(),
+            objs: Vec::new(),
+            free: Vec::new(),
             indices: self
                 .indices
                 .iter()
@@ -155,7 +172,17 @@ impl<K> Store<K> {
 
     /// The object under `key`.
     pub(crate) fn get(&self, key: &str) -> Option<&Arc<K>> {
-        self.items.get(key).map(|entry| &entry.obj)
+        self.items.get(key).and_then(|entry| self.obj(entry.slot))
+    }
+
+    /// The object in slot `at`.
+    pub(crate) fn obj(&self, at: usize) -> Option<&Arc<K>> {
+        self.objs.get(at).and_then(Option::as_ref)
+    }
+
+    /// Every stored object.
+    pub(crate) fn objects(&self) -> impl Iterator<Item = &Arc<K>> + '_ {
+        self.objs.iter().flatten()
     }
 
     /// Adds or replaces the item under `key`; returns the previous one.
@@ -164,9 +191,11 @@ impl<K> Store<K> {
             Some((existing, entry)) => {
                 let existing = Arc::clone(existing);
                 for (index, slot) in self.indices.iter_mut().zip(entry.values.iter_mut()) {
-                    index.update(slot, Some(&obj), &existing);
+                    index.update(slot, Some(&*obj), &existing, entry.slot);
                 }
-                Some(std::mem::replace(&mut entry.obj, Arc::clone(&obj)))
+                self.objs
+                    .get_mut(entry.slot)
+                    .and_then(|held| held.replace(Arc::clone(&obj)))
             }
             None => {
                 let key: Arc<str> = Arc::from(key);
@@ -179,21 +208,30 @@ impl<K> Store<K> {
         old
     }
 
-    fn new_entry(&mut self, key: &Arc<str>, obj: Arc<K>) -> Entry<K> {
+    fn new_entry(&mut self, key: &Arc<str>, obj: Arc<K>) -> Entry {
+        let at = match self.free.pop() {
+            Some(at) => at,
+            None => {
+                self.objs.push(None);
+                self.objs.len() - 1
+            }
+        };
         let mut values: Box<[Values]> = self.indices.iter().map(|_| Values::None).collect();
         for (index, slot) in self.indices.iter_mut().zip(values.iter_mut()) {
-            index.update(slot, Some(&obj), key);
+            index.update(slot, Some(&*obj), key, at);
         }
-        Entry { obj, values }
+        self.objs[at] = Some(obj);
+        Entry { slot: at, values }
     }
 
     /// Removes the item under `key`; returns it.
     pub(crate) fn remove(&mut self, key: &str) -> Option<Arc<K>> {
         let (key, mut entry) = self.items.remove_entry(key)?;
         for (index, slot) in self.indices.iter_mut().zip(entry.values.iter_mut()) {
-            index.update(slot, None, &key);
+            index.update(slot, None, &key, entry.slot);
         }
-        Some(entry.obj)
+        self.free.push(entry.slot);
+        self.objs.get_mut(entry.slot).and_then(Option::take)
     }
 
     /// Fills the store from scratch (the store must be empty). A key given twice keeps the
@@ -226,7 +264,8 @@ impl<K> Store<K> {
             for (key, entry) in self.items.iter_mut() {
                 let mut values = std::mem::take(&mut entry.values).into_vec();
                 let mut slot = Values::None;
-                index.update(&mut slot, Some(&entry.obj), key);
+                let obj = self.objs.get(entry.slot).and_then(Option::as_deref);
+                index.update(&mut slot, obj, key, entry.slot);
                 values.push(slot);
                 entry.values = values.into_boxed_slice();
             }

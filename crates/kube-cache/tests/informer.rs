@@ -1,43 +1,31 @@
 //! Shared informers and the factory against kube-testserver over HTTP: the reflector, the
-//! queue, the store and the handlers together.
+//! queue, the store and the handlers together. With `KUBE_TOOLKIT_TEST_KUBECONFIG` set, the
+//! tests that need no kube-testserver feature run against that cluster (see `cluster/mod.rs`).
+
+mod cluster;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube_apimachinery::Object;
 use kube_cache::informer::{
     HandlerFuncs, InformerEvent, InformerScope, ResourceEventHandler, SharedInformerFactory,
     wait_for_cache_sync,
 };
 use kube_cache::{NAMESPACE_INDEX, ObjectOrTombstone};
-use kube_rest::{Api, Client, Config, DeleteParams, Kubeconfig, PostParams};
+use kube_rest::{Api, DeleteParams, PostParams};
 use kube_testserver::TestServer;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-async fn server() -> (TestServer, Client) {
-    let server = TestServer::builder()
-        .start()
-        .await
-        .expect("kube-testserver starts");
-    let kubeconfig = Kubeconfig::parse(&server.kubeconfig_yaml(), std::path::Path::new("t"))
-        .expect("a valid kubeconfig");
-    let config = Config::from_kubeconfig(&kubeconfig)
-        .expect("a config")
-        .without_throttle();
-    let client = Client::try_from_config(config).expect("a client");
-    for ns in ["a", "b"] {
-        let mut namespace = Namespace::default();
-        namespace.metadata.name = Some(ns.into());
-        Api::<Namespace>::cluster(client.clone())
-            .create(&PostParams::default(), &namespace)
-            .await
-            .expect("namespace created");
-    }
-    (server, client)
+use cluster::{TestEnv, skip_on_cluster};
+
+/// A kube-testserver (or the cluster) with the test's namespaces `a` and `b`.
+async fn server(test: &str) -> TestEnv {
+    TestEnv::start(test, TestServer::builder(), &["a", "b"]).await
 }
 
 fn cm(name: &str, labels: &[(&str, &str)]) -> ConfigMap {
@@ -104,21 +92,25 @@ fn has(events: &[String], event: &str) -> bool {
 
 #[tokio::test]
 async fn informer_delivers_adds_updates_and_deletes() {
-    let (_server, client) = server().await;
-    let cms = Api::<ConfigMap>::namespaced(client.clone(), "a");
+    let env = server("informer-delivers").await;
+    let (client, a) = (env.client.clone(), env.ns("a"));
+    let cms = Api::<ConfigMap>::namespaced(client.clone(), a);
     cms.create(&PostParams::default(), &cm("one", &[]))
         .await
         .unwrap();
 
+    // The test's namespace only: a cluster has ConfigMaps of its own elsewhere.
     let factory = SharedInformerFactory::builder(client.clone()).build();
-    let informer = factory.informer::<ConfigMap>();
+    let informer = factory.informer_in::<ConfigMap>(&InformerScope::namespaced(a));
     let recorder = Recorder::new();
     let reg = informer.add_event_handler(Arc::clone(&recorder)).unwrap();
     let cancel = CancellationToken::new();
     assert_eq!(factory.start(&cancel).unwrap(), 1);
     assert!(wait_for_cache_sync(&[&informer, &reg], &cancel).await);
     recorder
-        .wait_for("the initial list", |e| has(e, "add:a/one:initial"))
+        .wait_for("the initial list", |e| {
+            has(e, &format!("add:{a}/one:initial"))
+        })
         .await;
     assert!(!informer.last_sync_resource_version().is_empty());
 
@@ -132,18 +124,33 @@ async fn informer_delivers_adds_updates_and_deletes() {
         .unwrap();
     cms.delete("two", &DeleteParams::default()).await.unwrap();
     let events = recorder
-        .wait_for("add, update, delete", |e| has(e, "delete:a/two"))
+        .wait_for("add, update, delete", |e| {
+            has(e, &format!("delete:{a}/two"))
+        })
         .await;
     // In order per object (the queue may hand out two's deltas before one's update).
-    let of = |key: &str| -> Vec<&String> { events.iter().filter(|e| e.contains(key)).collect() };
-    assert_eq!(of("a/one"), ["add:a/one:initial", "update:a/one"]);
-    assert_eq!(of("a/two"), ["add:a/two", "delete:a/two"]);
-    let cached = informer.lister().get("a", "one").unwrap();
+    let of = |key: &str| -> Vec<String> {
+        let key = format!("{a}/{key}");
+        events
+            .iter()
+            .filter(|e| e.contains(&key))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        of("one"),
+        [format!("add:{a}/one:initial"), format!("update:{a}/one")]
+    );
+    assert_eq!(
+        of("two"),
+        [format!("add:{a}/two"), format!("delete:{a}/two")]
+    );
+    let cached = informer.lister().get(a, "one").unwrap();
     assert_eq!(cached.data.as_ref().unwrap()["k"], "v2");
     assert_eq!(
         informer
             .indexer()
-            .by_index(NAMESPACE_INDEX, "a")
+            .by_index(NAMESPACE_INDEX, a)
             .unwrap()
             .len(),
         1
@@ -157,15 +164,16 @@ async fn informer_delivers_adds_updates_and_deletes() {
 
 #[tokio::test]
 async fn late_handler_and_stream_get_the_cache_first() {
-    let (_server, client) = server().await;
-    let cms = Api::<ConfigMap>::namespaced(client.clone(), "a");
+    let env = server("late-handler").await;
+    let (client, a) = (env.client.clone(), env.ns("a"));
+    let cms = Api::<ConfigMap>::namespaced(client.clone(), a);
     for name in ["x", "y"] {
         cms.create(&PostParams::default(), &cm(name, &[]))
             .await
             .unwrap();
     }
     let factory = SharedInformerFactory::builder(client.clone()).build();
-    let informer = factory.informer::<ConfigMap>();
+    let informer = factory.informer_in::<ConfigMap>(&InformerScope::namespaced(a));
     let cancel = CancellationToken::new();
     factory.start(&cancel).unwrap();
     let synced = factory.wait_for_cache_sync(&cancel).await;
@@ -179,7 +187,10 @@ async fn late_handler_and_stream_get_the_cache_first() {
         .unwrap();
     let mut events = late.events();
     events.sort();
-    assert_eq!(events, ["add:a/x:initial", "add:a/y:initial"]);
+    assert_eq!(
+        events,
+        [format!("add:{a}/x:initial"), format!("add:{a}/y:initial")]
+    );
 
     let mut stream = informer.stream().unwrap();
     let mut names = Vec::new();
@@ -199,14 +210,16 @@ async fn late_handler_and_stream_get_the_cache_first() {
     assert_eq!(names, ["x", "y"]);
     assert!(stream.registration().has_synced());
     cms.delete("x", &DeleteParams::default()).await.unwrap();
-    late.wait_for("the delete", |e| has(e, "delete:a/x")).await;
+    late.wait_for("the delete", |e| has(e, &format!("delete:{a}/x")))
+        .await;
     cancel.cancel();
     factory.shutdown().await;
 }
 
 #[tokio::test]
 async fn factory_start_wait_and_shutdown() {
-    let (_server, client) = server().await;
+    let env = server("factory-start").await;
+    let client = env.client.clone();
     let factory = SharedInformerFactory::builder(client.clone()).build();
     let cms = factory.informer::<ConfigMap>();
     let secrets = factory.informer::<Secret>();
@@ -229,7 +242,7 @@ async fn factory_start_wait_and_shutdown() {
     assert!(cms.has_synced() && secrets.has_synced());
 
     // An informer requested after start waits for the next start.
-    let in_b = factory.informer_in::<ConfigMap>(&InformerScope::namespaced("b"));
+    let in_b = factory.informer_in::<ConfigMap>(&InformerScope::namespaced(env.ns("b")));
     assert!(!in_b.has_started());
     assert_eq!(factory.start(&cancel).unwrap(), 1);
     tokio::time::timeout(WAIT, in_b.wait_for_sync())
@@ -251,7 +264,8 @@ async fn factory_start_wait_and_shutdown() {
 
 #[tokio::test]
 async fn the_callers_token_stops_the_informers_too() {
-    let (_server, client) = server().await;
+    let env = server("callers-token").await;
+    let client = env.client.clone();
     let factory = SharedInformerFactory::builder(client.clone()).build();
     let cms = factory.informer::<ConfigMap>();
     let cancel = CancellationToken::new();
@@ -273,26 +287,33 @@ async fn the_callers_token_stops_the_informers_too() {
 
 #[tokio::test]
 async fn factory_scopes_by_namespace_and_selector() {
-    let (_server, client) = server().await;
-    let a = Api::<ConfigMap>::namespaced(client.clone(), "a");
-    let b = Api::<ConfigMap>::namespaced(client.clone(), "b");
-    a.create(&PostParams::default(), &cm("web", &[("app", "web")]))
+    let env = server("factory-scopes").await;
+    let (client, ns_a, ns_b) = (env.client.clone(), env.ns("a"), env.ns("b"));
+    // Unique on a cluster, where earlier runs' objects may remain.
+    let (web, db) = (env.unique("web"), env.unique("db"));
+    let a = Api::<ConfigMap>::namespaced(client.clone(), ns_a);
+    let b = Api::<ConfigMap>::namespaced(client.clone(), ns_b);
+    a.create(&PostParams::default(), &cm("web", &[("app", &web)]))
         .await
         .unwrap();
-    a.create(&PostParams::default(), &cm("db", &[("app", "db")]))
+    a.create(&PostParams::default(), &cm("db", &[("app", &db)]))
         .await
         .unwrap();
-    b.create(&PostParams::default(), &cm("web", &[("app", "web")]))
+    b.create(&PostParams::default(), &cm("web", &[("app", &web)]))
         .await
         .unwrap();
 
+    let web_selector = format!("app={web}");
     let factory = SharedInformerFactory::builder(client.clone())
-        .tweak_list_options(|o| o.label_selector = Some("app=web".into()))
+        .tweak_list_options({
+            let web_selector = web_selector.clone();
+            move |o| o.label_selector = Some(web_selector.clone())
+        })
         .build();
     let web_everywhere = factory.informer::<ConfigMap>();
-    let all_in_a = factory.informer_in::<ConfigMap>(&InformerScope::namespaced("a"));
+    let all_in_a = factory.informer_in::<ConfigMap>(&InformerScope::namespaced(ns_a));
     let web_in_b =
-        factory.informer_in::<ConfigMap>(&InformerScope::namespaced("b").labels("app=web"));
+        factory.informer_in::<ConfigMap>(&InformerScope::namespaced(ns_b).labels(&web_selector));
     assert_eq!(factory.keys().len(), 3);
     let cancel = CancellationToken::new();
     factory.start(&cancel).unwrap();
@@ -301,20 +322,23 @@ async fn factory_scopes_by_namespace_and_selector() {
 
     let mut keys = web_everywhere.indexer().list_keys();
     keys.sort();
-    assert_eq!(keys, ["a/web", "b/web"]);
+    assert_eq!(keys, [format!("{ns_a}/web"), format!("{ns_b}/web")]);
+    // (A real cluster may add its own objects to a namespace: kube-root-ca.crt.)
     let mut keys = all_in_a.indexer().list_keys();
+    keys.retain(|k| !k.ends_with("/kube-root-ca.crt"));
     keys.sort();
-    assert_eq!(keys, ["a/db", "a/web"]);
-    assert_eq!(web_in_b.indexer().list_keys(), ["b/web"]);
+    assert_eq!(keys, [format!("{ns_a}/db"), format!("{ns_a}/web")]);
+    assert_eq!(web_in_b.indexer().list_keys(), [format!("{ns_b}/web")]);
     factory.shutdown().await;
 }
 
 #[tokio::test]
 async fn handler_removed_over_http_gets_nothing_more() {
-    let (_server, client) = server().await;
-    let cms = Api::<ConfigMap>::namespaced(client.clone(), "a");
+    let env = server("handler-removed").await;
+    let (client, a) = (env.client.clone(), env.ns("a"));
+    let cms = Api::<ConfigMap>::namespaced(client.clone(), a);
     let factory = SharedInformerFactory::builder(client.clone()).build();
-    let informer = factory.informer::<ConfigMap>();
+    let informer = factory.informer_in::<ConfigMap>(&InformerScope::namespaced(a));
     let removed = Recorder::new();
     let kept = Recorder::new();
     let reg = informer.add_event_handler(Arc::clone(&removed)).unwrap();
@@ -327,20 +351,32 @@ async fn handler_removed_over_http_gets_nothing_more() {
     cms.create(&PostParams::default(), &cm("first", &[]))
         .await
         .unwrap();
-    removed.wait_for("first", |e| has(e, "add:a/first")).await;
+    removed
+        .wait_for("first", |e| has(e, &format!("add:{a}/first")))
+        .await;
     assert!(informer.remove_event_handler(&reg));
     cms.create(&PostParams::default(), &cm("second", &[]))
         .await
         .unwrap();
-    kept.wait_for("second", |e| has(e, "add:a/second")).await;
-    assert_eq!(removed.events(), ["add:a/first"]);
+    kept.wait_for("second", |e| has(e, &format!("add:{a}/second")))
+        .await;
+    let mut removed_events = removed.events();
+    removed_events.retain(|e| !e.ends_with("/kube-root-ca.crt:initial"));
+    assert_eq!(removed_events, [format!("add:{a}/first")]);
     assert!(!reg.is_active());
     factory.shutdown().await;
 }
 
 #[tokio::test]
 async fn relist_after_compaction_keeps_the_cache_right() {
-    let (server, client) = server().await;
+    if skip_on_cluster(
+        "relist_after_compaction",
+        "it compacts the server and closes watches",
+    ) {
+        return;
+    }
+    let env = server("relist-after-compaction").await;
+    let (client, server) = (env.client.clone(), env.server().expect("kube-testserver"));
     let cms = Api::<ConfigMap>::namespaced(client.clone(), "a");
     cms.create(&PostParams::default(), &cm("stay", &[]))
         .await
@@ -377,5 +413,84 @@ async fn relist_after_compaction_keeps_the_cache_right() {
     keys.sort();
     assert_eq!(keys, ["a/after", "a/new", "a/stay"]);
     assert!(has(&recorder.events(), "delete:a/go"));
+    factory.shutdown().await;
+}
+
+#[tokio::test]
+async fn dynamic_informers_are_one_per_resource_and_scope() {
+    let env = server("dynamic-informers").await;
+    let (client, a, b) = (env.client.clone(), env.ns("a"), env.ns("b"));
+    let cms = Api::<ConfigMap>::namespaced(client.clone(), a);
+    cms.create(&PostParams::default(), &cm("one", &[]))
+        .await
+        .unwrap();
+    let mut secret = Secret::default();
+    secret.metadata.name = Some("s".into());
+    Api::<Secret>::namespaced(client.clone(), b)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+
+    let factory = SharedInformerFactory::builder(client.clone()).build();
+    let configmaps = kube_rest::ResourceInfo::of::<ConfigMap>();
+    let secrets = kube_rest::ResourceInfo::of::<Secret>();
+    let dynamic_cms = factory.for_resource(&configmaps);
+    let dynamic_secrets = factory.for_resource(&secrets);
+    let again = factory.for_resource(&configmaps);
+    let in_a = factory.for_resource_in(&configmaps, &InformerScope::namespaced(a));
+    // The same type (DynamicObject), three resources or scopes: three informers.
+    assert_eq!(factory.keys().len(), 3);
+    let names: Vec<String> = factory.keys().iter().map(|k| k.to_string()).collect();
+    assert!(names.contains(&"v1/configmaps".to_string()), "{names:?}");
+    assert!(
+        names.contains(&format!("v1/configmaps in {a}")),
+        "{names:?}"
+    );
+    assert!(names.contains(&"v1/secrets".to_string()), "{names:?}");
+    let (added, mut adds) = tokio::sync::mpsc::unbounded_channel();
+    again
+        .add_event_handler(HandlerFuncs::new().on_add(
+            move |obj: &Arc<kube_rest::DynamicObject>, _| {
+                let _ = added.send(obj.metadata.name.clone().unwrap_or_default());
+            },
+        ))
+        .unwrap();
+    assert_eq!(dynamic_cms.handler_count(), 1, "the same informer");
+
+    let cancel = CancellationToken::new();
+    assert_eq!(factory.start(&cancel).unwrap(), 3);
+    let synced = factory.wait_for_cache_sync(&cancel).await;
+    assert!(synced.values().all(|s| *s), "{synced:?}");
+    // The keys in namespace `a` (a real cluster has ConfigMaps of its own elsewhere, and may
+    // add kube-root-ca.crt to every namespace).
+    let keys = |informer: &kube_cache::informer::SharedIndexInformer<kube_rest::DynamicObject>| {
+        let mut keys = informer.indexer().list_keys();
+        keys.retain(|k| k.starts_with(&format!("{a}/")) && !k.ends_with("/kube-root-ca.crt"));
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys(&dynamic_cms), [format!("{a}/one")]);
+    assert_eq!(keys(&in_a), [format!("{a}/one")]);
+    let secret_keys = dynamic_secrets.indexer().list_keys();
+    assert!(secret_keys.contains(&format!("{b}/s")), "{secret_keys:?}");
+    let stored = dynamic_cms
+        .indexer()
+        .get_by_key(&format!("{a}/one"))
+        .unwrap();
+    assert_eq!(stored.data["data"]["k"], "v1");
+
+    // Later writes reach the dynamic informer and its handlers.
+    cms.create(&PostParams::default(), &cm("two", &[]))
+        .await
+        .unwrap();
+    let mut names = Vec::new();
+    while !names.contains(&"two".to_string()) {
+        let name = tokio::time::timeout(WAIT, adds.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        names.push(name);
+    }
+    assert!(names.contains(&"one".to_string()), "{names:?}");
     factory.shutdown().await;
 }

@@ -65,7 +65,20 @@ fn check_index(store: &Indexer<Obj>, name: &str, f: impl Fn(&Obj) -> Vec<String>
     for (value, keys) in &expected {
         let got: BTreeSet<String> = store.index_keys(name, value).unwrap().into_iter().collect();
         assert_eq!(&got, keys, "{name}={value}");
-        assert_eq!(store.by_index(name, value).unwrap().len(), keys.len());
+        // `by_index` hands out exactly the stored objects (the same `Arc`s, none stale).
+        let mut got: Vec<(String, *const Obj)> = store
+            .by_index(name, value)
+            .unwrap()
+            .iter()
+            .map(|o| (kube_cache::meta_namespace_key(o.as_ref()), Arc::as_ptr(o)))
+            .collect();
+        got.sort();
+        let mut want: Vec<(String, *const Obj)> = keys
+            .iter()
+            .map(|k| (k.clone(), Arc::as_ptr(&store.get_by_key(k).unwrap())))
+            .collect();
+        want.sort();
+        assert_eq!(got, want, "by_index {name}={value}");
     }
 }
 
@@ -110,6 +123,19 @@ proptest! {
             }
             check_index(&store, NAMESPACE_INDEX, |o| vec![o.namespace().unwrap_or("").to_string()]);
             check_index(&store, "vals", split_vals);
+            // `index` (several values per object): every object sharing a value, once each.
+            for o in model.values() {
+                let mine: BTreeSet<String> = split_vals(o).into_iter().collect();
+                let mut want: Vec<*const Obj> = model
+                    .values()
+                    .filter(|other| split_vals(other).iter().any(|v| mine.contains(v)))
+                    .map(Arc::as_ptr)
+                    .collect();
+                want.sort();
+                let mut got: Vec<*const Obj> = store.index("vals", o).unwrap().iter().map(Arc::as_ptr).collect();
+                got.sort();
+                prop_assert_eq!(got, want);
+            }
             if late_index {
                 check_index(&store, "first", |o| split_vals(o).into_iter().take(1).collect());
             }

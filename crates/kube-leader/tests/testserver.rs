@@ -1,4 +1,8 @@
-//! The API server locks against kube-testserver over HTTP (real clock, short timings).
+//! The API server locks against kube-testserver over HTTP (real clock, short timings), or
+//! against the cluster of `KUBE_TOOLKIT_TEST_KUBECONFIG` when it is set (each test in a
+//! namespace of its own; see `cluster/mod.rs`).
+
+mod cluster;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,17 +13,19 @@ use kube_leader::rest::{ConfigMapLock, EndpointsLock, LeaseLock};
 use kube_leader::{
     CancellationToken, JITTER_FACTOR, LeaderElectionRecord, LeaderElector, Lock, MultiLock,
 };
-use kube_rest::{Api, Client, Config, Kubeconfig};
+use kube_rest::Api;
 use kube_testserver::TestServer;
 use parking_lot::Mutex;
 
-async fn server() -> (TestServer, Client) {
-    let server = TestServer::builder().start().await.expect("test server");
-    let kubeconfig = Kubeconfig::parse(&server.kubeconfig_yaml(), std::path::Path::new("test"))
-        .expect("kubeconfig");
-    let client = Client::try_from_config(Config::from_kubeconfig(&kubeconfig).unwrap()).unwrap();
-    (server, client)
+use cluster::TestEnv;
+
+/// The test's server (or cluster); its namespace is `env.ns(NS)`.
+async fn server(test: &str) -> TestEnv {
+    TestEnv::start(test, TestServer::builder(), &[NS]).await
 }
+
+/// The namespace of the locks on kube-testserver.
+const NS: &str = "leader-election";
 
 /// (candidate, "started" or "stopped", when).
 type Events = Arc<Mutex<Vec<(String, &'static str, Instant)>>>;
@@ -59,8 +65,8 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_electors_one_wins_and_release_hands_over_within_a_retry_period() {
-    let (_server, client) = server().await;
-    let api = Api::<Lease>::namespaced(client, "default");
+    let env = server("two-electors").await;
+    let api = Api::<Lease>::namespaced(env.client.clone(), env.ns(NS));
     let events = Arc::new(Mutex::new(Vec::new()));
     let a = candidate(LeaseLock::new(api.clone(), "demo", "a"), events.clone());
     let b = candidate(LeaseLock::new(api.clone(), "demo", "b"), events.clone());
@@ -117,8 +123,9 @@ async fn two_electors_one_wins_and_release_hands_over_within_a_retry_period() {
 
 #[tokio::test]
 async fn concurrent_updates_conflict() {
-    let (_server, client) = server().await;
-    let leases = Api::<Lease>::namespaced(client.clone(), "default");
+    let env = server("concurrent-updates").await;
+    let (client, ns) = (env.client.clone(), env.ns(NS));
+    let leases = Api::<Lease>::namespaced(client.clone(), ns);
     let a = LeaseLock::new(leases.clone(), "race", "a");
     let b = LeaseLock::new(leases, "race", "b");
     let held = |who: &str| LeaderElectionRecord {
@@ -145,12 +152,12 @@ async fn concurrent_updates_conflict() {
 
     // The same for a ConfigMap and an Endpoints annotation.
     let cm = ConfigMapLock::new(
-        Api::<ConfigMap>::namespaced(client.clone(), "default"),
+        Api::<ConfigMap>::namespaced(client.clone(), ns),
         "race",
         "a",
     );
     let cm_b = ConfigMapLock::new(
-        Api::<ConfigMap>::namespaced(client.clone(), "default"),
+        Api::<ConfigMap>::namespaced(client.clone(), ns),
         "race",
         "b",
     );
@@ -167,7 +174,7 @@ async fn concurrent_updates_conflict() {
             .unwrap_err()
             .is_conflict()
     );
-    let ep = EndpointsLock::new(Api::<Endpoints>::namespaced(client, "default"), "race", "a");
+    let ep = EndpointsLock::new(Api::<Endpoints>::namespaced(client, ns), "race", "a");
     let v = ep.create(&held("a")).await.unwrap();
     let seen = ep.get().await.unwrap().unwrap();
     assert_eq!(seen.record.holder_identity, "a");
@@ -178,9 +185,9 @@ async fn concurrent_updates_conflict() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multilock_migrates_from_configmap_to_lease() {
-    let (_server, client) = server().await;
-    let configmaps = Api::<ConfigMap>::namespaced(client.clone(), "default");
-    let leases = Api::<Lease>::namespaced(client, "default");
+    let env = server("multilock-migrates").await;
+    let configmaps = Api::<ConfigMap>::namespaced(env.client.clone(), env.ns(NS));
+    let leases = Api::<Lease>::namespaced(env.client.clone(), env.ns(NS));
     let events = Arc::new(Mutex::new(Vec::new()));
     // An old candidate leads on the ConfigMap alone.
     let old = candidate(

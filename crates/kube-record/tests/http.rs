@@ -1,51 +1,42 @@
-//! The recorders against kube-testserver over HTTP, through `RestSink` (feature `rest`).
+//! The recorders against kube-testserver over HTTP, through `RestSink` (feature `rest`), or
+//! against the cluster of `KUBE_TOOLKIT_TEST_KUBECONFIG` when it is set (each test in a
+//! namespace of its own; the tests that inject faults skip themselves there). See
+//! `cluster/mod.rs`.
 
-use std::path::Path;
+mod cluster;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
+use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::api::events::v1::Event as EventsV1Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube_flowcontrol::FakeClock;
 use kube_record::{EventBroadcaster, EventType, RestSink};
-use kube_rest::{Api, Client, Config, DeleteParams, Kubeconfig, ListParams, PostParams};
+use kube_rest::{Api, Client, DeleteParams, ListParams};
 use kube_testserver::TestServer;
 
+use cluster::{TestEnv, skip_on_cluster};
+
+/// The test's namespace on kube-testserver.
 const NAMESPACE: &str = "records";
 
-async fn start() -> (TestServer, Client) {
-    let server = TestServer::builder().start().await.unwrap();
-    let kubeconfig = Kubeconfig::parse(
-        &server.kubeconfig_yaml(),
-        Path::new("/testserver/kubeconfig"),
-    )
-    .unwrap();
+/// The test's server (or cluster), its client and namespace.
+async fn start(test: &str) -> (TestEnv, Client, String) {
     // No client-side retries of Retry-After answers: the recorder's own retries are tested.
-    let config = Config::from_kubeconfig(&kubeconfig)
-        .unwrap()
-        .without_throttle()
-        .with_max_retries(0);
-    let client = Client::try_from_config(config).unwrap();
-    let namespace = Namespace {
-        metadata: ObjectMeta {
-            name: Some(NAMESPACE.into()),
-            ..ObjectMeta::default()
-        },
-        ..Namespace::default()
-    };
-    Api::<Namespace>::cluster(client.clone())
-        .create(&PostParams::default(), &namespace)
-        .await
-        .unwrap();
-    (server, client)
+    let env = TestEnv::start_configured(test, TestServer::builder(), &[NAMESPACE], |config| {
+        config.with_max_retries(0)
+    })
+    .await;
+    let (client, namespace) = (env.client.clone(), env.ns(NAMESPACE).to_string());
+    (env, client, namespace)
 }
 
-fn pod(name: &str) -> Pod {
+fn pod(namespace: &str, name: &str) -> Pod {
     Pod {
         metadata: ObjectMeta {
             name: Some(name.into()),
-            namespace: Some(NAMESPACE.into()),
+            namespace: Some(namespace.into()),
             uid: Some(format!("uid-{name}")),
             ..ObjectMeta::default()
         },
@@ -53,8 +44,8 @@ fn pod(name: &str) -> Pod {
     }
 }
 
-async fn events(client: &Client) -> Vec<Event> {
-    Api::<Event>::namespaced(client.clone(), NAMESPACE)
+async fn events(client: &Client, namespace: &str) -> Vec<Event> {
+    Api::<Event>::namespaced(client.clone(), namespace)
         .list(&ListParams::default())
         .await
         .unwrap()
@@ -72,7 +63,7 @@ async fn eventually(mut condition: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_tasks_write_the_expected_events_and_counts() {
-    let (_server, client) = start().await;
+    let (_env, client, ns) = start("fifty-tasks").await;
     let broadcaster = EventBroadcaster::new();
     broadcaster
         .start_recording_to_sink(RestSink::new(client.clone()))
@@ -80,9 +71,9 @@ async fn fifty_concurrent_tasks_write_the_expected_events_and_counts() {
     let recorder = broadcaster.new_recorder("fifty");
     let tasks: Vec<_> = (0..50)
         .map(|task| {
-            let recorder = recorder.clone();
+            let (recorder, ns) = (recorder.clone(), ns.clone());
             tokio::spawn(async move {
-                let pod = pod(&format!("pod-{task}"));
+                let pod = pod(&ns, &format!("pod-{task}"));
                 for _ in 0..10 {
                     recorder
                         .event(&pod, EventType::Normal, "Synced", "synced")
@@ -108,7 +99,7 @@ async fn fifty_concurrent_tasks_write_the_expected_events_and_counts() {
     assert_eq!(counters.recorded, 550);
     assert_eq!(counters.written, 550);
     assert_eq!(counters.dropped(), 0);
-    let events = events(&client).await;
+    let events = events(&client, &ns).await;
     assert_eq!(events.len(), 100);
     for task in 0..50 {
         let name = format!("pod-{task}");
@@ -140,14 +131,14 @@ async fn fifty_concurrent_tasks_write_the_expected_events_and_counts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_identical_events_become_one_event_with_count_30() {
-    let (_server, client) = start().await;
+    let (_env, client, ns) = start("thirty-identical").await;
     let clock = FakeClock::new();
     let broadcaster = EventBroadcaster::builder().clock(clock.shared()).build();
     broadcaster
         .start_recording_to_sink(RestSink::new(client.clone()))
         .unwrap();
     let recorder = broadcaster.new_recorder("thirty");
-    let pod = pod("crashy");
+    let pod = pod(&ns, "crashy");
     for i in 0..30 {
         // The spam filter allows 25 at once, then one every 5 minutes.
         if i >= 25 {
@@ -164,7 +155,7 @@ async fn thirty_identical_events_become_one_event_with_count_30() {
         let written = i + 1;
         eventually(|| broadcaster.counters().written == written).await;
     }
-    let events = events(&client).await;
+    let events = events(&client, &ns).await;
     assert_eq!(events.len(), 1, "{events:?}");
     let event = &events[0];
     assert_eq!(event.count, Some(30));
@@ -175,13 +166,13 @@ async fn thirty_identical_events_become_one_event_with_count_30() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifteen_similar_events_aggregate_after_the_tenth() {
-    let (_server, client) = start().await;
+    let (_env, client, ns) = start("fifteen-similar").await;
     let broadcaster = EventBroadcaster::new();
     broadcaster
         .start_recording_to_sink(RestSink::new(client.clone()))
         .unwrap();
     let recorder = broadcaster.new_recorder("similar");
-    let pod = pod("flaky");
+    let pod = pod(&ns, "flaky");
     for i in 0..15 {
         recorder
             .eventf(
@@ -193,7 +184,7 @@ async fn fifteen_similar_events_aggregate_after_the_tenth() {
             .unwrap();
     }
     assert!(broadcaster.shutdown().await.flushed);
-    let events = events(&client).await;
+    let events = events(&client, &ns).await;
     assert_eq!(events.len(), 10, "9 events, then one aggregate");
     let aggregate: Vec<&Event> = events
         .iter()
@@ -222,13 +213,13 @@ async fn fifteen_similar_events_aggregate_after_the_tenth() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_spam_filter_holds_at_burst_25() {
-    let (_server, client) = start().await;
+    let (_env, client, ns) = start("spam-filter").await;
     let broadcaster = EventBroadcaster::new();
     broadcaster
         .start_recording_to_sink(RestSink::new(client.clone()))
         .unwrap();
     let recorder = broadcaster.new_recorder("spammy");
-    let pod = pod("noisy");
+    let pod = pod(&ns, "noisy");
     for _ in 0..40 {
         recorder
             .event(
@@ -248,7 +239,7 @@ async fn the_spam_filter_holds_at_burst_25() {
         .event(&pod, EventType::Normal, "Pulled", "image pulled")
         .unwrap();
     assert!(broadcaster.shutdown().await.flushed);
-    let events = events(&client).await;
+    let events = events(&client, &ns).await;
     assert_eq!(events.len(), 2, "{events:?}");
     let unhealthy = events
         .iter()
@@ -260,7 +251,11 @@ async fn the_spam_filter_holds_at_burst_25() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_errors_for_a_while_lose_nothing_within_the_retry_budget() {
-    let (server, client) = start().await;
+    if skip_on_cluster("server_errors_for_a_while", "it injects server errors") {
+        return;
+    }
+    let (env, client, ns) = start("server-errors").await;
+    let server = env.server().expect("kube-testserver");
     let clock = FakeClock::new();
     let broadcaster = EventBroadcaster::builder().clock(clock.shared()).build();
     broadcaster
@@ -278,7 +273,7 @@ async fn server_errors_for_a_while_lose_nothing_within_the_retry_budget() {
     for i in 0..3 {
         recorder
             .event(
-                &pod(&format!("p{i}")),
+                &pod(&ns, &format!("p{i}")),
                 EventType::Normal,
                 "Created",
                 "created",
@@ -297,13 +292,17 @@ async fn server_errors_for_a_while_lose_nothing_within_the_retry_budget() {
     let counters = broadcaster.counters();
     assert_eq!(counters.sink_errors, 11);
     assert_eq!(counters.abandoned, 0);
-    assert_eq!(events(&client).await.len(), 3);
+    assert_eq!(events(&client, &ns).await.len(), 3);
     broadcaster.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_drops_and_counts_without_blocking() {
-    let (server, client) = start().await;
+    if skip_on_cluster("a_full_queue_drops", "it slows the server down on demand") {
+        return;
+    }
+    let (env, client, ns) = start("full-queue").await;
+    let server = env.server().expect("kube-testserver");
     server
         .faults()
         .set_latency(Some(Duration::from_millis(200)));
@@ -319,7 +318,7 @@ async fn a_full_queue_drops_and_counts_without_blocking() {
     for i in 0..1100 {
         if recorder
             .event(
-                &pod(&format!("p{i}")),
+                &pod(&ns, &format!("p{i}")),
                 EventType::Normal,
                 "Created",
                 "created",
@@ -353,26 +352,26 @@ async fn a_full_queue_drops_and_counts_without_blocking() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_event_is_created_again() {
-    let (_server, client) = start().await;
+    let (_env, client, ns) = start("deleted-event").await;
     let broadcaster = EventBroadcaster::new();
     broadcaster
         .start_recording_to_sink(RestSink::new(client.clone()))
         .unwrap();
     let recorder = broadcaster.new_recorder("again");
-    let pod = pod("p");
+    let pod = pod(&ns, "p");
     recorder
         .event(&pod, EventType::Normal, "Pulled", "pulled")
         .unwrap();
     eventually(|| broadcaster.counters().written == 1).await;
-    let api = Api::<Event>::namespaced(client.clone(), NAMESPACE);
-    let name = events(&client).await[0].metadata.name.clone().unwrap();
+    let api = Api::<Event>::namespaced(client.clone(), &ns);
+    let name = events(&client, &ns).await[0].metadata.name.clone().unwrap();
     api.delete(&name, &DeleteParams::default()).await.unwrap();
     // The repeat's patch answers 404: the writer creates it again, with count 2.
     recorder
         .event(&pod, EventType::Normal, "Pulled", "pulled")
         .unwrap();
     assert!(broadcaster.shutdown().await.flushed);
-    let events = events(&client).await;
+    let events = events(&client, &ns).await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].count, Some(2));
     assert_eq!(events[0].metadata.name.as_deref(), Some(name.as_str()));
@@ -383,7 +382,7 @@ async fn a_deleted_event_is_created_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_k8s_io_series_over_http() {
-    let (_server, client) = start().await;
+    let (_env, client, ns) = start("events-series").await;
     // 8 workers write concurrently: the series patch can overtake the first create, answered
     // 404, then AlreadyExists, and is retried after the pause (short here).
     let broadcaster = kube_record::events::EventBroadcaster::builder()
@@ -393,7 +392,7 @@ async fn events_k8s_io_series_over_http() {
         .start_recording_to_sink(RestSink::new(client.clone()))
         .unwrap();
     let recorder = broadcaster.new_recorder_with_instance("series-controller", "series-0");
-    let pod = pod("p");
+    let pod = pod(&ns, "p");
     let node = Arc::new(k8s_openapi::api::core::v1::Node {
         metadata: ObjectMeta {
             name: Some("node-1".into()),
@@ -414,7 +413,7 @@ async fn events_k8s_io_series_over_http() {
             .unwrap();
     }
     assert!(broadcaster.shutdown().await.flushed);
-    let api = Api::<EventsV1Event>::namespaced(client.clone(), NAMESPACE);
+    let api = Api::<EventsV1Event>::namespaced(client.clone(), &ns);
     let events = api.list(&ListParams::default()).await.unwrap().items;
     assert_eq!(events.len(), 1, "{events:?}");
     let event = &events[0];

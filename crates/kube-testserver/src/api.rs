@@ -18,7 +18,7 @@ use crate::patch::{self, PatchType};
 use crate::registry::{Registry, ResourceType};
 use crate::selector::{fields_match, labels_match};
 use crate::status::{ApiError, Cause};
-use crate::store::{Change, ObjectKey, Store};
+use crate::store::{Change, ObjectKey, PageRequest, Store};
 use crate::{discovery, protobuf, views, watch};
 use kube_apimachinery::fields::Selector as FieldSelector;
 use kube_apimachinery::labels::Selector as LabelSelector;
@@ -661,6 +661,14 @@ impl ApiServer {
             Some(token) => Some(decode_continue(token)?),
             None => None,
         };
+        // kube-apiserver's watch cache answers resourceVersion=0 (any match but Exact) and
+        // ignores the limit: the whole list in one page, without a continue token (seen on
+        // v1.35; client-go's reflector lists so first).
+        let limit = if continue_token.is_none() && rv == Some(0) && rv_match != "Exact" {
+            0
+        } else {
+            limit
+        };
         let at_rv = match (&continue_token, rv, rv_match) {
             (Some(token), _, _) => Some(token.rv),
             (None, Some(rv), "Exact") if rv > 0 => Some(rv),
@@ -669,9 +677,31 @@ impl ApiServer {
             }
             _ => None,
         };
-        let snapshot = self
+        // The continue token's start as a key: a page is a range of the path-ordered
+        // objects from there, walked no further than the page (and, without selectors, a
+        // count of the rest for `remainingItemCount`).
+        let from = continue_token
+            .as_ref()
+            .map(|token| match &request.namespace {
+                Some(namespace) if resource.namespaced => (namespace.clone(), token.start.clone()),
+                _ => crate::pathkey::key_of_path(&token.start),
+            });
+        let unfiltered = labels.is_empty() && fields.is_empty();
+        let page = self
             .store
-            .list(&request.storage(), request.namespace.as_deref(), at_rv)
+            .list_page(
+                &request.storage(),
+                PageRequest {
+                    namespace: request.namespace.as_deref(),
+                    at_rv,
+                    from: from.as_ref(),
+                    limit,
+                    select: |object: &Value| {
+                        labels_match(&labels, object) && fields_match(&fields, object)
+                    },
+                    count_rest: unfiltered,
+                },
+            )
             .map_err(|error| {
                 if continue_token.is_some() {
                     ApiError::expired(CONTINUE_EXPIRED)
@@ -679,46 +709,25 @@ impl ApiServer {
                     error
                 }
             })?;
-        let start = continue_token.map(|t| t.start).unwrap_or_default();
-        let mut items = Vec::new();
-        let mut more = false;
-        let mut remaining = 0usize;
-        let mut last_key = String::new();
-        // The snapshot is in path order: seek to the continue key instead of walking the
-        // pages before it, and, without selectors, count the rest instead of visiting it.
-        let first = if start.is_empty() {
-            0
-        } else {
-            snapshot
-                .objects
-                .partition_point(|object| list_key(request, object).as_str() < start.as_str())
-        };
-        let unfiltered = labels.is_empty() && fields.is_empty();
-        for (index, object) in snapshot.objects.iter().enumerate().skip(first) {
-            if !labels_match(&labels, object) || !fields_match(&fields, object) {
-                continue;
-            }
-            if limit > 0 && items.len() == limit {
-                more = true;
-                if unfiltered {
-                    remaining = snapshot.objects.len() - index;
-                    break;
-                }
-                remaining += 1;
-                continue;
-            }
-            last_key = list_key(request, object);
-            items.push(views::for_resource(resource, object));
-        }
+        let last_key = page
+            .objects
+            .last()
+            .map(|object| list_key(request, object))
+            .unwrap_or_default();
+        let items: Vec<Value> = page
+            .objects
+            .iter()
+            .map(|object| views::for_resource(resource, object))
+            .collect();
         let mut metadata = Map::new();
-        metadata.insert("resourceVersion".into(), json!(snapshot.rv.to_string()));
-        if more {
+        metadata.insert("resourceVersion".into(), json!(page.rv.to_string()));
+        if page.more {
             metadata.insert(
                 "continue".into(),
-                json!(encode_continue(snapshot.rv, &format!("{last_key}\u{0}"))),
+                json!(encode_continue(page.rv, &format!("{last_key}\u{0}"))),
             );
-            if labels.is_empty() && fields.is_empty() {
-                metadata.insert("remainingItemCount".into(), json!(remaining));
+            if unfiltered {
+                metadata.insert("remainingItemCount".into(), json!(page.remaining));
             }
         }
         if crate::table::wants_table(accept) {
@@ -726,7 +735,7 @@ impl ApiServer {
             let token = metadata.get("continue").and_then(Value::as_str);
             return Ok(json_response(
                 StatusCode::OK,
-                &crate::table::table(resource, &rows, &snapshot.rv.to_string(), token, true),
+                &crate::table::table(resource, &rows, &page.rv.to_string(), token, true),
             ));
         }
         let items: Vec<Value> = items

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::registry::{ALL_VERBS, Registry, ResourceType};
+use crate::registry::{ALL_VERBS, PrinterColumn, Registry, ResourceType};
 
 fn string_list(value: Option<&Value>) -> Vec<String> {
     value
@@ -15,6 +15,37 @@ fn string_list(value: Option<&Value>) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The `additionalPrinterColumns` of a CRD version; the API server's default (`Age`, from
+/// `.metadata.creationTimestamp`) when it has none.
+fn printer_columns(version: &Value) -> Vec<PrinterColumn> {
+    let Some(columns) = version
+        .get("additionalPrinterColumns")
+        .and_then(Value::as_array)
+        .filter(|c| !c.is_empty())
+    else {
+        return vec![PrinterColumn {
+            name: "Age".into(),
+            type_: "date".into(),
+            format: String::new(),
+            description: String::new(),
+            priority: 0,
+            json_path: ".metadata.creationTimestamp".into(),
+        }];
+    };
+    let text = |c: &Value, key: &str| c.get(key).and_then(Value::as_str).unwrap_or("").to_string();
+    columns
+        .iter()
+        .map(|c| PrinterColumn {
+            name: text(c, "name"),
+            type_: text(c, "type"),
+            format: text(c, "format"),
+            description: text(c, "description"),
+            priority: c.get("priority").and_then(Value::as_i64).unwrap_or(0),
+            json_path: text(c, "jsonPath"),
+        })
+        .collect()
 }
 
 /// The resource types a CRD object defines (one per served version).
@@ -65,6 +96,7 @@ pub fn resource_types(crd: &Value) -> Vec<ResourceType> {
                 categories: string_list(names.get("categories")),
                 storage: None,
                 custom: true,
+                printer_columns: printer_columns(v),
             })
         })
         .collect()

@@ -104,6 +104,8 @@ mod logs;
 mod object;
 mod openapi;
 mod patch;
+mod pathkey;
+mod pod_connect;
 mod portforward;
 pub mod protobuf;
 mod registry;

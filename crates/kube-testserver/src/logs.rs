@@ -24,6 +24,7 @@ use tokio::sync::broadcast;
 
 use crate::api::{ApiServer, Body, Query, ResourceRequest, flag};
 use crate::object::meta_str;
+use crate::pod_connect::pods_storage;
 use crate::status::{ApiError, Cause};
 use crate::store::{EventType, ObjectKey, StoredEvent};
 
@@ -549,10 +550,6 @@ impl LogStream {
     }
 }
 
-fn pods_storage() -> (String, String) {
-    (String::new(), "pods".to_string())
-}
-
 fn text_body(status: StatusCode, body: Body) -> Result<Response<Body>, ApiError> {
     Response::builder()
         .status(status)
@@ -578,8 +575,12 @@ pub fn serve(
         .ok_or_else(|| ApiError::not_found(&request.resource, &name))?;
     let container = choose_container(&pod, &name, options.container.as_deref())?;
     if pod["spec"]["nodeName"].as_str().unwrap_or("").is_empty() {
-        // Not scheduled: kube-apiserver has no kubelet to ask and answers an empty body.
-        return text_body(StatusCode::OK, http_body_util::Empty::new().boxed_unsync());
+        // Not scheduled: kube-apiserver has no kubelet to ask, streams nothing and answers
+        // 204 No Content, without a Content-Type (its LocationStreamer without a location).
+        return Response::builder()
+            .status(StatusCode::NO_CONTENT)
+            .body(http_body_util::Empty::new().boxed_unsync())
+            .map_err(|e| ApiError::internal(format!("cannot build the log response: {e}")));
     }
     let instance = find_instance(&server.containers, &pod, &container, options.previous)?;
     let interval = server.settings.read().log_interval;

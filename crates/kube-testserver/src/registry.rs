@@ -54,6 +54,26 @@ pub struct ResourceType {
     /// Whether the resource comes from a CustomResourceDefinition (list items then keep their
     /// `apiVersion` and `kind`, as for real custom resources).
     pub custom: bool,
+    /// The `additionalPrinterColumns` of a custom resource's version: the columns of its
+    /// server-side Table after `Name`.
+    pub printer_columns: Vec<PrinterColumn>,
+}
+
+/// A CRD's `additionalPrinterColumns` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrinterColumn {
+    /// The column's name (`Ready`).
+    pub name: String,
+    /// `integer`, `number`, `string`, `boolean` or `date`.
+    pub type_: String,
+    /// The OpenAPI format (`int32`, `name`...), or empty.
+    pub format: String,
+    /// A human-readable description.
+    pub description: String,
+    /// 0 for `kubectl get`, more for `-o wide` only.
+    pub priority: i64,
+    /// A simple JSONPath into the object (`.status.readyReplicas`).
+    pub json_path: String,
 }
 
 impl ResourceType {
@@ -126,6 +146,7 @@ impl Def {
             },
             storage: None,
             custom: false,
+            printer_columns: Vec::new(),
         }
     }
 }

@@ -9,6 +9,7 @@
 //! tokens read) and each resource's watch-cache window (what watches resume from).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::Bound;
 use std::sync::Arc;
 
 use kube_flowcontrol::clock::SharedClock;
@@ -17,6 +18,7 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use crate::pathkey::{KeyPath, PathKey};
 use crate::status::ApiError;
 use crate::watchcache::{WatchCacheSize, Window};
 
@@ -70,7 +72,8 @@ pub struct StoredEvent {
 
 #[derive(Debug)]
 struct Collection {
-    objects: BTreeMap<ObjectKey, Arc<Value>>,
+    /// In etcd's order (by path), so a page is a range.
+    objects: BTreeMap<PathKey, Arc<Value>>,
     /// The changes a list at an older resourceVersion or a resumed watch may need.
     history: VecDeque<Arc<StoredEvent>>,
     /// etcd's floor: every event with an RV above this one is still in `history`, and a list
@@ -177,29 +180,66 @@ pub struct ListSnapshot {
     pub objects: Vec<Arc<Value>>,
 }
 
-/// Compares two keys as the paths `namespace/name` compare (etcd's order, which lists and
-/// continue tokens follow). The tuple order differs when a namespace is a prefix of another
-/// followed by `-` or `.`: `("team", _)` sorts before `("team-a", _)`, but `team-a/...` sorts
-/// before `team/...`.
-fn path_order(a: &ObjectKey, b: &ObjectKey) -> std::cmp::Ordering {
-    if a.0 == b.0 {
-        return a.1.cmp(&b.1);
-    }
-    fn path(k: &ObjectKey) -> impl Iterator<Item = u8> + '_ {
-        let slash: &'static [u8] = if k.0.is_empty() { b"" } else { b"/" };
-        k.0.bytes().chain(slash.iter().copied()).chain(k.1.bytes())
-    }
-    path(a).cmp(path(b))
+/// What one page of a list asks for.
+pub struct PageRequest<'a, F> {
+    /// Only this namespace's objects, if given.
+    pub namespace: Option<&'a str>,
+    /// The state as of this resourceVersion (a continue page's), if older than now.
+    pub at_rv: Option<u64>,
+    /// The first key the page may hold (a continue token's start), in path order.
+    pub from: Option<&'a ObjectKey>,
+    /// At most this many objects; 0 for all.
+    pub limit: usize,
+    /// Which objects the list selects.
+    pub select: F,
+    /// Whether to count the selected objects after a full page (the `remainingItemCount` of
+    /// an unfiltered list); otherwise the walk stops at the first one.
+    pub count_rest: bool,
 }
 
-/// The objects of `entries` (in tuple order) in path order; the input is nearly sorted
-/// already, so the sort only merges the few out-of-place runs.
-fn in_path_order<'a>(
-    entries: impl Iterator<Item = (&'a ObjectKey, &'a Arc<Value>)>,
-) -> Vec<Arc<Value>> {
-    let mut entries: Vec<(&ObjectKey, &Arc<Value>)> = entries.collect();
-    entries.sort_by(|a, b| path_order(a.0, b.0));
-    entries.into_iter().map(|(_, v)| Arc::clone(v)).collect()
+/// One page of a list.
+pub struct Page {
+    /// The resourceVersion the page shows.
+    pub rv: u64,
+    /// The page's objects, in path order.
+    pub objects: Vec<Arc<Value>>,
+    /// Whether selected objects follow the page.
+    pub more: bool,
+    /// How many selected objects follow (counted with `count_rest`, else 0 or 1).
+    pub remaining: usize,
+}
+
+/// Merges the current objects with the states some of them had at an older version (`None`:
+/// absent then); both in path order.
+fn as_of<'a>(
+    current: impl Iterator<Item = (&'a PathKey, &'a Arc<Value>)>,
+    then: impl Iterator<Item = (&'a PathKey, &'a Option<Arc<Value>>)>,
+) -> impl Iterator<Item = &'a Arc<Value>> {
+    let mut current = current.peekable();
+    let mut then = then.peekable();
+    std::iter::from_fn(move || {
+        loop {
+            let older = match (current.peek(), then.peek()) {
+                (None, None) => return None,
+                (Some(_), None) => false,
+                (None, Some(_)) => true,
+                (Some((now, _)), Some((old, _))) => match old.cmp(now) {
+                    std::cmp::Ordering::Less => true,
+                    std::cmp::Ordering::Equal => {
+                        current.next();
+                        true
+                    }
+                    std::cmp::Ordering::Greater => false,
+                },
+            };
+            if !older {
+                return current.next().map(|(_, object)| object);
+            }
+            if let Some((_, Some(object))) = then.next() {
+                return Some(object);
+            }
+        }
+    })
 }
 
 fn set_resource_version(object: &mut Value, rv: u64) {
@@ -300,7 +340,7 @@ impl Store {
             .lock()
             .collections
             .get(storage)
-            .and_then(|c| c.objects.get(key).cloned())
+            .and_then(|c| c.objects.get(key as &dyn KeyPath).cloned())
     }
 
     /// Stores a new object (`make` gets the new resourceVersion and returns the object, or an
@@ -316,7 +356,7 @@ impl Store {
         if state
             .collections
             .get(storage)
-            .is_some_and(|c| c.objects.contains_key(&key))
+            .is_some_and(|c| c.objects.contains_key(&key as &dyn KeyPath))
         {
             return Err(exists());
         }
@@ -328,7 +368,7 @@ impl Store {
         state
             .collection_mut(storage, self.window_size)
             .objects
-            .insert(key.clone(), Arc::clone(&object));
+            .insert(PathKey(key.clone()), Arc::clone(&object));
         self.record(
             &mut state,
             StoredEvent {
@@ -358,7 +398,7 @@ impl Store {
         let Some(current) = state
             .collections
             .get(storage)
-            .and_then(|c| c.objects.get(key).cloned())
+            .and_then(|c| c.objects.get(key as &dyn KeyPath).cloned())
         else {
             return Err(missing());
         };
@@ -370,7 +410,9 @@ impl Store {
                 state.rv = rv;
                 let object = Arc::new(object);
                 if let Some(collection) = state.collections.get_mut(storage) {
-                    collection.objects.insert(key.clone(), Arc::clone(&object));
+                    collection
+                        .objects
+                        .insert(PathKey(key.clone()), Arc::clone(&object));
                 }
                 self.record(
                     &mut state,
@@ -391,7 +433,7 @@ impl Store {
                 state.rv = rv;
                 let last = Arc::new(last);
                 if let Some(collection) = state.collections.get_mut(storage) {
-                    collection.objects.remove(key);
+                    collection.objects.remove(key as &dyn KeyPath);
                 }
                 self.record(
                     &mut state,
@@ -418,16 +460,58 @@ impl Store {
         namespace: Option<&str>,
         at_rv: Option<u64>,
     ) -> Result<ListSnapshot, ApiError> {
+        let page = self.list_page(
+            storage,
+            PageRequest {
+                namespace,
+                at_rv,
+                from: None,
+                limit: 0,
+                select: |_: &Value| true,
+                count_rest: false,
+            },
+        )?;
+        Ok(ListSnapshot {
+            rv: page.rv,
+            objects: page.objects,
+        })
+    }
+
+    /// One page of a collection, as of now or as of `at_rv` when the history still covers
+    /// it (etcd's consistent read at a revision, which continue tokens use). The page is a
+    /// range of the path-ordered objects from `from` on; at an older version, the changes
+    /// made since are undone for the keys they touched only, not by copying the collection.
+    pub fn list_page<F: Fn(&Value) -> bool>(
+        &self,
+        storage: &StorageKey,
+        request: PageRequest<'_, F>,
+    ) -> Result<Page, ApiError> {
         let state = self.state.lock();
         let empty = Collection::new(self.window_size, state.compacted);
         let collection = state.collections.get(storage).unwrap_or(&empty);
-        let in_namespace = |key: &ObjectKey| namespace.is_none_or(|ns| key.0 == ns);
+        // The first key of the range: the continue token's, else the namespace's first.
+        let namespace_start: ObjectKey;
+        let from: Bound<&dyn KeyPath> = match (request.from, request.namespace) {
+            (Some(from), _) => Bound::Included(from),
+            (None, Some(namespace)) => {
+                namespace_start = (namespace.to_string(), String::new());
+                Bound::Included(&namespace_start)
+            }
+            (None, None) => Bound::Unbounded,
+        };
+        let range = (from, Bound::Unbounded);
+        let in_namespace = |key: &PathKey| {
+            request
+                .namespace
+                .is_none_or(|namespace| key.0.0 == namespace)
+        };
+        let current = collection
+            .objects
+            .range::<dyn KeyPath, _>(range)
+            .take_while(|(key, _)| in_namespace(key));
         // A version not older than now reads the current state.
-        match at_rv.filter(|rv| *rv < state.rv) {
-            None => Ok(ListSnapshot {
-                rv: state.rv,
-                objects: in_path_order(collection.objects.iter().filter(|(k, _)| in_namespace(k))),
-            }),
+        let (rv, then) = match request.at_rv.filter(|rv| *rv < state.rv) {
+            None => (state.rv, BTreeMap::new()),
             Some(rv) => {
                 if rv < collection.complete_after {
                     // etcd's ErrCompacted, as the API server words it for a list.
@@ -435,27 +519,42 @@ impl Store {
                         "The resourceVersion for the provided list is too old.",
                     ));
                 }
-                // Undo, newest first, every change made after `rv`.
-                let mut objects = collection.objects.clone();
+                // Each key changed after `rv` as it was then: the state before its oldest
+                // change since (none if that change created it).
+                let mut then: BTreeMap<PathKey, Option<Arc<Value>>> = BTreeMap::new();
                 for event in collection.history.iter().rev() {
                     if event.rv <= rv {
                         break;
                     }
-                    match &event.prev {
-                        Some(prev) => {
-                            objects.insert(event.key.clone(), Arc::clone(prev));
-                        }
-                        None => {
-                            objects.remove(&event.key);
-                        }
-                    }
+                    then.insert(PathKey(event.key.clone()), event.prev.clone());
                 }
-                Ok(ListSnapshot {
-                    rv,
-                    objects: in_path_order(objects.iter().filter(|(k, _)| in_namespace(k))),
-                })
+                (rv, then)
             }
+        };
+        let then_range = then
+            .range::<dyn KeyPath, _>(range)
+            .take_while(|(key, _)| in_namespace(key));
+        let mut page = Page {
+            rv,
+            objects: Vec::new(),
+            more: false,
+            remaining: 0,
+        };
+        for object in as_of(current, then_range) {
+            if !(request.select)(object) {
+                continue;
+            }
+            if request.limit > 0 && page.objects.len() == request.limit {
+                page.more = true;
+                page.remaining += 1;
+                if !request.count_rest {
+                    break;
+                }
+                continue;
+            }
+            page.objects.push(Arc::clone(object));
         }
+        Ok(page)
     }
 
     /// Starts a watch on a collection: the first events and the live feed, taken atomically.
@@ -473,7 +572,7 @@ impl Store {
                         kind: EventType::Added,
                         rv,
                         storage: storage.clone(),
-                        key: key.clone(),
+                        key: key.0.clone(),
                         object: Arc::clone(object),
                         prev: None,
                         encoded: std::sync::OnceLock::new(),
@@ -519,8 +618,8 @@ impl Store {
             .flat_map(|(storage, c)| {
                 c.objects
                     .keys()
-                    .filter(|k| k.0 == namespace)
-                    .map(move |k| (storage.clone(), k.clone()))
+                    .filter(|k| k.0.0 == namespace)
+                    .map(move |k| (storage.clone(), k.0.clone()))
             })
             .collect()
     }
@@ -739,32 +838,119 @@ mod tests {
     }
     #[test]
     fn lists_are_in_path_order_across_prefix_namespaces() {
-        let key = |ns: &str, name: &str| (ns.to_string(), name.to_string());
-        let mut keys = vec![
-            key("team", "a"),
-            key("team-a", "b"),
-            key("team", "z"),
-            key("team0", "c"),
-        ];
-        keys.sort();
+        let store = store(100);
+        for (ns, name) in [
+            ("team", "a"),
+            ("team-a", "b"),
+            ("team", "z"),
+            ("team0", "c"),
+        ] {
+            store
+                .create(
+                    &pods(),
+                    (ns.into(), name.into()),
+                    ApiError::path_not_found,
+                    |_| Ok(json!({"metadata": {"name": name, "namespace": ns}})),
+                )
+                .unwrap();
+        }
+        let names = |s: ListSnapshot| -> Vec<String> {
+            s.objects
+                .iter()
+                .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+                .collect()
+        };
         assert_eq!(
-            keys[0],
-            key("team", "a"),
-            "tuple order puts team before team-a"
-        );
-        keys.sort_by(path_order);
-        assert_eq!(
-            keys,
-            [
-                key("team-a", "b"),
-                key("team", "a"),
-                key("team", "z"),
-                key("team0", "c")
-            ]
+            names(store.list(&pods(), None, None).unwrap()),
+            ["b", "a", "z", "c"]
         );
         assert_eq!(
-            path_order(&key("", "b"), &key("", "a")),
-            std::cmp::Ordering::Greater
+            names(store.list(&pods(), Some("team"), None).unwrap()),
+            ["a", "z"]
         );
+        assert!(names(store.list(&pods(), Some("team-"), None).unwrap()).is_empty());
+    }
+
+    fn page(store: &Store, at_rv: Option<u64>, from: Option<&str>, limit: usize) -> Page {
+        let from = from.map(key);
+        store
+            .list_page(
+                &pods(),
+                PageRequest {
+                    namespace: Some("ns"),
+                    at_rv,
+                    from: from.as_ref(),
+                    limit,
+                    select: |_: &Value| true,
+                    count_rest: true,
+                },
+            )
+            .unwrap()
+    }
+
+    fn page_names(page: &Page) -> Vec<String> {
+        page.objects
+            .iter()
+            .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn continue_pages_show_the_first_page_version() {
+        let store = store(100);
+        for name in ["a", "b", "c", "d", "e"] {
+            create(&store, name);
+        }
+        let first = page(&store, None, None, 2);
+        assert_eq!(page_names(&first), ["a", "b"]);
+        assert_eq!((first.rv, first.more, first.remaining), (5, true, 3));
+        // Changes after the first page: none shows in the next pages.
+        store
+            .update(&pods(), &key("c"), ApiError::path_not_found, |_| {
+                Ok(Change::Delete(json!({"metadata": {"name": "c"}})))
+            })
+            .unwrap();
+        create(&store, "bb");
+        store
+            .update(&pods(), &key("d"), ApiError::path_not_found, |v| {
+                let mut v = v.clone();
+                v["spec"] = json!({"x": 1});
+                Ok(Change::Replace(v))
+            })
+            .unwrap();
+        store
+            .update(&pods(), &key("d"), ApiError::path_not_found, |_| {
+                Ok(Change::Delete(json!({"metadata": {"name": "d"}})))
+            })
+            .unwrap();
+        create(&store, "f");
+        let second = page(&store, Some(first.rv), Some("b\u{0}"), 2);
+        assert_eq!(page_names(&second), ["c", "d"]);
+        assert_eq!(second.objects[1]["metadata"]["resourceVersion"], "4");
+        assert_eq!((second.rv, second.more, second.remaining), (5, true, 1));
+        let third = page(&store, Some(first.rv), Some("d\u{0}"), 2);
+        assert_eq!(page_names(&third), ["e"]);
+        assert!(!third.more);
+        // The current state, for comparison.
+        assert_eq!(
+            page_names(&page(&store, None, Some("b\u{0}"), 0)),
+            ["bb", "e", "f"]
+        );
+        // A filter: the walk stops at the first selected object after a full page.
+        let selected = store
+            .list_page(
+                &pods(),
+                PageRequest {
+                    namespace: None,
+                    at_rv: Some(first.rv),
+                    from: None,
+                    limit: 1,
+                    select: |o: &Value| o["metadata"]["name"] != "a",
+                    count_rest: false,
+                },
+            )
+            .unwrap();
+        assert_eq!(page_names(&selected), ["b"]);
+        assert_eq!((selected.more, selected.remaining), (true, 1));
     }
 }

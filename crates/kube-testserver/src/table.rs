@@ -1,10 +1,13 @@
 //! Server-side printing (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`): the columns
-//! `kubectl get` shows, for the common built-in kinds, and Name/Age for everything else.
+//! `kubectl get` shows, for the common built-in kinds, a custom resource's
+//! `additionalPrinterColumns`, and Name/Age for everything else.
+
+use std::borrow::Cow;
 
 use serde_json::{Value, json};
 
 use crate::object::meta_str;
-use crate::registry::ResourceType;
+use crate::registry::{PrinterColumn, ResourceType};
 
 /// Whether an `Accept` header asks for a `meta.k8s.io` Table.
 pub fn wants_table(accept: &str) -> bool {
@@ -15,10 +18,83 @@ pub fn wants_table(accept: &str) -> bool {
 }
 
 /// A column: name, type, priority (1 = only with `-o wide`).
-type Column = (&'static str, &'static str, u8);
+type Builtin = (&'static str, &'static str, u8);
+
+/// A column of a Table.
+#[derive(Debug, Clone)]
+struct Column {
+    name: Cow<'static, str>,
+    type_: Cow<'static, str>,
+    format: Cow<'static, str>,
+    description: Cow<'static, str>,
+    priority: i64,
+    /// Where a custom resource's column reads its value.
+    json_path: Option<String>,
+}
+
+impl Column {
+    fn builtin((name, type_, priority): Builtin) -> Column {
+        Column {
+            name: Cow::Borrowed(name),
+            type_: Cow::Borrowed(type_),
+            format: Cow::Borrowed(if name == "Name" { "name" } else { "" }),
+            description: Cow::Borrowed(""),
+            priority: i64::from(priority),
+            json_path: None,
+        }
+    }
+
+    fn custom(column: &PrinterColumn) -> Column {
+        Column {
+            name: Cow::Owned(column.name.clone()),
+            type_: Cow::Owned(column.type_.clone()),
+            format: Cow::Owned(column.format.clone()),
+            // apiextensions-apiserver describes a column without a description by its path.
+            description: Cow::Owned(if column.description.is_empty() {
+                format!(
+                    "Custom resource definition column (in JSONPath format): {}",
+                    column.json_path
+                )
+            } else {
+                column.description.clone()
+            }),
+            priority: column.priority,
+            json_path: Some(column.json_path.clone()),
+        }
+    }
+}
+
+/// The description of `metadata.name` (the API server's, for the Name column).
+const NAME_DESCRIPTION: &str = "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
 
 fn columns(resource: &ResourceType) -> Vec<Column> {
-    let extra: &[Column] = match (resource.group.as_str(), resource.plural.as_str()) {
+    if resource.custom && !resource.printer_columns.is_empty() {
+        // apiextensions-apiserver's table convertor: Name, then the CRD's columns.
+        let mut name = Column::builtin(("Name", "string", 0));
+        name.description = Cow::Borrowed(NAME_DESCRIPTION);
+        let mut all = vec![name];
+        all.extend(resource.printer_columns.iter().map(Column::custom));
+        return all;
+    }
+    if resource.group.is_empty() && resource.plural == "events" {
+        // kube-apiserver's event printer: the name comes last, with `-o wide` only.
+        return [
+            ("Last Seen", "string", 0),
+            ("Type", "string", 0),
+            ("Reason", "string", 0),
+            ("Object", "string", 0),
+            ("Subobject", "string", 1),
+            ("Source", "string", 1),
+            ("Message", "string", 0),
+            ("First Seen", "string", 1),
+            ("Count", "string", 1),
+            ("Name", "string", 1),
+        ]
+        .into_iter()
+        .map(Column::builtin)
+        .collect();
+    }
+    let extra: &[Builtin] = match (resource.group.as_str(), resource.plural.as_str()) {
         ("", "pods") => &[
             ("Ready", "string", 0),
             ("Status", "string", 0),
@@ -47,17 +123,80 @@ fn columns(resource: &ResourceType) -> Vec<Column> {
             ("Age", "string", 0),
         ],
         ("coordination.k8s.io", "leases") => &[("Holder", "string", 0), ("Age", "string", 0)],
-        ("", "events") => &[
-            ("Type", "string", 0),
-            ("Reason", "string", 0),
-            ("Object", "string", 0),
-            ("Message", "string", 0),
-        ],
         _ => &[("Age", "string", 0)],
     };
-    let mut all = vec![("Name", "string", 0)];
-    all.extend_from_slice(extra);
+    let mut all = vec![Column::builtin(("Name", "string", 0))];
+    all.extend(extra.iter().copied().map(Column::builtin));
     all
+}
+
+/// The value at a simple JSONPath (`.status.conditions[0].type`, optionally in braces), as
+/// CRD printer columns allow them.
+fn at_path<'a>(object: &'a Value, path: &str) -> Option<&'a Value> {
+    let path = path.trim();
+    let path = path
+        .strip_prefix('{')
+        .and_then(|p| p.strip_suffix('}'))
+        .unwrap_or(path);
+    let mut value = object;
+    for segment in path
+        .trim_start_matches('.')
+        .split('.')
+        .filter(|s| !s.is_empty())
+    {
+        let (field, indexes) = match segment.find('[') {
+            Some(at) => (&segment[..at], &segment[at..]),
+            None => (segment, ""),
+        };
+        if !field.is_empty() {
+            value = value.get(field)?;
+        }
+        for index in indexes.split('[').filter(|i| !i.is_empty()) {
+            let index: usize = index.strip_suffix(']')?.parse().ok()?;
+            value = value.get(index)?;
+        }
+    }
+    Some(value)
+}
+
+/// A custom column's cell, as apiextensions-apiserver's `cellForJSONValue` makes it: typed
+/// values, dates as ages, and null for anything missing or of the wrong type.
+fn custom_cell(column: &Column, path: &str, object: &Value, now: jiff::Timestamp) -> Value {
+    let Some(value) = at_path(object, path).filter(|v| !v.is_null()) else {
+        return Value::Null;
+    };
+    match column.type_.as_ref() {
+        // The JSONPath printer: strings raw, anything else as JSON.
+        "string" => json!(text(value)),
+        "integer" => value
+            .as_i64()
+            .or_else(|| value.as_f64().map(|f| f as i64))
+            .map_or(Value::Null, |i| json!(i)),
+        "number" => value.as_f64().map_or(Value::Null, |f| json!(f)),
+        "boolean" => value.as_bool().map_or(Value::Null, |b| json!(b)),
+        "date" => match value.as_str() {
+            Some(date) if date.parse::<jiff::Timestamp>().is_ok() => json!(age(Some(date), now)),
+            Some(_) => json!("<invalid>"),
+            None => Value::Null,
+        },
+        _ => Value::Null,
+    }
+}
+
+/// `lastTimestamp`, else `eventTime`, else `firstTimestamp`, as an age, and `(xN over AGE)`
+/// for a repeated event (kube-apiserver's Last Seen).
+fn event_last_seen(object: &Value, now: jiff::Timestamp) -> Value {
+    let at = ["lastTimestamp", "eventTime", "firstTimestamp"]
+        .iter()
+        .find_map(|k| object[*k].as_str());
+    let last = age(at, now);
+    match object["count"].as_i64() {
+        Some(count) if count > 1 => {
+            let first = age(object["firstTimestamp"].as_str().or(at), now);
+            json!(format!("{last} (x{count} over {first})"))
+        }
+        _ => json!(last),
+    }
 }
 
 /// kubectl's short duration format (`5s`, `3m`, `2h`, `4d`).
@@ -86,12 +225,15 @@ fn count(value: &Value) -> usize {
     value.as_object().map_or(0, |m| m.len())
 }
 
-fn cell(resource: &ResourceType, column: &str, object: &Value, now: jiff::Timestamp) -> Value {
+fn cell(resource: &ResourceType, column: &Column, object: &Value, now: jiff::Timestamp) -> Value {
+    if let Some(path) = &column.json_path {
+        return custom_cell(column, path, object, now);
+    }
     let created = meta_str(object, "creationTimestamp");
-    match column {
+    match column.name.as_ref() {
         "Name" => json!(meta_str(object, "name").unwrap_or("")),
         "Age" => json!(age(created, now)),
-        _ => match (resource.plural.as_str(), column) {
+        name => match (resource.plural.as_str(), name) {
             ("pods", "Ready") => {
                 let total = object["spec"]["containers"].as_array().map_or(0, Vec::len);
                 let ready = object["status"]["containerStatuses"]
@@ -161,6 +303,19 @@ fn cell(resource: &ResourceType, column: &str, object: &Value, now: jiff::Timest
                 object["involvedObject"]["name"].as_str().unwrap_or("")
             )),
             ("events", "Message") => json!(text(&object["message"])),
+            ("events", "Last Seen") => event_last_seen(object, now),
+            ("events", "First Seen") => json!(age(object["firstTimestamp"].as_str(), now)),
+            ("events", "Count") => json!(object["count"].as_i64().unwrap_or(1).to_string()),
+            ("events", "Subobject") => {
+                json!(object["involvedObject"]["fieldPath"].as_str().unwrap_or(""))
+            }
+            ("events", "Source") => {
+                let component = object["source"]["component"].as_str().unwrap_or("");
+                json!(match object["source"]["host"].as_str() {
+                    Some(host) if !host.is_empty() => format!("{component}, {host}"),
+                    _ => component.to_string(),
+                })
+            }
             _ => Value::Null,
         },
     }
@@ -169,7 +324,7 @@ fn cell(resource: &ResourceType, column: &str, object: &Value, now: jiff::Timest
 fn row(resource: &ResourceType, columns: &[Column], object: &Value, now: jiff::Timestamp) -> Value {
     let cells: Vec<Value> = columns
         .iter()
-        .map(|(name, _, _)| cell(resource, name, object, now))
+        .map(|column| cell(resource, column, object, now))
         .collect();
     json!({
         "cells": cells,
@@ -194,13 +349,13 @@ pub fn table(
     let definitions: Vec<Value> = if with_columns {
         columns
             .iter()
-            .map(|(name, kind, priority)| {
+            .map(|column| {
                 json!({
-                    "name": name,
-                    "type": kind,
-                    "format": if *name == "Name" { "name" } else { "" },
-                    "description": "",
-                    "priority": priority,
+                    "name": column.name,
+                    "type": column.type_,
+                    "format": column.format,
+                    "description": column.description,
+                    "priority": column.priority,
                 })
             })
             .collect()
@@ -245,5 +400,95 @@ mod tests {
             "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
         ));
         assert!(!wants_table("application/json"));
+    }
+
+    #[test]
+    fn custom_resources_print_their_printer_columns() {
+        let crd = json!({
+            "metadata": {"name": "podsets.demo.example"},
+            "spec": {"group": "demo.example", "scope": "Namespaced",
+                "names": {"plural": "podsets", "kind": "PodSet"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "additionalPrinterColumns": [
+                        {"name": "Desired", "type": "integer", "jsonPath": ".spec.replicas"},
+                        {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas"},
+                        {"name": "Image", "type": "string", "priority": 1,
+                            "jsonPath": ".spec.template.spec.containers[0].image"},
+                        {"name": "Paused", "type": "boolean", "jsonPath": ".spec.paused"},
+                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}]}]}});
+        let resource = crate::crd::resource_types(&crd).remove(0);
+        let object = json!({"metadata": {"name": "web", "creationTimestamp": "2020-01-01T00:00:00Z"},
+            "spec": {"replicas": 3, "template": {"spec": {"containers": [{"image": "nginx"}]}}}});
+        let t = table(&resource, &[&object], "9", None, true);
+        let names: Vec<&str> = t["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["Name", "Desired", "Ready", "Image", "Paused", "Age"]
+        );
+        assert_eq!(t["columnDefinitions"][0]["format"], "name");
+        assert_eq!(t["columnDefinitions"][1]["type"], "integer");
+        assert_eq!(
+            t["columnDefinitions"][1]["description"],
+            "Custom resource definition column (in JSONPath format): .spec.replicas"
+        );
+        assert_eq!(t["columnDefinitions"][3]["priority"], 1);
+        let cells = &t["rows"][0]["cells"];
+        assert_eq!(cells[0], "web");
+        assert_eq!(cells[1], 3);
+        assert_eq!(cells[2], Value::Null); // no status yet: kubectl prints <none>
+        assert_eq!(cells[3], "nginx");
+        assert_eq!(cells[4], Value::Null);
+        assert!(cells[5].as_str().unwrap().ends_with('d'));
+    }
+
+    #[test]
+    fn custom_resources_without_columns_print_name_and_age() {
+        let crd = json!({"spec": {"group": "demo.example", "names": {"plural": "things", "kind": "Thing"},
+            "versions": [{"name": "v1"}]}});
+        let resource = crate::crd::resource_types(&crd).remove(0);
+        let object =
+            json!({"metadata": {"name": "a", "creationTimestamp": "2020-01-01T00:00:00Z"}});
+        let t = table(&resource, &[&object], "1", None, true);
+        assert_eq!(t["columnDefinitions"][1]["name"], "Age");
+        assert_eq!(t["columnDefinitions"][1]["type"], "date");
+        assert!(t["rows"][0]["cells"][1].as_str().unwrap().ends_with('d'));
+    }
+
+    #[test]
+    fn events_print_like_kubectl_get_events() {
+        let registry = Registry::with_builtins();
+        let events = registry.get("", "v1", "events").unwrap();
+        let event = json!({"metadata": {"name": "web.1"}, "type": "Normal", "reason": "SuccessfulCreate",
+            "involvedObject": {"kind": "PodSet", "name": "web"}, "message": "Created pod: web-0",
+            "source": {"component": "podset-controller"}, "count": 2,
+            "firstTimestamp": "2020-01-01T00:00:00Z", "lastTimestamp": "2020-01-01T00:00:00Z"});
+        let t = table(&events, &[&event], "3", None, true);
+        let shown: Vec<(&str, i64)> = t["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["name"].as_str().unwrap(), c["priority"].as_i64().unwrap()))
+            .collect();
+        assert_eq!(
+            &shown[..4],
+            [("Last Seen", 0), ("Type", 0), ("Reason", 0), ("Object", 0)]
+        );
+        assert_eq!(shown[9], ("Name", 1));
+        let cells = &t["rows"][0]["cells"];
+        let last_seen = cells[0].as_str().unwrap();
+        assert!(
+            last_seen.contains("d (x2 over ") && last_seen.ends_with("d)"),
+            "{last_seen}"
+        );
+        assert_eq!(cells[3], "podset/web");
+        assert_eq!(cells[5], "podset-controller");
+        assert_eq!(cells[6], "Created pod: web-0");
+        assert_eq!(cells[8], "2");
+        assert_eq!(cells[9], "web.1");
     }
 }

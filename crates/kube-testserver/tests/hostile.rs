@@ -227,6 +227,10 @@ fn hostile_path() -> impl Strategy<Value = String> {
     ]
 }
 
+/// How much of an unread request body Go's HTTP server discards after answering before it
+/// closes the connection instead (`maxPostHandlerReadBytes`).
+const GO_DISCARD_LIMIT: usize = 256 << 10;
+
 #[test]
 fn any_request_is_answered_and_the_server_keeps_serving() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -277,9 +281,27 @@ fn any_request_is_answered_and_the_server_keeps_serving() {
                     } else {
                         path
                     };
-                    let reply = c
-                        .send(method.clone(), &path, Some(content_type), Some(body))
-                        .await;
+                    let large = body.len() > GO_DISCARD_LIMIT;
+                    let reply = match c
+                        .try_send(method.clone(), &path, Some(content_type), Some(body))
+                        .await
+                    {
+                        Ok(reply) => reply,
+                        // Answered before the body was read (a refused path or method): the
+                        // server closes the connection rather than read megabytes nobody
+                        // needs, as Go's server does past 256 KiB, and the client, still
+                        // sending, may see the close before the answer.
+                        Err(error) if large => {
+                            let health = other.get("/api/v1/namespaces/default/configmaps").await;
+                            prop_assert_eq!(health.status.as_u16(), 200, "after {}", error);
+                            return Ok(());
+                        }
+                        Err(error) => {
+                            return Err(TestCaseError::fail(format!(
+                                "{method} {path} {content_type}: no answer: {error}"
+                            )));
+                        }
+                    };
                     // The real server answers none of these with a 5xx.
                     prop_assert!(
                         reply.status.as_u16() < 500,

@@ -221,14 +221,14 @@ async fn log_errors_are_the_api_servers() {
 #[tokio::test]
 async fn logs_without_a_kubelet() {
     let (_server, c) = server(None).await;
-    // Not scheduled: an empty body, as kube-apiserver answers without a node to ask.
+    // Not scheduled: 204 No Content, as kube-apiserver (v1.35) answers without a node to ask.
     c.post(
         "/api/v1/namespaces/default/pods",
         &seed_pod("pending", &["main"]),
     )
     .await;
     let (status, text) = logs(&c, "pending", "").await;
-    assert_eq!((status, text.as_str()), (StatusCode::OK, ""));
+    assert_eq!((status, text.as_str()), (StatusCode::NO_CONTENT, ""));
     // Scheduled but never started.
     let mut bound = seed_pod("bound", &["main"]);
     bound["spec"]["nodeName"] = json!("somewhere");

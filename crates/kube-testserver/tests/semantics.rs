@@ -38,6 +38,38 @@ fn names(list: &Value) -> Vec<String> {
 }
 
 #[tokio::test]
+async fn the_watch_cache_ignores_the_limit_of_a_list_at_resource_version_0() {
+    let (_server, c) = plain_server().await;
+    for i in 0..5 {
+        let reply = c
+            .post(
+                "/api/v1/namespaces/default/configmaps",
+                &json!({"metadata": {"name": format!("cm{i}")}}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED);
+    }
+    // As kube-apiserver v1.35 answers it: every item, no continue token.
+    for query in [
+        "limit=2&resourceVersion=0",
+        "limit=2&resourceVersion=0&resourceVersionMatch=NotOlderThan",
+    ] {
+        let list = c
+            .get(&format!("/api/v1/namespaces/default/configmaps?{query}"))
+            .await
+            .json();
+        assert_eq!(names(&list), ["cm0", "cm1", "cm2", "cm3", "cm4"], "{query}");
+        assert!(list["metadata"]["continue"].is_null(), "{query}: {list}");
+    }
+    // Any other resourceVersion still pages.
+    let list = c
+        .get("/api/v1/namespaces/default/configmaps?limit=2&resourceVersion=1")
+        .await
+        .json();
+    assert_eq!(names(&list), ["cm0", "cm1"]);
+}
+
+#[tokio::test]
 async fn paging_is_a_consistent_snapshot() {
     let (_server, c) = plain_server().await;
     for i in 0..5 {
