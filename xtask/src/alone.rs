@@ -98,11 +98,18 @@ pub fn run(root: &Path) -> Result<(), String> {
     let mut checks = Vec::new();
     for package in &packages {
         let all: Vec<&str> = package.features.keys().map(String::as_str).collect();
-        let configurations: [(&str, BTreeSet<String>); 3] = [
+        let mut configurations: Vec<(&str, BTreeSet<String>)> = vec![
             ("--no-default-features", BTreeSet::new()),
             ("", closure(package, &["default"])),
             ("--all-features", closure(package, &all)),
         ];
+        // The kube-rs interop feature alone (without `rest`, as a kube-rs user enables it).
+        if package.features.contains_key("kube") {
+            configurations.push((
+                "--no-default-features --features kube",
+                closure(package, &["kube"]),
+            ));
+        }
         for (flags, enabled) in configurations {
             let chooses_version = enabled.iter().any(|e| e.starts_with("k8s-openapi/"));
             checks.push((package.name.clone(), flags, !chooses_version));
@@ -117,9 +124,7 @@ pub fn run(root: &Path) -> Result<(), String> {
         command
             .current_dir(root)
             .args(["check", "--quiet", "-p", name, "--lib"]);
-        if !flags.is_empty() {
-            command.arg(flags);
-        }
+        command.args(flags.split_whitespace());
         if *env_version {
             command.env("K8S_OPENAPI_ENABLED_VERSION", K8S_VERSION);
         } else {

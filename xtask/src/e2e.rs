@@ -163,6 +163,44 @@ const EXAMPLES: &[Example] = &[
         embedded_only: false,
         features: "rest",
     },
+    // kube-rs interop (feature `kube`): our informer, event recorder, Lease lock and
+    // port-forward dialer on a kube::Client (try_default, else the embedded server's kubeconfig).
+    Example {
+        package: "kube-cache",
+        example: "kube_informer",
+        args: &[],
+        code: 0,
+        expect: "kube-rs informer demo passed",
+        embedded_only: false,
+        features: "kube",
+    },
+    Example {
+        package: "kube-record",
+        example: "kube_events",
+        args: &[],
+        code: 0,
+        expect: "kube-rs events demo passed",
+        embedded_only: false,
+        features: "kube",
+    },
+    Example {
+        package: "kube-leader",
+        example: "kube_leader",
+        args: &[],
+        code: 0,
+        expect: "kube-rs leader election demo passed",
+        embedded_only: false,
+        features: "kube",
+    },
+    Example {
+        package: "kube-portforward",
+        example: "kube_port_forward",
+        args: &[],
+        code: 0,
+        expect: "kube-rs port-forward demo passed",
+        embedded_only: false,
+        features: "kube",
+    },
 ];
 
 /// Entry point: parses the target and runs every check for it.

@@ -12,6 +12,11 @@
 //! cargo xtask bench informer-sync [--pods 10000,100000] [--runs 5]
 //!     [--modes typed,compact,typed+stream] [--kubeconfig PATH [--load] [--server-pid PID]]
 //! ```
+//!
+//! Modes join flags with `+`: `typed` or `compact` (ours over kube-rest), `kubeclient` (ours
+//! over kube-rs's client), `kube-rs` (kube-rs's own watcher + reflector; `+strip` drops
+//! managedFields with `.modify()`), `stream` (streaming list), `managedfields` (kept).
+//! The side-by-side run: `--modes typed,typed+kubeclient,kube-rs,kube-rs+strip`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -158,6 +163,9 @@ fn mode_args(mode: &str) -> Vec<&'static str> {
             "compact" => args.push("--compact"),
             "stream" => args.push("--streaming"),
             "managedfields" => args.push("--keep-managed-fields"),
+            "kubeclient" => args.push("--kube-client"),
+            "kube-rs" => args.push("--kube-rs"),
+            "strip" => args.push("--strip"),
             _ => {}
         }
     }
@@ -193,7 +201,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
         "-p",
         "kube-cache",
         "--features",
-        "rest",
+        "rest,kube",
         "--example",
         "informer_sync",
     ])?;
@@ -303,5 +311,7 @@ mod tests {
     fn modes_map_to_flags() {
         assert_eq!(mode_args("compact+stream"), ["--compact", "--streaming"]);
         assert!(mode_args("typed").is_empty());
+        assert_eq!(mode_args("kube-rs+strip"), ["--kube-rs", "--strip"]);
+        assert_eq!(mode_args("typed+kubeclient"), ["--kube-client"]);
     }
 }

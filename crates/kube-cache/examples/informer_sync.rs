@@ -9,10 +9,16 @@
 //! ```sh
 //! informer_sync load --kubeconfig KC --pods 10000 [--fixture pod-realistic.json]
 //! informer_sync sync --kubeconfig KC [--compact] [--streaming] [--keep-managed-fields]
+//!     [--kube-client | --kube-rs [--strip]]
 //! ```
 //!
 //! `sync` caches every pod of the cluster, as `k8s_openapi::api::core::v1::Pod` by default
-//! or as `kube_apimachinery::Compact<Pod>` with `--compact`.
+//! or as `kube_apimachinery::Compact<Pod>` with `--compact`. With `--kube-client`, our
+//! informer lists and watches through kube-rs's `kube::Client` (the `kube` feature's
+//! `KubeListerWatcher`) instead of kube-rest. With `--kube-rs`, the process runs kube-rs's own
+//! `watcher` + `reflector` instead (what `shared/peers/kube-rs` measures), keeping
+//! managedFields unless `--strip` drops them with `.modify()`: the side-by-side figures of
+//! one binary against one server.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -22,6 +28,7 @@ use std::time::Instant;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube_apimachinery::{Compact, Object};
 use kube_cache::informer::SharedIndexInformer;
+use kube_cache::kube::KubeListerWatcher;
 use kube_cache::rest::ApiListerWatcher;
 use kube_rest::{Api, Client, Config, Kubeconfig, PostParams};
 use tokio_util::sync::CancellationToken;
@@ -67,6 +74,9 @@ struct Options {
     compact: bool,
     streaming: bool,
     keep_managed_fields: bool,
+    kube_client: bool,
+    kube_rs: bool,
+    strip: bool,
 }
 
 fn options() -> Result<Options> {
@@ -83,6 +93,9 @@ fn options() -> Result<Options> {
         compact: false,
         streaming: false,
         keep_managed_fields: false,
+        kube_client: false,
+        kube_rs: false,
+        strip: false,
     };
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -93,13 +106,17 @@ fn options() -> Result<Options> {
             "--compact" => options.compact = true,
             "--streaming" => options.streaming = true,
             "--keep-managed-fields" => options.keep_managed_fields = true,
+            "--kube-client" => options.kube_client = true,
+            "--kube-rs" => options.kube_rs = true,
+            "--strip" => options.strip = true,
             other => return Err(format!("unknown argument {other:?}").into()),
         }
     }
     if options.command != "load" && options.command != "sync" {
         return Err(
             "usage: informer_sync load|sync --kubeconfig PATH [--pods N] [--fixture F] \
-                    [--compact] [--streaming] [--keep-managed-fields]"
+                    [--compact] [--streaming] [--keep-managed-fields] \
+                    [--kube-client | --kube-rs [--strip]]"
                 .into(),
         );
     }
@@ -189,6 +206,72 @@ async fn load(options: &Options) -> Result<()> {
     Ok(())
 }
 
+/// A kube-rs client for the kubeconfig of `options` (kube-rs has no client-side throttle).
+async fn kube_client(options: &Options) -> Result<kube::Client> {
+    let config = match &options.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    Ok(kube::Client::try_from(config)?)
+}
+
+fn print_result(
+    implementation: &str,
+    mode: &str,
+    n: usize,
+    (t0, t1, cpu0, rss0): (Instant, Instant, f64, u64),
+) {
+    let synced = t1.elapsed();
+    let total = t0.elapsed();
+    let cpu = cpu_ms();
+    let rss1 = status_kb("VmRSS:");
+    let hwm = status_kb("VmHWM:");
+    println!(
+        "RESULT impl={implementation} mode={mode} n={n} sync_ms={:.1} total_ms={:.1} cpu_ms={cpu:.1} \
+         cpu_sync_ms={:.1} rss0_kb={rss0} rss1_kb={rss1} hwm_kb={hwm} growth_b_per_obj={:.0}",
+        synced.as_secs_f64() * 1000.0,
+        total.as_secs_f64() * 1000.0,
+        cpu - cpu0,
+        if n > 0 {
+            (rss1 as f64 - rss0 as f64) * 1024.0 / n as f64
+        } else {
+            0.0
+        }
+    );
+}
+
+/// kube-rs's own `watcher` + `reflector` on every pod, until its store is ready.
+async fn sync_kube_rs(options: &Options, mode: &str) -> Result<()> {
+    use futures_util::StreamExt as _;
+    use kube::ResourceExt as _;
+    use kube::runtime::{WatchStreamExt as _, reflector, watcher};
+    let t0 = Instant::now();
+    let client = kube_client(options).await?;
+    let rss0 = status_kb("VmRSS:");
+    let cpu0 = cpu_ms();
+    let t1 = Instant::now();
+    let api = kube::Api::<Pod>::all(client);
+    let (reader, writer) = reflector::store();
+    let mut config = watcher::Config::default();
+    if options.streaming {
+        config = config.streaming_lists();
+    }
+    let events = watcher(api, config);
+    let task = if options.strip {
+        let stream = reflector(writer, events.modify(|p| p.managed_fields_mut().clear()));
+        tokio::spawn(stream.for_each(|_| std::future::ready(())))
+    } else {
+        tokio::spawn(reflector(writer, events).for_each(|_| std::future::ready(())))
+    };
+    reader.wait_until_ready().await?;
+    print_result("kube-rs", mode, reader.state().len(), (t0, t1, cpu0, rss0));
+    task.abort();
+    Ok(())
+}
+
 /// Starts an informer over every pod, waits for `has_synced`, prints the `RESULT` line.
 async fn sync<K>(options: &Options, mode: &str, api: impl FnOnce(Client) -> Api<K>) -> Result<()>
 where
@@ -200,11 +283,37 @@ where
     let rss0 = status_kb("VmRSS:");
     let cpu0 = cpu_ms();
     let t1 = Instant::now();
-    let informer: SharedIndexInformer<K> =
-        SharedIndexInformer::builder(ApiListerWatcher::new(api(client)))
-            .streaming_list(options.streaming)
-            .drop_managed_fields(!options.keep_managed_fields)
-            .build();
+    let informer = SharedIndexInformer::builder(ApiListerWatcher::new(api(client)));
+    measure(options, mode, informer, (t0, t1, cpu0, rss0)).await
+}
+
+/// Our informer through kube-rs's client.
+async fn sync_kube_client(options: &Options, mode: &str) -> Result<()> {
+    let t0 = Instant::now();
+    let client = kube_client(options).await?;
+    let rss0 = status_kb("VmRSS:");
+    let cpu0 = cpu_ms();
+    let t1 = Instant::now();
+    let lw = KubeListerWatcher::new(kube::Api::<Pod>::all(client));
+    let informer = SharedIndexInformer::builder(lw);
+    measure(options, mode, informer, (t0, t1, cpu0, rss0)).await
+}
+
+/// Runs the informer until it has synced and prints the `RESULT` line.
+async fn measure<K, L>(
+    options: &Options,
+    mode: &str,
+    informer: kube_cache::informer::SharedIndexInformerBuilder<K, L>,
+    start: (Instant, Instant, f64, u64),
+) -> Result<()>
+where
+    K: Object + Send + Sync + 'static,
+    L: kube_cache::ListerWatcher<K>,
+{
+    let informer: SharedIndexInformer<K> = informer
+        .streaming_list(options.streaming)
+        .drop_managed_fields(!options.keep_managed_fields)
+        .build();
     let cancel = CancellationToken::new();
     let run = {
         let informer = informer.clone();
@@ -212,24 +321,7 @@ where
         tokio::spawn(async move { informer.run(cancel).await })
     };
     informer.wait_for_sync().await;
-    let synced = t1.elapsed();
-    let total = t0.elapsed();
-    let cpu = cpu_ms();
-    let rss1 = status_kb("VmRSS:");
-    let hwm = status_kb("VmHWM:");
-    let n = informer.indexer().len();
-    println!(
-        "RESULT impl=kube-toolkit mode={mode} n={n} sync_ms={:.1} total_ms={:.1} cpu_ms={cpu:.1} \
-         cpu_sync_ms={:.1} rss0_kb={rss0} rss1_kb={rss1} hwm_kb={hwm} growth_b_per_obj={:.0}",
-        synced.as_secs_f64() * 1000.0,
-        total.as_secs_f64() * 1000.0,
-        cpu - cpu0,
-        if n > 0 {
-            (rss1 as f64 - rss0 as f64) * 1024.0 / n as f64
-        } else {
-            0.0
-        }
-    );
+    print_result("kube-toolkit", mode, informer.indexer().len(), start);
     cancel.cancel();
     let _ = run.await;
     Ok(())
@@ -239,14 +331,30 @@ async fn run(options: Options) -> Result<()> {
     if options.command == "load" {
         return load(&options).await;
     }
-    let mut mode = String::from(if options.compact { "compact" } else { "typed" });
+    let mut mode = String::from(if options.kube_rs {
+        "kube-rs"
+    } else if options.compact {
+        "compact"
+    } else {
+        "typed"
+    });
+    if options.kube_client {
+        mode.push_str("+kubeclient");
+    }
     if options.streaming {
         mode.push_str("+stream");
     }
     if options.keep_managed_fields {
         mode.push_str("+managedfields");
     }
-    if options.compact {
+    if options.strip {
+        mode.push_str("+strip");
+    }
+    if options.kube_rs {
+        sync_kube_rs(&options, &mode).await
+    } else if options.kube_client {
+        sync_kube_client(&options, &mode).await
+    } else if options.compact {
         sync(&options, &mode, Api::<Compact<Pod>>::all_namespaces).await
     } else {
         sync(&options, &mode, Api::<Pod>::all_namespaces).await

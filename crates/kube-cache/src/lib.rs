@@ -11,7 +11,7 @@
 //! | [`Lister`], [`NamespacedLister`] | typed reads by label selector, namespace, name, index | `ListAll`, generated listers |
 //! | [`Reflector`], [`ReflectorHandle`], [`ReflectorStats`] | list then watch into a [`ReflectorStore`], relists, backoff, resync | `Reflector` |
 //! | [`informer`]: `SharedIndexInformer`, handlers, `SharedInformerFactory` | one reflector and store per resource feeding any number of handlers | `SharedIndexInformer`, `informers` factory |
-//! | [`ListerWatcher`], [`rest`] (feature `rest`) | what a reflector lists and watches with; kube-rest's `Api<K>` | `ListerWatcher`, `ListWatch` |
+//! | [`ListerWatcher`], `rest` (feature `rest`), `kube` (feature `kube`) | what a reflector lists and watches with; kube-rest's `Api<K>`; kube-rs's `kube::Api<K>` | `ListerWatcher`, `ListWatch` |
 //! | [`Transforms`] | edits objects before they are stored (managedFields dropped by default) | `TransformFunc` |
 //!
 //! Objects are any [`kube_apimachinery::Object`] (k8s-openapi resources and
@@ -87,6 +87,8 @@ mod index;
 mod indexer;
 pub mod informer;
 mod key;
+#[cfg(feature = "kube")]
+pub mod kube;
 mod lister;
 mod lister_watcher;
 mod queue;
@@ -97,6 +99,8 @@ mod reflector_store;
 pub mod rest;
 mod store;
 pub mod transform;
+#[cfg(any(feature = "rest", feature = "kube"))]
+mod wire;
 
 pub use delta::{Delta, DeltaType, Deltas, KeyListerGetter, newest, oldest};
 pub use delta_fifo::{DeltaFifo, DeltaFifoBuilder};

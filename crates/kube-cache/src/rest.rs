@@ -32,9 +32,6 @@
 //! # Ok(()) }
 //! ```
 
-mod skip;
-mod stream_list;
-
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -42,16 +39,17 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_core::Stream;
 use http::Method;
-use kube_apimachinery::{ListMeta, ListParams, ObjectList, Status, WatchEvent, WatchParams};
+use kube_apimachinery::{ListMeta, ListParams, Status, WatchEvent, WatchParams};
 use kube_rest::error::Cause;
 use kube_rest::{Api, Error, WatchStream};
 use parking_lot::Mutex;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
-pub use skip::WithoutManagedFields;
+pub use crate::wire::WithoutManagedFields;
 
 use crate::lister_watcher::{ListPage, ListWatchError, ListerWatcher};
+use crate::wire::{self, BodyError, into_page};
 
 impl ListWatchError for Error {
     fn status(&self) -> Option<&Status> {
@@ -64,23 +62,7 @@ impl ListWatchError for Error {
     }
 
     fn is_connection_refused(&self) -> bool {
-        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(self);
-        while let Some(error) = next {
-            if let Some(io) = error.downcast_ref::<std::io::Error>() {
-                if io.kind() == std::io::ErrorKind::ConnectionRefused {
-                    return true;
-                }
-                if let Some(inner) = io.get_ref()
-                    && inner
-                        .downcast_ref::<std::io::Error>()
-                        .is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
-                {
-                    return true;
-                }
-            }
-            next = error.source();
-        }
-        false
+        wire::is_connection_refused(self)
     }
 }
 
@@ -245,74 +227,30 @@ async fn stream_page<K: RestObject>(
         .params(params.to_query())
         .send_streaming()
         .await?;
-    let mut body = response.into_body();
-    // A bounded channel: a decoder that falls behind slows the reading down.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
-    let runtime = tokio::runtime::Handle::current();
-    let decoder = tokio::task::spawn_blocking(move || {
-        let _runtime = runtime.enter();
-        let on_metadata = |meta: &ListMeta| {
-            if let Some(NextPage {
-                api,
-                params,
-                prefetch,
-            }) = &next
-                && let Some(token) = meta.continue_token.as_ref().filter(|t| !t.is_empty())
-            {
-                start_prefetch(api, params, token.clone(), prefetch);
-            }
-        };
-        if skip_managed_fields {
-            stream_list::scan_chunks::<WithoutManagedFields<K>>(rx, on_metadata)
-                .map(|(items, meta)| (items.into_iter().map(|w| w.0).collect::<Vec<K>>(), meta))
-        } else {
-            stream_list::scan_chunks::<K>(rx, on_metadata)
+    let on_metadata = move |meta: &ListMeta| {
+        if let Some(NextPage {
+            api,
+            params,
+            prefetch,
+        }) = &next
+            && let Some(token) = meta.continue_token.as_ref().filter(|t| !t.is_empty())
+        {
+            start_prefetch(api, params, token.clone(), prefetch);
         }
-    });
-    let mut read_error = None;
-    while let Some(chunk) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_next(cx)).await {
-        match chunk {
-            Ok(chunk) => {
-                if tx.send(chunk).await.is_err() {
-                    break; // the decoder stopped on an error: it reports it
-                }
-            }
-            Err(e) => {
-                read_error = Some(e);
-                break;
-            }
-        }
-    }
-    drop(tx);
-    let decoded = decoder.await.map_err(|e| Error::Transport {
-        context: "decoding a list".into(),
-        source: Some(Cause::new(e)),
-    })?;
-    if let Some(e) = read_error {
-        return Err(e);
-    }
-    let (items, metadata) = decoded.map_err(|e| Error::Decode {
-        context: "list".into(),
-        source: Some(Cause::new(e)),
-    })?;
-    Ok(ListPage {
-        items,
-        resource_version: metadata.resource_version.unwrap_or_default(),
-        continue_token: metadata.continue_token.filter(|t| !t.is_empty()),
-        remaining_item_count: metadata.remaining_item_count,
-    })
-}
-
-/// The `metadata` of a list without decoding its items (they are scanned, not built).
-fn peek_list_meta(bytes: &[u8]) -> Result<ListMeta, Error> {
-    #[derive(Deserialize)]
-    struct Peek {
-        #[serde(default)]
-        metadata: ListMeta,
-    }
-    serde_json::from_slice::<Peek>(bytes)
-        .map(|p| p.metadata)
-        .map_err(|e| decode_error("list metadata", e))
+    };
+    wire::decode_list_body(response.into_body(), skip_managed_fields, on_metadata)
+        .await
+        .map_err(|e| match e {
+            BodyError::Read(e) => e,
+            BodyError::Decode(e) => Error::Decode {
+                context: "list".into(),
+                source: Some(Cause::new(e)),
+            },
+            BodyError::Join(e) => Error::Transport {
+                context: "decoding a list".into(),
+                source: Some(Cause::new(e)),
+            },
+        })
 }
 
 fn decode_error(context: &str, e: serde_json::Error) -> Error {
@@ -327,25 +265,7 @@ pub fn decode_page<K: DeserializeOwned>(
     bytes: &[u8],
     skip_managed_fields: bool,
 ) -> Result<ListPage<K>, Error> {
-    if skip_managed_fields {
-        let list: ObjectList<WithoutManagedFields<K>> =
-            serde_json::from_slice(bytes).map_err(|e| decode_error("list", e))?;
-        Ok(into_page(list, |w| w.0))
-    } else {
-        let list: ObjectList<K> =
-            serde_json::from_slice(bytes).map_err(|e| decode_error("list", e))?;
-        Ok(into_page(list, |k| k))
-    }
-}
-
-fn into_page<T, K>(list: ObjectList<T>, f: impl Fn(T) -> K) -> ListPage<K> {
-    let ObjectList { metadata, items } = list;
-    ListPage {
-        items: items.into_iter().map(f).collect(),
-        resource_version: metadata.resource_version.unwrap_or_default(),
-        continue_token: metadata.continue_token.filter(|t| !t.is_empty()),
-        remaining_item_count: metadata.remaining_item_count,
-    }
+    wire::decode_page(bytes, skip_managed_fields).map_err(|e| decode_error("list", e))
 }
 
 impl<K: RestObject> ListerWatcher<K> for ApiListerWatcher<K> {
@@ -380,7 +300,8 @@ impl<K: RestObject> ListerWatcher<K> for ApiListerWatcher<K> {
                 }
             };
             if pipelined {
-                let meta = peek_list_meta(&bytes)?;
+                let meta =
+                    wire::peek_list_meta(&bytes).map_err(|e| decode_error("list metadata", e))?;
                 if let Some(token) = meta.continue_token.filter(|t| !t.is_empty()) {
                     start_prefetch(&api, &params, token, &prefetch);
                 }

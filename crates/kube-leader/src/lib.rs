@@ -76,6 +76,10 @@ mod metrics;
 mod multilock;
 mod record;
 
+#[cfg(feature = "kube")]
+pub mod kube;
+#[cfg(any(feature = "rest", feature = "kube"))]
+mod lease;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 #[cfg(feature = "rest")]

@@ -26,7 +26,8 @@ pub struct Observed<V> {
 /// ([`LockError::is_conflict`]).
 ///
 /// Implementations: [`MemoryLock`](crate::MemoryLock) (in memory, with fault injection),
-/// [`MultiLock`](crate::MultiLock) (two locks during a migration) and, with the `rest` feature,
+/// [`MultiLock`](crate::MultiLock) (two locks during a migration), with the `kube` feature
+/// `kube::LeaseLock` on kube-rs's client, and, with the `rest` feature,
 /// `LeaseLock`, `ConfigMapLock` and `EndpointsLock`.
 pub trait Lock: Send + Sync + 'static {
     /// What [`update`](Lock::update) needs to detect a concurrent write.
@@ -116,6 +117,28 @@ pub enum LockError {
         #[source]
         source: kube_rest::Error,
     },
+    /// The API server refused or failed a request made through kube-rs (feature `kube`).
+    #[cfg(feature = "kube")]
+    #[error("request for lock {lock} through kube-rs failed")]
+    Kube {
+        /// The lock's description.
+        lock: String,
+        /// kube-rs's error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// The `Status` of a kube-rs API error, as kube-apimachinery's (the same `metav1.Status`
+/// JSON), so both clients' errors are classified by the same rules.
+#[cfg(feature = "kube")]
+fn kube_status(error: &kube::Error) -> Option<kube_apimachinery::Status> {
+    match error {
+        kube::Error::Api(status) => serde_json::to_value(status)
+            .ok()
+            .and_then(|v| serde_json::from_value(v).ok()),
+        _ => None,
+    }
 }
 
 impl LockError {
@@ -125,6 +148,8 @@ impl LockError {
             LockError::Conflict { .. } => true,
             #[cfg(feature = "rest")]
             LockError::Api { source, .. } => source.is_conflict(),
+            #[cfg(feature = "kube")]
+            LockError::Kube { source, .. } => kube_status(source).is_some_and(|s| s.is_conflict()),
             _ => false,
         }
     }
@@ -135,6 +160,8 @@ impl LockError {
             LockError::NotFound { .. } => true,
             #[cfg(feature = "rest")]
             LockError::Api { source, .. } => source.is_not_found(),
+            #[cfg(feature = "kube")]
+            LockError::Kube { source, .. } => kube_status(source).is_some_and(|s| s.is_not_found()),
             _ => false,
         }
     }
@@ -145,6 +172,10 @@ impl LockError {
             LockError::AlreadyExists { .. } => true,
             #[cfg(feature = "rest")]
             LockError::Api { source, .. } => source.is_already_exists(),
+            #[cfg(feature = "kube")]
+            LockError::Kube { source, .. } => {
+                kube_status(source).is_some_and(|s| s.is_already_exists())
+            }
             _ => false,
         }
     }

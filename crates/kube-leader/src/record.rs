@@ -158,7 +158,7 @@ fn parse_time(value: &str) -> Result<SystemTime, RecordError> {
 }
 
 /// Truncates a wall time to whole microseconds (what a `Lease` keeps).
-#[cfg_attr(not(feature = "rest"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "rest", feature = "kube")), allow(dead_code))]
 pub(crate) fn truncate_to_micros(time: SystemTime) -> SystemTime {
     match time.duration_since(SystemTime::UNIX_EPOCH) {
         Ok(d) => SystemTime::UNIX_EPOCH + Duration::from_micros(d.as_micros() as u64),

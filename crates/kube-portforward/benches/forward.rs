@@ -7,11 +7,16 @@
 //! WebSocket over TLS -> kube-testserver (API server and kubelet) -> echo` and back.
 //!
 //! ```sh
-//! cargo bench -p kube-portforward --features rest --bench forward
+//! cargo bench -p kube-portforward --features rest,kube --bench forward
 //! ```
 //!
 //! Besides criterion's figures it prints a summary: forwarded throughput as a share of raw,
 //! and setup times (median of 200), with and without `warm_streams`.
+//!
+//! Side by side with kube-rs (same server, same pod, same echo): a 16 MiB echo each way over
+//! one port-forward stream opened without a local listener, through our forwarder on
+//! kube-rest (`PortForwarder::connect`), through our forwarder on kube-rs's client
+//! (`kube::PodDialer`), and through kube-rs's own `Api::<Pod>::portforward` (`take_stream`).
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
 use std::net::SocketAddr;
@@ -25,7 +30,7 @@ use kube_portforward::rest::PodDialer;
 use kube_portforward::{Forwarding, PortForwarder};
 use kube_rest::{Api, Client, Config, Kubeconfig, PostParams};
 use kube_testserver::TestServer;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 
@@ -55,6 +60,10 @@ struct Setup {
     /// The same with `warm_streams(true)`.
     warm: Forwarding,
     forwarder: PortForwarder,
+    /// Our forwarder dialing through kube-rs's client.
+    kube_forwarder: PortForwarder,
+    /// kube-rs's `Api<Pod>`, for its own `portforward`.
+    kube_pods: kube::Api<Pod>,
     _server: TestServer,
 }
 
@@ -64,73 +73,102 @@ fn setup() -> Setup {
         .enable_all()
         .build()
         .expect("runtime");
-    let (server, echo, forwarder, forwarding, warm) = rt.block_on(async {
-        let server = TestServer::builder()
-            .simulated_kubelet(Some(Duration::from_millis(1)))
-            .start()
-            .await
-            .expect("server");
-        let kubeconfig =
-            Kubeconfig::parse(&server.kubeconfig_yaml(), Path::new("/bench")).expect("kubeconfig");
-        let config = Config::from_kubeconfig(&kubeconfig)
-            .expect("config")
-            .without_throttle();
-        let client = Client::try_from_config(config).expect("client");
-        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-        let pod = Pod {
-            metadata: ObjectMeta {
-                name: Some("bench".into()),
-                ..ObjectMeta::default()
-            },
-            spec: Some(PodSpec {
-                containers: vec![Container {
-                    name: "main".into(),
-                    image: Some("registry.example/echo:1".into()),
-                    ports: Some(vec![ContainerPort {
-                        container_port: PORT.into(),
-                        ..ContainerPort::default()
-                    }]),
-                    ..Container::default()
-                }],
-                ..PodSpec::default()
-            }),
-            ..Pod::default()
-        };
-        pods.create(&PostParams::default(), &pod)
-            .await
-            .expect("pod");
-        loop {
-            let pod = pods.get("bench").await.expect("get");
-            if pod.status.and_then(|s| s.phase).as_deref() == Some("Running") {
-                break;
+    let (server, echo, forwarder, forwarding, warm, kube_forwarder, kube_pods) =
+        rt.block_on(async {
+            let server = TestServer::builder()
+                .simulated_kubelet(Some(Duration::from_millis(1)))
+                .start()
+                .await
+                .expect("server");
+            let kubeconfig = Kubeconfig::parse(&server.kubeconfig_yaml(), Path::new("/bench"))
+                .expect("kubeconfig");
+            let config = Config::from_kubeconfig(&kubeconfig)
+                .expect("config")
+                .without_throttle();
+            let client = Client::try_from_config(config).expect("client");
+            let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+            let pod = Pod {
+                metadata: ObjectMeta {
+                    name: Some("bench".into()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(PodSpec {
+                    containers: vec![Container {
+                        name: "main".into(),
+                        image: Some("registry.example/echo:1".into()),
+                        ports: Some(vec![ContainerPort {
+                            container_port: PORT.into(),
+                            ..ContainerPort::default()
+                        }]),
+                        ..Container::default()
+                    }],
+                    ..PodSpec::default()
+                }),
+                ..Pod::default()
+            };
+            pods.create(&PostParams::default(), &pod)
+                .await
+                .expect("pod");
+            loop {
+                let pod = pods.get("bench").await.expect("get");
+                if pod.status.and_then(|s| s.phase).as_deref() == Some("Running") {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let echo = echo_server().await;
-        server.route_pod_port("default", "bench", PORT, echo);
-        let forwarder = PortForwarder::builder(PodDialer::new(client.clone(), "default", "bench"))
+            let echo = echo_server().await;
+            server.route_pod_port("default", "bench", PORT, echo);
+            let forwarder =
+                PortForwarder::builder(PodDialer::new(client.clone(), "default", "bench"))
+                    .addresses(["127.0.0.1"])
+                    .port(format!(":{PORT}"))
+                    .build()
+                    .expect("forwarder");
+            let forwarding = forwarder.forward().await.expect("forward");
+            let warm = PortForwarder::builder(PodDialer::new(client, "default", "bench"))
+                .addresses(["127.0.0.1"])
+                .port(format!(":{PORT}"))
+                .warm_streams(true)
+                .build()
+                .expect("forwarder")
+                .forward()
+                .await
+                .expect("forward");
+            let kube_kubeconfig =
+                kube::config::Kubeconfig::from_yaml(&server.kubeconfig_yaml()).expect("kubeconfig");
+            let kube_config =
+                kube::Config::from_custom_kubeconfig(kube_kubeconfig, &Default::default())
+                    .await
+                    .expect("kube-rs config");
+            let kube_client = kube::Client::try_from(kube_config).expect("kube-rs client");
+            let kube_forwarder = PortForwarder::builder(kube_portforward::kube::PodDialer::new(
+                kube_client.clone(),
+                "default",
+                "bench",
+            ))
             .addresses(["127.0.0.1"])
             .port(format!(":{PORT}"))
             .build()
             .expect("forwarder");
-        let forwarding = forwarder.forward().await.expect("forward");
-        let warm = PortForwarder::builder(PodDialer::new(client, "default", "bench"))
-            .addresses(["127.0.0.1"])
-            .port(format!(":{PORT}"))
-            .warm_streams(true)
-            .build()
-            .expect("forwarder")
-            .forward()
-            .await
-            .expect("forward");
-        (server, echo, forwarder, forwarding, warm)
-    });
+            let kube_pods = kube::Api::<Pod>::namespaced(kube_client, "default");
+            (
+                server,
+                echo,
+                forwarder,
+                forwarding,
+                warm,
+                kube_forwarder,
+                kube_pods,
+            )
+        });
     Setup {
         rt,
         echo,
         forwarding,
         warm,
         forwarder,
+        kube_forwarder,
+        kube_pods,
         _server: server,
     }
 }
@@ -161,6 +199,65 @@ async fn bulk(address: SocketAddr, bytes: usize) -> Duration {
     };
     tokio::join!(send, receive);
     started.elapsed()
+}
+
+/// Sends `bytes` through an open stream and reads them back, concurrently.
+async fn bulk_stream<S: AsyncRead + AsyncWrite + Unpin>(stream: S, bytes: usize) -> Duration {
+    let chunk = vec![0x5a; 256 * 1024];
+    let (mut r, mut w) = tokio::io::split(stream);
+    let started = Instant::now();
+    let send = async {
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            w.write_all(&chunk[..n]).await.expect("write");
+            left -= n;
+        }
+        w.flush().await.expect("flush");
+    };
+    let receive = async {
+        let mut buf = vec![0; 256 * 1024];
+        let mut got = 0;
+        while got < bytes {
+            let n = r.read(&mut buf).await.expect("read");
+            assert!(n > 0, "EOF after {got} bytes");
+            got += n;
+        }
+    };
+    tokio::join!(send, receive);
+    started.elapsed()
+}
+
+/// Which client carries a stream of the side-by-side comparison.
+#[derive(Clone, Copy)]
+enum Via {
+    /// Our forwarder on kube-rest.
+    Ours,
+    /// Our forwarder on kube-rs's client.
+    OursOnKubeRs,
+    /// kube-rs's own `Api::<Pod>::portforward`.
+    KubeRs,
+}
+
+/// A fresh stream to the pod's echo port (untimed) and a bulk echo through it (timed).
+async fn bulk_via(s: &Setup, via: Via) -> Duration {
+    match via {
+        Via::Ours => bulk_stream(s.forwarder.connect(PORT).await.expect("connect"), BULK).await,
+        Via::OursOnKubeRs => {
+            bulk_stream(s.kube_forwarder.connect(PORT).await.expect("connect"), BULK).await
+        }
+        Via::KubeRs => {
+            let mut forwarder = s
+                .kube_pods
+                .portforward("bench", &[PORT])
+                .await
+                .expect("kube-rs portforward");
+            let stream = forwarder.take_stream(PORT).expect("stream");
+            let took = bulk_stream(stream, BULK).await;
+            forwarder.abort();
+            took
+        }
+    }
 }
 
 /// A new connection and a one-byte round trip.
@@ -233,6 +330,28 @@ fn benches(c: &mut Criterion) {
         });
     });
     group.finish();
+    let mut group = c.benchmark_group("bulk_stream_16MiB");
+    group.throughput(Throughput::Bytes(2 * BULK as u64));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(5));
+    for (name, via) in [
+        ("ours_kube_rest", Via::Ours),
+        ("ours_on_kube_rs_client", Via::OursOnKubeRs),
+        ("kube_rs_portforward", Via::KubeRs),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                s.rt.block_on(async {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        total += bulk_via(&s, via).await;
+                    }
+                    total
+                })
+            });
+        });
+    }
+    group.finish();
     let mut group = c.benchmark_group("setup_round_trip");
     group.sample_size(50);
     group.measurement_time(Duration::from_secs(3));
@@ -290,6 +409,19 @@ fn benches(c: &mut Criterion) {
             mib_s(raw),
             mib_s(fwd),
             100.0 * raw.as_secs_f64() / fwd.as_secs_f64()
+        );
+        let mut best = [Duration::MAX; 3];
+        for _ in 0..5 {
+            for (i, via) in [Via::Ours, Via::OursOnKubeRs, Via::KubeRs].into_iter().enumerate() {
+                best[i] = best[i].min(bulk_via(&s, via).await);
+            }
+        }
+        println!(
+            "summary: bulk echo 16 MiB each way over one stream (best of 5): ours on kube-rest {:.0} MiB/s, ours on kube-rs's client {:.0} MiB/s, kube-rs's portforward {:.0} MiB/s (ours {:.2}x kube-rs)",
+            mib_s(best[0]),
+            mib_s(best[1]),
+            mib_s(best[2]),
+            best[2].as_secs_f64() / best[0].as_secs_f64()
         );
         let mut raw = Vec::new();
         let mut listener = Vec::new();

@@ -181,6 +181,17 @@ pub enum DialError {
     #[cfg(feature = "rest")]
     #[error(transparent)]
     Rest(kube_rest::Error),
+    /// kube-rs's error (feature `kube`: the upgrade was refused with this `Status`, the
+    /// server could not be reached...).
+    #[cfg(feature = "kube")]
+    #[error(transparent)]
+    Kube(kube::Error),
+    /// The WebSocket handshake of a dialer failed (a wrong accept key, no upgrade).
+    #[error("the port-forward WebSocket handshake failed: {reason}")]
+    Handshake {
+        /// What went wrong.
+        reason: String,
+    },
     /// The pod does not run (kubectl refuses to forward to it as well).
     #[error("unable to forward port because pod is not running. Current status={phase}")]
     NotRunning {
@@ -226,6 +237,14 @@ impl DialError {
                 kube_rest::Error::Transport { .. } | kube_rest::Error::Tls { .. } => true,
                 _ => false,
             },
+            #[cfg(feature = "kube")]
+            DialError::Kube(error) => match error {
+                kube::Error::Api(status) => status.code == 404 || status.code == 410,
+                // The server could not be reached, or the connection broke.
+                kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+                _ => false,
+            },
+            DialError::Handshake { .. } => false,
             DialError::NotRunning { .. } | DialError::Gone { .. } => true,
             DialError::Protocol { .. } => false,
             DialError::Io { lost, .. } => *lost,

@@ -12,7 +12,8 @@
 //! - An error the pod's side reports for one connection (nothing listens on that port, for
 //!   instance) is logged, sent as an [`Event`], and the listeners go on.
 //! - The server is reached through a [`Dialer`]; feature `rest` provides
-//!   [`rest::PodDialer`] over kube-rest's client.
+//!   `rest::PodDialer` over kube-rest's client, feature `kube` provides `kube::PodDialer` over
+//!   kube-rs's `kube::Client`.
 //!
 //! ```no_run
 //! # #[cfg(feature = "rest")]
@@ -44,6 +45,10 @@ mod dialer;
 mod error;
 mod forwarder;
 mod forwarding;
+#[cfg(feature = "kube")]
+pub mod kube;
+#[cfg(any(feature = "rest", feature = "kube"))]
+mod pod_watch;
 pub mod ports;
 #[cfg(feature = "rest")]
 pub mod rest;

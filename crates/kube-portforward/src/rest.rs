@@ -1,7 +1,5 @@
 //! [`PodDialer`]: port-forward streams to a pod through kube-rest's client (feature `rest`).
 
-use std::time::Duration;
-
 use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::Pod;
 use kube_rest::{Api, Client, WatchEvent, WatchParams};
@@ -9,9 +7,7 @@ use parking_lot::Mutex;
 
 use crate::dialer::{BoxFuture, Dialer, Upgraded};
 use crate::error::DialError;
-
-/// How long to wait before watching again after a watch failed.
-const REWATCH_DELAY: Duration = Duration::from_secs(1);
+use crate::pod_watch::{self, PodEvent, PodEvents, PodSource, SourceError};
 
 /// Opens `pods/{name}/portforward` WebSockets with a kube-rest [`Client`] (its
 /// authentication, TLS, proxy and throttle).
@@ -60,96 +56,50 @@ impl PodDialer {
     fn pods(&self) -> Api<Pod> {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
+}
 
-    fn gone(&self) -> DialError {
-        DialError::Gone {
-            name: self.name.clone(),
-        }
+fn source_error(error: kube_rest::Error) -> SourceError {
+    if error.is_not_found() {
+        SourceError::NotFound(DialError::Rest(error))
+    } else {
+        SourceError::Other(DialError::Rest(error))
+    }
+}
+
+impl PodSource for PodDialer {
+    fn name(&self) -> &str {
+        &self.name
     }
 
-    /// Why `pod` cannot be forwarded to, if it cannot.
-    fn judge(&self, pod: &Pod, uid: Option<&str>) -> Option<DialError> {
-        if uid.is_some() && pod.metadata.uid.as_deref() != uid {
-            return Some(self.gone());
-        }
-        if pod.metadata.deletion_timestamp.is_some() {
-            return Some(self.gone());
-        }
-        let phase = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.phase.clone())
-            .unwrap_or_default();
-        (phase != "Running").then(|| DialError::NotRunning {
-            phase: if phase.is_empty() {
-                "Unknown".into()
-            } else {
-                phase
-            },
+    fn get_pod(&self) -> BoxFuture<'_, Result<Pod, SourceError>> {
+        Box::pin(async move { self.pods().get(&self.name).await.map_err(source_error) })
+    }
+
+    fn watch_pod<'a>(
+        &'a self,
+        resource_version: &'a str,
+    ) -> BoxFuture<'a, Result<PodEvents, SourceError>> {
+        Box::pin(async move {
+            let params = WatchParams::default().fields(format!("metadata.name={}", self.name));
+            let events = self
+                .pods()
+                .watch(&params, resource_version)
+                .await
+                .map_err(source_error)?;
+            let events: PodEvents = Box::pin(events.map(|event| match event {
+                Ok(WatchEvent::Added(pod) | WatchEvent::Modified(pod)) => {
+                    PodEvent::Changed(Box::new(pod))
+                }
+                Ok(WatchEvent::Deleted(_)) => PodEvent::Deleted,
+                Ok(WatchEvent::Bookmark(bookmark)) => PodEvent::Bookmark(bookmark.resource_version),
+                Ok(WatchEvent::Error(status)) => PodEvent::Error {
+                    code: status.code,
+                    message: status.message,
+                },
+                Err(error) => PodEvent::Failed(error.to_string()),
+            }));
+            Ok(events)
         })
-    }
-
-    async fn get_checked(&self, uid: Option<&str>) -> Result<Pod, DialError> {
-        let pod = match self.pods().get(&self.name).await {
-            Ok(pod) => pod,
-            Err(error) if error.is_not_found() && uid.is_some() => return Err(self.gone()),
-            Err(error) => return Err(DialError::Rest(error)),
-        };
-        match self.judge(&pod, uid) {
-            Some(error) => Err(error),
-            None => Ok(pod),
-        }
-    }
-
-    /// Watches the pod from `resource_version` until it is out of reach.
-    async fn watch_until_lost(&self, uid: String, mut resource_version: String) -> DialError {
-        let params = WatchParams::default().fields(format!("metadata.name={}", self.name));
-        loop {
-            let mut events = match self.pods().watch(&params, &resource_version).await {
-                Ok(events) => events,
-                Err(error) if error.is_not_found() => return self.gone(),
-                Err(error) => {
-                    tracing::warn!(%error, pod = %self.name, "watching the forwarded pod failed; retrying");
-                    tokio::time::sleep(REWATCH_DELAY).await;
-                    continue;
-                }
-            };
-            while let Some(event) = events.next().await {
-                match event {
-                    Ok(WatchEvent::Deleted(_)) => return self.gone(),
-                    Ok(WatchEvent::Added(pod) | WatchEvent::Modified(pod)) => {
-                        if let Some(error) = self.judge(&pod, Some(&uid)) {
-                            return error;
-                        }
-                        if let Some(rv) = pod.metadata.resource_version {
-                            resource_version = rv;
-                        }
-                    }
-                    Ok(WatchEvent::Bookmark(bookmark)) => {
-                        resource_version = bookmark.resource_version;
-                    }
-                    Ok(WatchEvent::Error(status)) => {
-                        // 410: the version is too old; read the pod again and go on from it.
-                        tracing::debug!(code = status.code, message = %status.message, "pod watch error; re-reading the pod");
-                        match self.get_checked(Some(&uid)).await {
-                            Ok(pod) => {
-                                resource_version = pod.metadata.resource_version.unwrap_or_default()
-                            }
-                            Err(error) if error.is_lost_connection() => return error,
-                            Err(error) => {
-                                tracing::warn!(%error, "re-reading the forwarded pod failed; retrying");
-                                tokio::time::sleep(REWATCH_DELAY).await;
-                            }
-                        }
-                        break;
-                    }
-                    Err(error) => {
-                        tracing::debug!(%error, "pod watch cut; watching again");
-                        break;
-                    }
-                }
-            }
-        }
     }
 }
 
@@ -181,7 +131,7 @@ impl Dialer for PodDialer {
 
     fn check(&self) -> BoxFuture<'_, Result<(), DialError>> {
         Box::pin(async move {
-            let pod = self.get_checked(None).await?;
+            let pod = pod_watch::get_checked(self, None).await?;
             let uid = pod.metadata.uid.unwrap_or_default();
             let rv = pod.metadata.resource_version.unwrap_or_default();
             *self.seen.lock() = Some((uid, rv));
@@ -195,23 +145,12 @@ impl Dialer for PodDialer {
             let (uid, rv) = match seen {
                 Some(seen) => seen,
                 // Not checked first: read the pod now.
-                None => loop {
-                    match self.get_checked(None).await {
-                        Ok(pod) => {
-                            break (
-                                pod.metadata.uid.unwrap_or_default(),
-                                pod.metadata.resource_version.unwrap_or_default(),
-                            );
-                        }
-                        Err(error) if error.is_lost_connection() => return error,
-                        Err(error) => {
-                            tracing::warn!(%error, "reading the forwarded pod failed; retrying");
-                            tokio::time::sleep(REWATCH_DELAY).await;
-                        }
-                    }
+                None => match pod_watch::first_seen(self).await {
+                    Ok(seen) => seen,
+                    Err(error) => return error,
                 },
             };
-            self.watch_until_lost(uid, rv).await
+            pod_watch::watch_until_lost(self, uid, rv).await
         })
     }
 }

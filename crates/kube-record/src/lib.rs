@@ -9,7 +9,7 @@
 //! | [`EventRecorder`] | makes core/v1 events about objects | `record.EventRecorder` |
 //! | [`EventBroadcaster`] | queues events for sinks, watchers and logs; never blocks | `record.EventBroadcaster` |
 //! | [`correlator::EventCorrelator`] | spam filter, aggregation, counting | `record.EventCorrelator` |
-//! | [`EventSink`] | where events are written ([`MemorySink`], `RestSink`) | `record.EventSink` |
+//! | [`EventSink`] | where events are written ([`MemorySink`], `RestSink` (feature `rest`), `KubeSink` on kube-rs's client (feature `kube`)) | `record.EventSink` |
 //! | [`events`] | events.k8s.io/v1 recorder with series | `tools/events` |
 //!
 //! ```
@@ -70,6 +70,8 @@ mod broadcaster;
 pub mod correlator;
 pub mod events;
 mod fanout;
+#[cfg(feature = "kube")]
+mod kube;
 mod lru;
 mod memory;
 pub mod metrics;
@@ -91,6 +93,8 @@ pub use broadcaster::{DEFAULT_FLUSH_TIMEOUT, EventBroadcaster, EventBroadcasterB
 pub use fanout::{
     EventStream, MAX_QUEUED_EVENTS, RecordError, ShutdownReport, StartError, Watcher,
 };
+#[cfg(feature = "kube")]
+pub use kube::KubeSink;
 pub use memory::{MemorySink, SinkCalls, SinkOp};
 pub use metrics::CountersSnapshot;
 pub use recorder::EventRecorder;

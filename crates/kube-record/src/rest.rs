@@ -8,7 +8,7 @@ use kube_apimachinery::Object;
 use kube_rest::{Api, Client, Patch, PatchParams, PostParams};
 use serde_json::Value;
 
-use crate::sink::{EventSink, SinkError};
+use crate::sink::{EventSink, SinkError, namespace_of};
 
 /// Writes events with kube-rest's `Api<Event>`: `create`, `replace` and a strategic-merge
 /// `patch`, in each event's namespace (client-go's `EventSinkImpl`). Implements both
@@ -44,13 +44,6 @@ impl RestSink {
     pub fn new(client: Client) -> RestSink {
         RestSink { client }
     }
-}
-
-/// The namespace of an event, which a write needs.
-fn namespace_of<'a, K: Object>(event: &'a K, verb: &str) -> Result<&'a str, SinkError> {
-    event.namespace().ok_or_else(|| SinkError::Request {
-        message: format!("can't {verb} an event with empty namespace"),
-    })
 }
 
 fn sink_error(error: kube_rest::Error) -> SinkError {

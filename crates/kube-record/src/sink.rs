@@ -53,6 +53,18 @@ pub enum SinkError {
     },
 }
 
+/// The namespace of an event, which a sink's write needs (client-go's `EventSinkImpl` refuses
+/// an event without one).
+#[cfg(any(feature = "rest", feature = "kube"))]
+pub(crate) fn namespace_of<'a, K: kube_apimachinery::Object>(
+    event: &'a K,
+    verb: &str,
+) -> Result<&'a str, SinkError> {
+    event.namespace().ok_or_else(|| SinkError::Request {
+        message: format!("can't {verb} an event with empty namespace"),
+    })
+}
+
 /// The `StatusCause` type the API server gives when a namespace is being deleted
 /// (`v1.NamespaceTerminatingCause`).
 pub const NAMESPACE_TERMINATING_CAUSE: &str = "NamespaceTerminating";

@@ -16,8 +16,9 @@
 mod annotation;
 mod lease;
 
+pub use crate::lease::{lease_spec_to_record, record_to_lease_spec};
 pub use annotation::{AnnotationLock, ConfigMapLock, EndpointsLock};
-pub use lease::{LeaseLock, lease_spec_to_record, record_to_lease_spec};
+pub use lease::LeaseLock;
 
 use crate::lock::LockError;
 

@@ -15,7 +15,8 @@ use serde::de::DeserializeOwned;
 
 /// What went wrong while scanning or decoding a list body.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ScanError {
+#[non_exhaustive]
+pub enum ScanError {
     /// The body is not a JSON object of the expected shape.
     #[error("a list body that is not JSON of a list: expected {0}")]
     Syntax(&'static str),
