@@ -63,6 +63,8 @@ pub mod discovery;
 pub mod error;
 #[cfg(feature = "ws")]
 pub mod exec;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod kubeconfig;
 pub mod logs;
 pub mod params;
