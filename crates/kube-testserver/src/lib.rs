@@ -97,6 +97,8 @@ mod crd;
 mod discovery;
 mod exec;
 mod faults;
+#[cfg(test)]
+mod fuzz_tests;
 mod gojson;
 mod kubeconfig;
 mod kubelet;
