@@ -35,6 +35,19 @@
 mod skip;
 mod stream_list;
 
+/// The streaming list scanner over `chunks` (the `fuzzing` feature's entry point).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_scan_list(chunks: &[&[u8]]) -> Result<usize, String> {
+    let mut scanner = stream_list::ListScanner::<serde_json::Value>::new();
+    for chunk in chunks {
+        scanner.feed(chunk).map_err(|e| e.to_string())?;
+    }
+    scanner
+        .finish()
+        .map(|(items, _)| items.len())
+        .map_err(|e| e.to_string())
+}
+
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};

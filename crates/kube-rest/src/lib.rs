@@ -65,6 +65,9 @@ pub mod error;
 pub mod exec;
 #[cfg(test)]
 mod fuzz_tests;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod kubeconfig;
 pub mod logs;
 pub mod params;

@@ -99,6 +99,9 @@ mod exec;
 mod faults;
 #[cfg(test)]
 mod fuzz_tests;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod gojson;
 mod kubeconfig;
 mod kubelet;
