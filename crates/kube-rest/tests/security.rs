@@ -102,10 +102,23 @@ async fn a_server_certificate_from_an_unknown_ca_is_refused() {
     let untrusted = trusted
         .clone()
         .with_root_ca(Source::Data(other_ca.pem().into_bytes()));
-    let api: Api<ConfigMap> = Api::default_namespaced(Client::try_from_config(untrusted).unwrap());
+    let client = Client::try_from_config(untrusted).unwrap();
+    let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
     let err = api.list(&ListParams::default()).await.unwrap_err();
     assert!(matches!(err, Error::Tls { .. }), "{err:?}");
     assert_no_secret("the TLS error", &format!("{err} {err:?}"));
+    // WebSocket upgrades (exec, attach, port-forward) use the same TLS configuration.
+    #[cfg(feature = "ws")]
+    {
+        let err = client
+            .request(http::Method::GET)
+            .abs_path("/api/v1/namespaces/default/pods/p/exec")
+            .connect_websocket(&["v5.channel.k8s.io"])
+            .await
+            .map(|_| ())
+            .unwrap_err();
+        assert!(matches!(err, Error::Tls { .. }), "{err:?}");
+    }
 
     // The system roots (no CA configured) do not know kube-testserver's CA either: refused
     // (at the handshake, or when building the client if the system has no roots at all).
