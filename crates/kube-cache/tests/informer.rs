@@ -379,3 +379,74 @@ async fn relist_after_compaction_keeps_the_cache_right() {
     assert!(has(&recorder.events(), "delete:a/go"));
     factory.shutdown().await;
 }
+
+#[tokio::test]
+async fn dynamic_informers_are_one_per_resource_and_scope() {
+    let (_server, client) = server().await;
+    let cms = Api::<ConfigMap>::namespaced(client.clone(), "a");
+    cms.create(&PostParams::default(), &cm("one", &[]))
+        .await
+        .unwrap();
+    let mut secret = Secret::default();
+    secret.metadata.name = Some("s".into());
+    Api::<Secret>::namespaced(client.clone(), "b")
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+
+    let factory = SharedInformerFactory::builder(client.clone()).build();
+    let configmaps = kube_rest::ResourceInfo::of::<ConfigMap>();
+    let secrets = kube_rest::ResourceInfo::of::<Secret>();
+    let dynamic_cms = factory.for_resource(&configmaps);
+    let dynamic_secrets = factory.for_resource(&secrets);
+    let again = factory.for_resource(&configmaps);
+    let in_a = factory.for_resource_in(&configmaps, &InformerScope::namespaced("a"));
+    // The same type (DynamicObject), three resources or scopes: three informers.
+    assert_eq!(factory.keys().len(), 3);
+    let names: Vec<String> = factory.keys().iter().map(|k| k.to_string()).collect();
+    assert!(names.contains(&"v1/configmaps".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"v1/configmaps in a".to_string()),
+        "{names:?}"
+    );
+    assert!(names.contains(&"v1/secrets".to_string()), "{names:?}");
+    let (added, mut adds) = tokio::sync::mpsc::unbounded_channel();
+    again
+        .add_event_handler(HandlerFuncs::new().on_add(
+            move |obj: &Arc<kube_rest::DynamicObject>, _| {
+                let _ = added.send(obj.metadata.name.clone().unwrap_or_default());
+            },
+        ))
+        .unwrap();
+    assert_eq!(dynamic_cms.handler_count(), 1, "the same informer");
+
+    let cancel = CancellationToken::new();
+    assert_eq!(factory.start(&cancel).unwrap(), 3);
+    let synced = factory.wait_for_cache_sync(&cancel).await;
+    assert!(synced.values().all(|s| *s), "{synced:?}");
+    let keys = |informer: &kube_cache::informer::SharedIndexInformer<kube_rest::DynamicObject>| {
+        let mut keys = informer.indexer().list_keys();
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys(&dynamic_cms), ["a/one"]);
+    assert_eq!(keys(&in_a), ["a/one"]);
+    assert!(keys(&dynamic_secrets).contains(&"b/s".to_string()));
+    let stored = dynamic_cms.indexer().get_by_key("a/one").unwrap();
+    assert_eq!(stored.data["data"]["k"], "v1");
+
+    // Later writes reach the dynamic informer and its handlers.
+    cms.create(&PostParams::default(), &cm("two", &[]))
+        .await
+        .unwrap();
+    let mut names = Vec::new();
+    while !names.contains(&"two".to_string()) {
+        let name = tokio::time::timeout(WAIT, adds.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        names.push(name);
+    }
+    assert!(names.contains(&"one".to_string()), "{names:?}");
+    factory.shutdown().await;
+}

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode, header};
+use http::{Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
@@ -274,36 +274,15 @@ fn prepare(
     user: &User,
     target: &Target,
 ) -> Result<Prepared, ApiError> {
-    let method = request.method();
-    if method != Method::GET && method != Method::POST {
-        return Err(ApiError::method_not_allowed());
-    }
-    if !user.authenticated {
-        let verb = if method == Method::GET {
-            "get"
-        } else {
-            "create"
-        };
-        return Err(ApiError::forbidden(
-            &user.name,
-            verb,
-            &format!("pods/{}", target.kind.subresource()),
-            "",
-            Some(&target.namespace),
-            &target.pod,
-        ));
-    }
+    crate::pod_connect::authorize_connect(
+        request,
+        user,
+        target.kind.subresource(),
+        &target.namespace,
+        &target.pod,
+    )?;
     let options = options(target.kind, request.uri().query())?;
-    let pod = server
-        .store
-        .get(
-            &(String::new(), "pods".to_string()),
-            &(target.namespace.clone(), target.pod.clone()),
-        )
-        .ok_or_else(|| match server.registry.get("", "v1", "pods") {
-            Some(pods) => ApiError::not_found(&pods, &target.pod),
-            None => ApiError::path_not_found(),
-        })?;
+    let pod = crate::pod_connect::connect_target(server, &target.namespace, &target.pod)?;
     let container = validate(&pod, &target.pod, options.container.as_deref())?;
     let websocket = header_has(request, header::UPGRADE, "websocket")
         && header_has(request, header::CONNECTION, "upgrade");

@@ -19,6 +19,7 @@ use jiff::Timestamp;
 use crate::api::{ApiServer, ResourceRequest};
 use crate::logs::Containers;
 use crate::object::{self, meta_str};
+use crate::pod_connect::pods_storage;
 use crate::status::ApiError;
 use crate::store::{Change, EventType, ObjectKey};
 
@@ -27,10 +28,6 @@ pub const NODE_NAME: &str = "kube-testserver-node";
 
 const POD_IP: &str = "10.244.0.10";
 const HOST_IP: &str = "172.18.0.2";
-
-fn pods_storage() -> (String, String) {
-    (String::new(), "pods".to_string())
-}
 
 /// The node object the simulated kubelet registers.
 pub fn node() -> Value {

@@ -109,6 +109,7 @@ mod logs;
 mod object;
 mod openapi;
 mod patch;
+mod pod_connect;
 mod portforward;
 pub mod protobuf;
 mod registry;

@@ -24,6 +24,7 @@ use tokio::sync::broadcast;
 
 use crate::api::{ApiServer, Body, Query, ResourceRequest, flag};
 use crate::object::meta_str;
+use crate::pod_connect::pods_storage;
 use crate::status::{ApiError, Cause};
 use crate::store::{EventType, ObjectKey, StoredEvent};
 
@@ -547,10 +548,6 @@ impl LogStream {
         }
         Some(())
     }
-}
-
-fn pods_storage() -> (String, String) {
-    (String::new(), "pods".to_string())
 }
 
 fn text_body(status: StatusCode, body: Body) -> Result<Response<Body>, ApiError> {

@@ -89,13 +89,17 @@ where
     }
 }
 
-/// What identifies an informer of a factory: its type, namespace and selectors (client-go
-/// keys by `reflect.Type` alone, with one namespace and tweak per factory).
+/// What identifies an informer of a factory: its type, the resource for types that serve
+/// several (`DynamicObject`), namespace and selectors (client-go keys by `reflect.Type` alone,
+/// with one namespace and tweak per factory; its dynamic factory keys by resource).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct InformerKey {
     type_id: TypeId,
     /// The Rust type of the objects (`k8s_openapi::api::core::v1::Pod`).
     pub type_name: &'static str,
+    /// The resource, for a type that serves several (`apps/v1/deployments` for a
+    /// `DynamicObject` informer); `None` for a type of one resource.
+    pub resource: Option<String>,
     /// Where the informer lists and watches.
     pub scope: InformerScope,
 }
@@ -106,15 +110,30 @@ impl InformerKey {
         InformerKey {
             type_id: TypeId::of::<K>(),
             type_name: std::any::type_name::<K>(),
+            resource: None,
             scope,
+        }
+    }
+
+    /// The key of an informer of `K` for one of the resources `K` serves (`resource`: a name
+    /// such as `apps/v1/deployments`).
+    pub fn of_resource<K: 'static>(
+        resource: impl Into<String>,
+        scope: InformerScope,
+    ) -> InformerKey {
+        InformerKey {
+            resource: Some(resource.into()),
+            ..InformerKey::of::<K>(scope)
         }
     }
 }
 
 impl fmt::Display for InformerKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let short = self.type_name.rsplit("::").next().unwrap_or(self.type_name);
-        f.write_str(short)?;
+        match &self.resource {
+            Some(resource) => f.write_str(resource)?,
+            None => f.write_str(self.type_name.rsplit("::").next().unwrap_or(self.type_name))?,
+        }
         if let Some(ns) = &self.scope.namespace {
             write!(f, " in {ns}")?;
         }
@@ -298,6 +317,12 @@ impl<S: Send + Sync + 'static> SharedInformerFactory<S> {
         &self.inner.scope
     }
 
+    /// What the factory makes its lister-watchers from (the client, for a factory over
+    /// kube-rest).
+    pub fn source(&self) -> &S {
+        &self.inner.source
+    }
+
     /// The informer of `K` in the factory's scope, created on first request (client-go's
     /// `InformerFor`, as generated `Informer()` methods call it).
     pub fn informer<K>(&self) -> SharedIndexInformer<K>
@@ -331,7 +356,37 @@ impl<S: Send + Sync + 'static> SharedInformerFactory<S> {
         K: Object + Send + Sync + 'static,
         L: ListerWatcher<K>,
     {
-        let key = InformerKey::of::<K>(scope.clone());
+        self.keyed_informer(InformerKey::of::<K>(scope.clone()), make)
+    }
+
+    /// The informer of `K` for one of the resources a type of several resources serves (a
+    /// `DynamicObject`; `resource` names it, e.g. `apps/v1/deployments`) in `scope`, its
+    /// lister-watcher made by `make` when it does not exist yet (client-go's
+    /// `DynamicSharedInformerFactory.ForResource`; with the `rest` feature,
+    /// `SharedInformerFactory<Client>::for_resource` does it from a `ResourceInfo`).
+    pub fn informer_for_resource<K, L>(
+        &self,
+        resource: &str,
+        scope: &InformerScope,
+        make: impl FnOnce(&InformerScope) -> L,
+    ) -> SharedIndexInformer<K>
+    where
+        K: Object + Send + Sync + 'static,
+        L: ListerWatcher<K>,
+    {
+        self.keyed_informer(InformerKey::of_resource::<K>(resource, scope.clone()), make)
+    }
+
+    fn keyed_informer<K, L>(
+        &self,
+        key: InformerKey,
+        make: impl FnOnce(&InformerScope) -> L,
+    ) -> SharedIndexInformer<K>
+    where
+        K: Object + Send + Sync + 'static,
+        L: ListerWatcher<K>,
+    {
+        let scope = key.scope.clone();
         let mut state = self.inner.state.lock();
         let existing = state
             .informers
@@ -346,7 +401,7 @@ impl<S: Send + Sync + 'static> SharedInformerFactory<S> {
             .get(&TypeId::of::<K>())
             .copied()
             .unwrap_or(self.inner.default_resync);
-        let mut builder = SharedIndexInformer::builder(make(scope))
+        let mut builder = SharedIndexInformer::builder(make(&scope))
             .name(key.to_string())
             .resync_period(resync)
             .clock(Arc::clone(&self.inner.clock));

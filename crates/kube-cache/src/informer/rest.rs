@@ -4,9 +4,10 @@
 
 use kube_apimachinery::Object;
 use kube_rest::k8s_openapi::{ClusterResourceScope, NamespaceResourceScope, Resource};
-use kube_rest::{Api, ApiResource, Client};
+use kube_rest::{Api, ApiResource, Client, DynamicObject, ResourceInfo};
 
-use crate::informer::factory::ListerWatcherFactory;
+use crate::informer::factory::{InformerScope, ListerWatcherFactory, SharedInformerFactory};
+use crate::informer::shared::SharedIndexInformer;
 use crate::lister_watcher::ListerWatcher;
 use crate::rest::ApiListerWatcher;
 
@@ -56,5 +57,39 @@ where
             self.clone(),
             namespace,
         ))
+    }
+}
+
+/// Informers of any resource as [`DynamicObject`]s (client-go's `dynamicinformer`): one
+/// informer per resource and scope, shared like the typed ones.
+impl SharedInformerFactory<Client> {
+    /// The informer of the resource `info` in the factory's scope, created on first request
+    /// (client-go's `DynamicSharedInformerFactory.ForResource`). A namespace in the scope is
+    /// ignored for a cluster-scoped resource.
+    pub fn for_resource(&self, info: &ResourceInfo) -> SharedIndexInformer<DynamicObject> {
+        self.for_resource_in(info, &self.scope().clone())
+    }
+
+    /// The informer of the resource `info` in another scope.
+    pub fn for_resource_in(
+        &self,
+        info: &ResourceInfo,
+        scope: &InformerScope,
+    ) -> SharedIndexInformer<DynamicObject> {
+        let client = self.source().clone();
+        let name = resource_name(info);
+        self.informer_for_resource(&name, scope, |scope| {
+            ApiListerWatcher::new(Api::dynamic(client, info, scope.namespace.as_deref()))
+        })
+    }
+}
+
+/// `group/version/plural` (`v1/pods` for the core group): the name of a resource in
+/// [`InformerKey`](crate::informer::InformerKey)s and informer names.
+fn resource_name(info: &ResourceInfo) -> String {
+    if info.group.is_empty() {
+        format!("{}/{}", info.version, info.plural)
+    } else {
+        format!("{}/{}/{}", info.group, info.version, info.plural)
     }
 }

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode, header};
+use http::{Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use parking_lot::Mutex;
 use serde_json::Value;
@@ -41,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiServer, Body, User, error_response};
 use crate::object::meta_str;
+use crate::pod_connect::pods_storage;
 use crate::status::ApiError;
 
 pub(crate) use backend::PodNetwork;
@@ -139,10 +140,6 @@ impl Drop for SessionGuard {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
-}
-
-fn pods_storage() -> (String, String) {
-    (String::new(), "pods".to_string())
 }
 
 /// Whether the container runtime runs the pod: some container is running.
@@ -262,6 +259,79 @@ impl Forwarded {
     }
 }
 
+/// The largest WebSocket message either port-forward endpoint accepts.
+const MAX_WS_MESSAGE: usize = 16 << 20;
+
+/// A WebSocket the kubelet's port-forward endpoints run their sessions on.
+type PodWebSocket =
+    tokio_tungstenite::WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
+
+/// Accepts the request's WebSocket handshake: spawns `serve` on the upgraded connection (counted
+/// as a session while it runs) and answers 101 with `protocol` as the subprotocol, or the
+/// kubelet's refusal when the request carries no `Sec-WebSocket-Key`.
+fn upgrade_websocket<F, Fut>(
+    server: &Arc<ApiServer>,
+    request: &mut Request<hyper::body::Incoming>,
+    read_buffer: Option<usize>,
+    protocol: Option<String>,
+    serve: F,
+) -> Result<Response<Body>, Refusal>
+where
+    F: FnOnce(PodWebSocket) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+    use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+
+    let Some(key) = request
+        .headers()
+        .get(header::SEC_WEBSOCKET_KEY)
+        .map(|key| derive_accept_key(key.as_bytes()))
+    else {
+        return Err(Refusal::Kubelet(
+            StatusCode::BAD_REQUEST,
+            "websocket: not a websocket handshake: 'Sec-WebSocket-Key' header is missing"
+                .to_string(),
+        ));
+    };
+    let on_upgrade = hyper::upgrade::on(request);
+    let guard = SessionGuard::new(&server.port_forward.sessions);
+    tokio::spawn(async move {
+        let _guard = guard;
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(error) => {
+                tracing::debug!(%error, "port-forward WebSocket upgrade failed");
+                return;
+            }
+        };
+        let mut config = WebSocketConfig::default()
+            .max_message_size(Some(MAX_WS_MESSAGE))
+            .max_frame_size(Some(MAX_WS_MESSAGE));
+        if let Some(size) = read_buffer {
+            config = config.read_buffer_size(size);
+        }
+        let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            hyper_util::rt::TokioIo::new(upgraded),
+            Role::Server,
+            Some(config),
+        )
+        .await;
+        serve(ws).await;
+    });
+    let mut builder = Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::UPGRADE, "websocket")
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::SEC_WEBSOCKET_ACCEPT, key);
+    if let Some(protocol) = protocol {
+        builder = builder.header(header::SEC_WEBSOCKET_PROTOCOL, protocol);
+    }
+    Ok(builder
+        .body(Full::new(Bytes::new()).boxed_unsync())
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed_unsync())))
+}
+
 /// kube-apiserver's checks: method, user, pod, node.
 fn check_api(
     server: &ApiServer,
@@ -269,35 +339,14 @@ fn check_api(
     user: &User,
     target: &Target,
 ) -> Result<Value, ApiError> {
-    let method = request.method();
-    if method != Method::GET && method != Method::POST {
-        return Err(ApiError::method_not_allowed());
-    }
-    if !user.authenticated {
-        let verb = if method == Method::GET {
-            "get"
-        } else {
-            "create"
-        };
-        return Err(ApiError::forbidden(
-            &user.name,
-            verb,
-            "pods/portforward",
-            "",
-            Some(&target.namespace),
-            &target.pod,
-        ));
-    }
-    let pod = server
-        .store
-        .get(
-            &pods_storage(),
-            &(target.namespace.clone(), target.pod.clone()),
-        )
-        .ok_or_else(|| match server.registry.get("", "v1", "pods") {
-            Some(pods) => ApiError::not_found(&pods, &target.pod),
-            None => ApiError::path_not_found(),
-        })?;
+    crate::pod_connect::authorize_connect(
+        request,
+        user,
+        "portforward",
+        &target.namespace,
+        &target.pod,
+    )?;
+    let pod = crate::pod_connect::connect_target(server, &target.namespace, &target.pod)?;
     if pod["spec"]["nodeName"].as_str().unwrap_or("").is_empty() {
         return Err(ApiError::bad_request(format!(
             "pod {} does not have a host assigned",

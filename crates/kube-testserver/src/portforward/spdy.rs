@@ -32,13 +32,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 
 use super::websocket::parse_go_uint16;
-use super::{Forwarded, Refusal, SessionGuard, backend, check_running};
+use super::{Forwarded, Refusal, SessionGuard, backend, check_running, upgrade_websocket};
 use crate::api::{ApiServer, Body};
 use crate::spdy::connection::{IncomingStream, StreamWriter};
 use crate::spdy::headers;
@@ -53,8 +52,6 @@ const ACCEPTED_VERSIONS_HEADER: &str = "x-accepted-stream-protocol-versions";
 const STREAM_CREATION_TIMEOUT: Duration = Duration::from_secs(30);
 /// The chunks of a tunnel's byte stream.
 const TUNNEL_CHUNK: usize = 32 << 10;
-/// The largest WebSocket message a tunnel accepts.
-const MAX_MESSAGE: usize = 16 << 20;
 
 /// Whether a WebSocket request offers a SPDY tunnel (`SPDY/3.1+...portforward.k8s.io`).
 pub(super) fn tunneled_protocols(request: &Request<hyper::body::Incoming>) -> Vec<String> {
@@ -147,49 +144,21 @@ pub(super) fn serve_tunnel(
 ) -> Result<Response<Body>, Refusal> {
     let forwarded = check_running(&server, pod)?;
     let protocol = handshake(offered)?;
-    let Some(key) = request
-        .headers()
-        .get(header::SEC_WEBSOCKET_KEY)
-        .map(|key| derive_accept_key(key.as_bytes()))
-    else {
-        return Err(Refusal::Kubelet(
-            StatusCode::BAD_REQUEST,
-            "websocket: not a websocket handshake: 'Sec-WebSocket-Key' header is missing"
-                .to_string(),
-        ));
-    };
-    let on_upgrade = hyper::upgrade::on(&mut request);
-    let guard = SessionGuard::new(&server.port_forward.sessions);
-    tokio::spawn(async move {
-        let _guard = guard;
-        let upgraded = match on_upgrade.await {
-            Ok(upgraded) => upgraded,
-            Err(error) => {
-                tracing::debug!(%error, "SPDY tunnel upgrade failed");
-                return;
-            }
-        };
-        let config = WebSocketConfig::default()
-            .max_message_size(Some(MAX_MESSAGE))
-            .max_frame_size(Some(MAX_MESSAGE));
-        let ws =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                .await;
-        let (near, far) = tokio::io::duplex(TUNNEL_CHUNK * 4);
-        let shutdown = server.shutdown.clone();
-        tokio::join!(tunnel(ws, near, shutdown), session(far, server, forwarded));
-    });
-    Ok(Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::UPGRADE, "websocket")
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::SEC_WEBSOCKET_ACCEPT, key)
-        .header(
-            header::SEC_WEBSOCKET_PROTOCOL,
-            format!("{TUNNELING_PREFIX}{protocol}"),
-        )
-        .body(empty_body())
-        .unwrap_or_else(|_| Response::new(empty_body())))
+    let shutdown = server.shutdown.clone();
+    let session_server = Arc::clone(&server);
+    upgrade_websocket(
+        &server,
+        &mut request,
+        None,
+        Some(format!("{TUNNELING_PREFIX}{protocol}")),
+        move |ws| async move {
+            let (near, far) = tokio::io::duplex(TUNNEL_CHUNK * 4);
+            tokio::join!(
+                tunnel(ws, near, shutdown),
+                session(far, session_server, forwarded)
+            );
+        },
+    )
 }
 
 /// Carries a byte stream in binary WebSocket messages both ways (client-go's

@@ -18,22 +18,19 @@ use std::time::Duration;
 use bytes::{BufMut as _, Bytes, BytesMut};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{SinkExt, StreamExt};
-use http::{Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use http::{Request, Response, StatusCode};
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 
 use kube_apimachinery::channel::{ChannelProtocol, Decoded, Frame, MAX_BASE64_CHANNEL};
 
-use super::{Forwarded, Refusal, SessionGuard, backend, check_running};
+use super::{Forwarded, Refusal, backend, check_running, upgrade_websocket};
 use crate::api::{ApiServer, Body};
 
 /// The subprotocols the kubelet's port forwarding accepts, besides none at all.
@@ -44,8 +41,6 @@ const OUT_BUFFER: usize = 16;
 const IN_BUFFER: usize = 16;
 /// How long to wait for the client's close frame after ours.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
-/// The largest WebSocket message accepted.
-const MAX_MESSAGE: usize = 16 << 20;
 /// tungstenite zeroes this much of its read buffer before every read, and a read from TLS
 /// returns at most one record (16 KiB): the 128 KiB default would clear eight times what
 /// arrives.
@@ -142,49 +137,15 @@ pub(super) fn serve(
             format!("too many ports for {protocol}: {}", ports.len()),
         ));
     }
-    let Some(key) = request
-        .headers()
-        .get(header::SEC_WEBSOCKET_KEY)
-        .map(|key| derive_accept_key(key.as_bytes()))
-    else {
-        return Err(Refusal::Kubelet(
-            StatusCode::BAD_REQUEST,
-            "websocket: not a websocket handshake: 'Sec-WebSocket-Key' header is missing"
-                .to_string(),
-        ));
-    };
-    let on_upgrade = hyper::upgrade::on(&mut request);
-    let guard = SessionGuard::new(&server.port_forward.sessions);
-    tokio::spawn(async move {
-        let _guard = guard;
-        let upgraded = match on_upgrade.await {
-            Ok(upgraded) => upgraded,
-            Err(error) => {
-                tracing::debug!(%error, "port-forward upgrade failed");
-                return;
-            }
-        };
-        let config = WebSocketConfig::default()
-            .read_buffer_size(READ_BUFFER)
-            .max_message_size(Some(MAX_MESSAGE))
-            .max_frame_size(Some(MAX_MESSAGE));
-        let ws =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                .await;
-        let shutdown = server.shutdown.clone();
-        session(ws, protocol, ports, server, forwarded, shutdown).await;
-    });
-    let mut builder = Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::UPGRADE, "websocket")
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::SEC_WEBSOCKET_ACCEPT, key);
-    if named {
-        builder = builder.header(header::SEC_WEBSOCKET_PROTOCOL, protocol.name());
-    }
-    Ok(builder
-        .body(Full::new(Bytes::new()).boxed_unsync())
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed_unsync())))
+    let shutdown = server.shutdown.clone();
+    let session_server = Arc::clone(&server);
+    upgrade_websocket(
+        &server,
+        &mut request,
+        Some(READ_BUFFER),
+        named.then(|| protocol.name().to_string()),
+        move |ws| session(ws, protocol, ports, session_server, forwarded, shutdown),
+    )
 }
 
 /// The message carrying `chunk` on `channel`, where `chunk` starts with one spare byte
