@@ -97,6 +97,18 @@ mod reflector;
 mod reflector_store;
 #[cfg(feature = "rest")]
 pub mod rest;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    //! Entry points of crate-private parsers for the cargo-fuzz targets in `fuzz/` (the
+    //! `fuzzing` feature). Not a stable API.
+
+    /// Scans a list body fed in `chunks`, as `Api::list` does while it arrives; the number
+    /// of items, or the error's message.
+    pub fn scan_list(chunks: &[&[u8]]) -> Result<usize, String> {
+        crate::wire::fuzz_scan_list(chunks)
+    }
+}
 mod store;
 pub mod transform;
 #[cfg(any(feature = "rest", feature = "kube"))]

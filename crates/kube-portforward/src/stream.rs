@@ -706,6 +706,45 @@ mod tests {
         assert!(error.contains("port 81, not 80"), "{error}");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
+        ))]
+
+        /// However the server splits its messages, the prefix is checked once and the data
+        /// comes out whole; a wrong port is always an error.
+        #[test]
+        fn prefix_framing_under_any_split(
+            expected in proptest::prelude::any::<u16>(),
+            sent in proptest::prelude::any::<u16>(),
+            payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            cuts in proptest::collection::vec(proptest::prelude::any::<usize>(), 0..6),
+        ) {
+            let mut wire = sent.to_le_bytes().to_vec();
+            wire.extend_from_slice(&payload);
+            let mut points: Vec<usize> = cuts.iter().map(|c| c % (wire.len() + 1)).collect();
+            points.sort_unstable();
+            let mut prefix = PortPrefix::new(expected);
+            let mut out = Vec::new();
+            let mut start = 0;
+            let mut failed = false;
+            for end in points.into_iter().chain([wire.len()]) {
+                match prefix.strip(Bytes::copy_from_slice(&wire[start..end])) {
+                    Ok(data) => out.extend_from_slice(&data),
+                    Err(_) => {
+                        failed = true;
+                        break;
+                    }
+                }
+                start = end;
+            }
+            proptest::prop_assert_eq!(failed, sent != expected);
+            if !failed {
+                proptest::prop_assert_eq!(out, payload);
+            }
+        }
+    }
+
     #[test]
     fn negotiation_accepts_offered_protocols_and_none() {
         assert_eq!(

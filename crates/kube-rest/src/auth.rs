@@ -157,60 +157,16 @@ impl ExecAuth {
                 stderr.trim()
             )));
         }
-        let credential: ExecCredential = serde_json::from_slice(&output.stdout)
-            .map_err(|e| Error::auth(format!("{} printed no ExecCredential", what()), e))?;
-        if credential.kind != "ExecCredential" || credential.api_version != exec.api_version {
-            return Err(Error::auth_msg(format!(
-                "{} printed kind {:?} apiVersion {:?}, expected ExecCredential {:?}",
-                what(),
-                credential.kind,
-                credential.api_version,
-                exec.api_version
-            )));
-        }
-        let status = credential.status.ok_or_else(|| {
-            Error::auth_msg(format!(
-                "{} printed an ExecCredential without status",
-                what()
-            ))
-        })?;
-        let token = status.token.filter(|t| !t.is_empty());
-        let certificate = match (
-            status.client_certificate_data.filter(|c| !c.is_empty()),
-            status.client_key_data.filter(|k| !k.is_empty()),
-        ) {
-            (Some(certificate), Some(key)) => Some(certified_key(&certificate, &key, &what())?),
-            (None, None) => None,
-            _ => {
-                return Err(Error::auth_msg(format!(
-                    "{} returned only one of clientCertificateData and clientKeyData",
-                    what()
-                )));
-            }
-        };
-        if token.is_none() && certificate.is_none() {
-            return Err(Error::auth_msg(format!(
-                "{} returned neither a token nor a client certificate",
-                what()
-            )));
-        }
-        let expires = match status.expiration_timestamp.filter(|t| !t.is_empty()) {
-            Some(timestamp) => {
-                let parsed: jiff::Timestamp = timestamp.parse().map_err(|e| {
-                    Error::auth(format!("{} expirationTimestamp {timestamp:?}", what()), e)
-                })?;
-                Some(SystemTime::from(parsed))
-            }
-            None => None,
-        };
+        let ParsedCredential {
+            header,
+            certificate,
+            expires,
+        } = parse_exec_credential(&output.stdout, &exec.api_version, &what())?;
         if let Some(certificate) = certificate {
             // New connections present it; pooled ones keep the one they were opened with.
             *self.certificates.current.write() = Some(Arc::new(certificate));
         }
-        Ok(ExecToken {
-            header: token.map(|t| bearer(&t, &what())).transpose()?,
-            expires,
-        })
+        Ok(ExecToken { header, expires })
     }
 
     async fn header(&self) -> Result<Option<HeaderValue>, Error> {
@@ -233,6 +189,75 @@ impl ExecAuth {
             *cached = None;
         }
     }
+}
+
+/// What an exec plugin printed, checked: the `Authorization` header of its token, its client
+/// certificate and until when they are valid.
+pub(crate) struct ParsedCredential {
+    pub(crate) header: Option<HeaderValue>,
+    pub(crate) certificate: Option<rustls::sign::CertifiedKey>,
+    pub(crate) expires: Option<SystemTime>,
+}
+
+/// Parses an exec plugin's standard output (an `ExecCredential` of `api_version`); `what`
+/// names the plugin in errors. Error messages never quote the plugin's output: it holds the
+/// credential (serde's type errors would show a misplaced scalar).
+pub(crate) fn parse_exec_credential(
+    stdout: &[u8],
+    api_version: &str,
+    what: &str,
+) -> Result<ParsedCredential, Error> {
+    let credential: ExecCredential = serde_json::from_slice(stdout).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => Error::auth_msg(format!(
+            "{what} printed an ExecCredential with a field of the wrong type (line {}, column {})",
+            e.line(),
+            e.column()
+        )),
+        _ => Error::auth(format!("{what} printed no ExecCredential"), e),
+    })?;
+    if credential.kind != "ExecCredential" || credential.api_version != api_version {
+        return Err(Error::auth_msg(format!(
+            "{} printed kind {:?} apiVersion {:?}, expected ExecCredential {:?}",
+            what, credential.kind, credential.api_version, api_version
+        )));
+    }
+    let status = credential.status.ok_or_else(|| {
+        Error::auth_msg(format!("{} printed an ExecCredential without status", what))
+    })?;
+    let token = status.token.filter(|t| !t.is_empty());
+    let certificate = match (
+        status.client_certificate_data.filter(|c| !c.is_empty()),
+        status.client_key_data.filter(|k| !k.is_empty()),
+    ) {
+        (Some(certificate), Some(key)) => Some(certified_key(&certificate, &key, what)?),
+        (None, None) => None,
+        _ => {
+            return Err(Error::auth_msg(format!(
+                "{} returned only one of clientCertificateData and clientKeyData",
+                what
+            )));
+        }
+    };
+    if token.is_none() && certificate.is_none() {
+        return Err(Error::auth_msg(format!(
+            "{} returned neither a token nor a client certificate",
+            what
+        )));
+    }
+    let expires = match status.expiration_timestamp.filter(|t| !t.is_empty()) {
+        Some(timestamp) => {
+            let parsed: jiff::Timestamp = timestamp.parse().map_err(|e| {
+                Error::auth(format!("{} expirationTimestamp {timestamp:?}", what), e)
+            })?;
+            Some(SystemTime::from(parsed))
+        }
+        None => None,
+    };
+    Ok(ParsedCredential {
+        header: token.map(|t| bearer(&t, what)).transpose()?,
+        certificate,
+        expires,
+    })
 }
 
 /// A client certificate and key from an exec plugin's PEM data.

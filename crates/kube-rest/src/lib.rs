@@ -63,6 +63,11 @@ pub mod discovery;
 pub mod error;
 #[cfg(feature = "ws")]
 pub mod exec;
+#[cfg(test)]
+mod fuzz_tests;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod kubeconfig;
 pub mod logs;
 pub mod params;

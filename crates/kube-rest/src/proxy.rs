@@ -64,18 +64,23 @@ pub(crate) fn parse_proxy_url(url: &str) -> Result<ProxyUrl, String> {
 }
 
 /// `url` with any `user:password@` replaced by `<redacted>@`, for messages and `Debug`.
+///
+/// Conservative: everything after the scheme up to the last `@` is hidden, even when the
+/// URL is malformed (a password with an unescaped `/`, no scheme, a `://` after the `@`).
 pub(crate) fn redact_userinfo(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rsplit_once('@') {
-        Some((_, host)) => {
-            let prefix = if scheme.is_empty() {
-                String::new()
-            } else {
-                format!("{scheme}://")
-            };
-            format!("{prefix}<redacted>@{host}{}", &rest[authority_end..])
+    let (prefix, rest) = match url.find("://") {
+        Some(i)
+            if i > 0
+                && url[..i]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) =>
+        {
+            url.split_at(i + 3)
         }
+        _ => ("", url),
+    };
+    match rest.rfind('@') {
+        Some(at) => format!("{prefix}<redacted>@{}", &rest[at + 1..]),
         None => url.to_string(),
     }
 }
@@ -209,5 +214,18 @@ mod tests {
         assert!(!format!("{url:?}").contains("s3cret"));
         let error = parse_proxy_url("https://alice:s3cret@proxy:3128").unwrap_err();
         assert!(!error.contains("s3cret"), "{error}");
+        // Found by the property tests: malformed URLs showed their password.
+        for url in [
+            ":s3cret@://",
+            "http://alice:s3/cret@proxy:3128",
+            "alice:s3cret@proxy",
+        ] {
+            assert!(!redact_userinfo(url).contains("s3"), "{url}");
+            let shown = match parse_proxy_url(url) {
+                Ok(proxy) => format!("{proxy:?}"),
+                Err(error) => error,
+            };
+            assert!(!shown.contains("s3"), "{shown}");
+        }
     }
 }

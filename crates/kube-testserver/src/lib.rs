@@ -99,6 +99,11 @@ mod crd;
 mod discovery;
 mod exec;
 mod faults;
+#[cfg(test)]
+mod fuzz_tests;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod gojson;
 mod kubeconfig;
 mod kubelet;

@@ -15,6 +15,19 @@ use serde::de::DeserializeOwned;
 pub use skip::WithoutManagedFields;
 pub use stream_list::ScanError;
 
+/// The streaming list scanner over `chunks` (the `fuzzing` feature's entry point).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_scan_list(chunks: &[&[u8]]) -> Result<usize, String> {
+    let mut scanner = stream_list::ListScanner::<serde_json::Value>::new();
+    for chunk in chunks {
+        scanner.feed(chunk).map_err(|e| e.to_string())?;
+    }
+    scanner
+        .finish()
+        .map(|(items, _)| items.len())
+        .map_err(|e| e.to_string())
+}
+
 use crate::lister_watcher::ListPage;
 
 /// Why a list body streamed through [`decode_list_body`] did not give a page.

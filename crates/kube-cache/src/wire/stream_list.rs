@@ -123,6 +123,20 @@ enum Top {
     Done,
 }
 
+/// The position of the `"` ending a string whose content starts `rest` (escapes skipped).
+fn closing_quote(rest: &[u8]) -> Option<usize> {
+    let mut escaped = false;
+    for (i, &byte) in rest.iter().enumerate() {
+        match byte {
+            _ if escaped => escaped = false,
+            b'\\' => escaped = true,
+            b'"' => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Moves `pos` past whitespace; the byte there, if any.
 fn skip_whitespace(buf: &[u8], pos: &mut usize) -> Option<u8> {
     while *pos < buf.len() && buf[*pos].is_ascii_whitespace() {
@@ -197,12 +211,19 @@ impl<T: DeserializeOwned> ListScanner<T> {
                         Some(b'"') => {}
                         Some(_) => return Err(ScanError::Syntax("a key")),
                     }
-                    // A key and its colon; keys of a list are short and unescaped.
+                    // A key and its colon; keys of a list are short, and rarely escaped.
                     let rest = &self.buf[self.pos + 1..];
-                    let Some(close) = rest.iter().position(|&b| b == b'"') else {
+                    let Some(close) = closing_quote(rest) else {
                         return Ok(());
                     };
-                    let key = rest[..close].to_vec();
+                    let key = if rest[..close].contains(&b'\\') {
+                        // `"\u0069tems"` is `items` too; an escaped quote does not end the key.
+                        serde_json::from_slice::<String>(&self.buf[self.pos..self.pos + close + 2])
+                            .map_err(ScanError::Decode)?
+                            .into_bytes()
+                    } else {
+                        rest[..close].to_vec()
+                    };
                     let mut after = self.pos + 1 + close + 1;
                     while after < self.buf.len() && self.buf[after].is_ascii_whitespace() {
                         after += 1;
@@ -350,6 +371,10 @@ pub(crate) fn scan_chunks<T: DeserializeOwned>(
 }
 
 #[cfg(test)]
+#[path = "stream_list_props.rs"]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -365,6 +390,21 @@ mod tests {
     }
 
     const LIST: &str = r#"{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"42","continue":"abc"},"items":[{"metadata":{"name":"a","annotations":{"x":"}]\"[{"}}},{"metadata":{"name":"b"},"n":[1,2,{"c":-1.5e3}],"t":true} ]}"#;
+
+    /// Found by the property tests: a key with an escaped quote ended at that quote.
+    #[test]
+    fn escaped_keys() {
+        for size in [1, 3, 4096] {
+            let (items, meta) = scan_in_chunks(
+                r#"{"\"tems":null,"metadata":{"{resourceVersion":"1"}}"#,
+                size,
+            )
+            .unwrap();
+            assert!(items.is_empty() && meta.resource_version.is_none());
+            let (items, _) = scan_in_chunks(r#"{"\u0069tems":[{"a":1}],"k\\":"v"}"#, size).unwrap();
+            assert_eq!(items, [serde_json::json!({"a": 1})]);
+        }
+    }
 
     #[test]
     fn decodes_every_item_whatever_the_chunk_size() {

@@ -17,6 +17,8 @@ pub(crate) const VERSION: u16 = 3;
 pub(crate) const FLAG_FIN: u8 = 0x01;
 /// FLAG_UNIDIRECTIONAL (SYN_STREAM): the recipient may not send on the stream.
 pub(crate) const FLAG_UNIDIRECTIONAL: u8 = 0x02;
+/// The most [`Frame::decode`] reserves for the rest of an incomplete frame.
+const RESERVE_AHEAD: usize = 64 << 10;
 /// The largest frame payload (24-bit length).
 pub(crate) const MAX_LENGTH: usize = (1 << 24) - 1;
 
@@ -230,7 +232,9 @@ impl Frame {
         }
         let length = u32::from_be_bytes([0, buffer[5], buffer[6], buffer[7]]) as usize;
         if buffer.len() < 8 + length {
-            buffer.reserve(8 + length - buffer.len());
+            // Room for what is missing, but never more than 64 KiB ahead of the bytes that
+            // arrived: a header claiming 16 MiB must not allocate them before they come.
+            buffer.reserve((8 + length - buffer.len()).min(RESERVE_AHEAD));
             return Ok(None);
         }
         let head = buffer.split_to(8);
