@@ -251,6 +251,7 @@ fn template(image: &str) -> PodTemplateSpec {
             "terminationGracePeriodSeconds": 1,
         }
     }))
+    // ok: a literal of this file, checked by the tests and every demo run.
     .expect("the demo's template is a valid PodTemplateSpec")
 }
 

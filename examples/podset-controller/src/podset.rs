@@ -182,6 +182,7 @@ pub fn crd() -> CustomResourceDefinition {
             }],
         },
     }))
+    // ok: a literal of this file, checked by the tests and every demo run.
     .expect("the PodSet CRD is a valid CustomResourceDefinition")
 }
 
