@@ -153,7 +153,8 @@ fn bench(args: &[String]) -> Result<(), String> {
         let mut command = Command::new(&cargo);
         command
             .current_dir(&root)
-            .args(["bench", "-p", krate, "--benches", "--"]);
+            // Every feature: benchmarks that need a client (`rest`, `kube`) run too.
+            .args(["bench", "-p", krate, "--all-features", "--benches", "--"]);
         if quick {
             command.args(["--warm-up-time", "1", "--measurement-time", "2"]);
         }

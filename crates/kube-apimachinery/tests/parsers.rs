@@ -3,7 +3,7 @@
 //! input. No panic, no hang; what parses prints back to text that parses to the same value.
 //! `PROPTEST_CASES` raises the number of cases.
 
-mod mutate;
+use kube_test_support::mutate;
 
 use bytes::Bytes;
 use kube_apimachinery::channel::{ChannelProtocol, Decoded, Frame, TerminalSize};

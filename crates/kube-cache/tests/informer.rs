@@ -2,7 +2,7 @@
 //! queue, the store and the handlers together. With `KUBE_TOOLKIT_TEST_KUBECONFIG` set, the
 //! tests that need no kube-testserver feature run against that cluster (see `cluster/mod.rs`).
 
-mod cluster;
+use kube_test_support::cluster;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! set, the tests that need no kube-testserver feature run against that cluster (see
 //! `cluster/mod.rs`).
 
-mod cluster;
+use kube_test_support::cluster;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -478,68 +478,4 @@ async fn plain_api_and_dynamic_objects_work_too() {
     assert_eq!(one.data["data"]["k"], "cm-1");
     assert!(one.metadata.managed_fields.is_none());
     cancel.cancel();
-}
-
-/// The initial sync of 10,000 realistic pods (the shared fixture, managedFields included on
-/// the wire): paged and pipelined, paged one request at a time, streaming. Prints the times;
-/// run in release: `cargo test --release -p kube-cache --features rest --test reflector --
-/// --ignored --nocapture sync_10k`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a timing run, in release"]
-async fn sync_10k_realistic_pods_timing() {
-    use k8s_openapi::api::core::v1::Pod;
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures/pod-realistic.json"
-    );
-    let Ok(text) = std::fs::read_to_string(path) else {
-        eprintln!("no fixture at {path}");
-        return;
-    };
-    let template: Pod = serde_json::from_str(&text).unwrap();
-    let (env, _) = start("sync-10k", TestServer::builder()).await;
-    let api = Api::<Pod>::namespaced(env.client.clone(), env.ns(NS));
-    let mut tasks = tokio::task::JoinSet::new();
-    for chunk in 0..20 {
-        let api = api.clone();
-        let template = template.clone();
-        tasks.spawn(async move {
-            for i in chunk * 500..(chunk + 1) * 500 {
-                let mut pod = template.clone();
-                pod.meta_mut().name = Some(format!("web-{i:05}"));
-                pod.meta_mut().namespace = None;
-                pod.meta_mut().resource_version = None;
-                pod.meta_mut().uid = None;
-                api.create(&PostParams::default(), &pod).await.unwrap();
-            }
-        });
-    }
-    while let Some(r) = tasks.join_next().await {
-        r.unwrap();
-    }
-    for (mode, pipeline, streaming) in [
-        ("paged, pipelined", true, false),
-        ("paged, sequential", false, false),
-        ("streaming", true, true),
-        ("paged, pipelined", true, false),
-        ("paged, sequential", false, false),
-        ("streaming", true, true),
-    ] {
-        let store = Indexer::<Pod>::new();
-        let lw = ApiListerWatcher::new(api.clone()).pipeline(pipeline);
-        let reflector = Reflector::builder(lw, store.clone())
-            .streaming_list(streaming)
-            .build();
-        let handle = reflector.handle();
-        let cancel = CancellationToken::new();
-        let started = std::time::Instant::now();
-        tokio::spawn(reflector.run(cancel.clone()));
-        while !handle.has_synced() {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        let elapsed = started.elapsed();
-        assert_eq!(store.len(), 10_000);
-        eprintln!("sync of 10k pods, {mode}: {elapsed:?}");
-        cancel.cancel();
-    }
 }

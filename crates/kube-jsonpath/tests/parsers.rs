@@ -2,7 +2,7 @@
 //! ones, parsed and executed against a realistic object under a time budget; deep nesting is
 //! an error, not a stack overflow. `PROPTEST_CASES` raises the number of cases.
 
-mod mutate;
+use kube_test_support::mutate;
 
 use kube_jsonpath::{JsonPath, Template};
 use mutate::{cases, mutated_text, within_budget};

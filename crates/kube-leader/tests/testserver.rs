@@ -2,7 +2,7 @@
 //! against the cluster of `KUBE_TOOLKIT_TEST_KUBECONFIG` when it is set (each test in a
 //! namespace of its own; see `cluster/mod.rs`).
 
-mod cluster;
+use kube_test_support::cluster;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! (each test in a namespace of its own; see `cluster/mod.rs`). The pods carry a scheduling
 //! gate, so no scheduler binds them on a full cluster either: they never get a node.
 
-mod cluster;
+use kube_test_support::cluster;
 
 use k8s_openapi::api::core::v1::{Container, ContainerPort, Pod, PodSchedulingGate, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;

@@ -2,7 +2,7 @@
 //! arbitrary and mutated text. No panic, no hang; what parses prints back to the same ports.
 //! `PROPTEST_CASES` raises the number of cases.
 
-mod mutate;
+use kube_test_support::mutate;
 
 use kube_portforward::ports::{parse_addresses, parse_port, parse_ports};
 use mutate::{cases, mutated_text, within_budget};

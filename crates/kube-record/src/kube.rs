@@ -68,40 +68,5 @@ fn sink_error(error: kube::Error) -> SinkError {
     }
 }
 
-/// The three calls, for one event type.
-macro_rules! kube_sink_impl {
-    ($trait:path, $event:ty) => {
-        impl $trait for KubeSink {
-            async fn create(&self, event: &$event) -> Result<$event, SinkError> {
-                let namespace = namespace_of(event, "create")?;
-                Api::<$event>::namespaced(self.client.clone(), namespace)
-                    .create(&PostParams::default(), event)
-                    .await
-                    .map_err(sink_error)
-            }
-
-            async fn update(&self, event: &$event) -> Result<$event, SinkError> {
-                let namespace = namespace_of(event, "update")?;
-                Api::<$event>::namespaced(self.client.clone(), namespace)
-                    .replace(event.name(), &PostParams::default(), event)
-                    .await
-                    .map_err(sink_error)
-            }
-
-            async fn patch(&self, event: &$event, patch: &Value) -> Result<$event, SinkError> {
-                let namespace = namespace_of(event, "patch")?;
-                Api::<$event>::namespaced(self.client.clone(), namespace)
-                    .patch(
-                        event.name(),
-                        &PatchParams::default(),
-                        &Patch::Strategic(patch),
-                    )
-                    .await
-                    .map_err(sink_error)
-            }
-        }
-    };
-}
-
-kube_sink_impl!(EventSink, Event);
-kube_sink_impl!(crate::events::EventSink, EventsV1Event);
+api_sink_impl!(KubeSink, EventSink, Event);
+api_sink_impl!(KubeSink, crate::events::EventSink, EventsV1Event);

@@ -66,6 +66,9 @@
 //! * References come from the [`Referent`] trait: typed objects carry their kind and
 //!   apiVersion (`k8s_openapi::Resource`), so there is no scheme lookup to fail.
 
+#[cfg(any(feature = "rest", feature = "kube"))]
+#[macro_use]
+mod api_sink;
 mod broadcaster;
 pub mod correlator;
 pub mod events;

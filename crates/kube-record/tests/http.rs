@@ -3,7 +3,7 @@
 //! namespace of its own; the tests that inject faults skip themselves there). See
 //! `cluster/mod.rs`.
 
-mod cluster;
+use kube_test_support::cluster;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -4,15 +4,13 @@
 //! panicking; YAML alias bombs and deep nesting are refused without blowing memory or stack.
 //! `PROPTEST_CASES` raises the number of cases.
 
-mod common;
-
 use std::collections::VecDeque;
 use std::path::Path;
 
-use common::mutate::{cases, mutated, mutated_text, within_budget};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube_rest::watch::WatchDecoder;
 use kube_rest::{Config, Error, Kubeconfig, WatchEvent};
+use kube_test_support::mutate::{cases, mutated, mutated_text, within_budget};
 use proptest::prelude::*;
 
 const KUBECONFIG: &str = r#"apiVersion: v1

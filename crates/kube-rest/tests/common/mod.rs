@@ -11,8 +11,6 @@
 
 #![allow(dead_code, unreachable_pub)] // each test file uses a part of it
 
-pub mod mutate;
-
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};

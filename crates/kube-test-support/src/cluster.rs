@@ -5,8 +5,6 @@
 //! fails; tests that need what only kube-testserver offers (fault injection, compaction on
 //! demand, closing watches, a server without watch-list) skip themselves there and say why.
 
-#![allow(dead_code, unreachable_pub)] // each test file uses a part of it
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

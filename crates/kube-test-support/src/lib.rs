@@ -1,0 +1,11 @@
+//! Shared helpers of the kube-toolkit crates' own tests. Not published: each crate lists it as
+//! a path-only dev-dependency, which `cargo package` leaves out.
+//!
+//! * [`mutate`]: mutations of valid inputs for the parsers' property tests, and a hang
+//!   detector.
+//! * `cluster` (feature `cluster`): the server of the HTTP tests: a kube-testserver of their
+//!   own, or the cluster named by `KUBE_TOOLKIT_TEST_KUBECONFIG`.
+
+#[cfg(feature = "cluster")]
+pub mod cluster;
+pub mod mutate;
