@@ -89,7 +89,10 @@ impl std::fmt::Debug for Credentials {
 ///
 /// Build one with [`Config::new`] and the `with_*` methods, or load one with [`Config::infer`],
 /// [`Config::from_kubeconfig`] or [`Config::in_cluster`].
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` hides credentials: a `user:password@` in the server URL, like those of the
+/// proxy URL and of [`Credentials`].
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Config {
     /// The API server URL.
@@ -139,6 +142,39 @@ pub struct Config {
     pub max_retries: u32,
     /// The longest `Retry-After` honoured; longer values are cut to this.
     pub max_retry_after: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The server URL may carry `user:password@`: shown without it.
+        let cluster_url = match self.cluster_url.authority() {
+            Some(authority) if authority.as_str().contains('@') => {
+                crate::proxy::redact_userinfo(&self.cluster_url.to_string())
+            }
+            _ => self.cluster_url.to_string(),
+        };
+        f.debug_struct("Config")
+            .field("cluster_url", &cluster_url)
+            .field("default_namespace", &self.default_namespace)
+            .field("root_ca", &self.root_ca)
+            .field("insecure_skip_tls_verify", &self.insecure_skip_tls_verify)
+            .field("tls_server_name", &self.tls_server_name)
+            .field("proxy_url", &self.proxy_url)
+            .field("proxy_from_env", &self.proxy_from_env)
+            .field("client_identity", &self.client_identity)
+            .field("credentials", &self.credentials)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("user_agent", &self.user_agent)
+            .field("qps", &self.qps)
+            .field("burst", &self.burst)
+            .field("throttle", &self.throttle)
+            .field("discovery_qps", &self.discovery_qps)
+            .field("discovery_burst", &self.discovery_burst)
+            .field("max_retries", &self.max_retries)
+            .field("max_retry_after", &self.max_retry_after)
+            .finish()
+    }
 }
 
 impl Config {

@@ -81,6 +81,58 @@ fn convert<K: DeserializeOwned>(raw: RawEvent<'_>) -> Result<WatchEvent<K>, Erro
 pub struct WatchDecoder {
     buffer: BytesMut,
     max_event_bytes: usize,
+    scanner: EventEnds,
+}
+
+/// Finds where events may end without parsing: a scan of each byte once, across chunks,
+/// tracking strings and the nesting depth of objects and arrays. An event may end where a
+/// top-level value closes, or at a newline outside any value (a line of garbage, reported as
+/// a decode error). So an event arriving a byte at a time is parsed once, not once per `}`.
+#[derive(Debug, Default, Clone, Copy)]
+struct EventEnds {
+    /// How many bytes of the buffer were scanned.
+    scanned: usize,
+    depth: usize,
+    in_string: bool,
+    escaped: bool,
+    /// Whether something may end in the scanned bytes.
+    may_end: bool,
+}
+
+impl EventEnds {
+    /// Scans the bytes of `buffer` past those already scanned.
+    fn scan(&mut self, buffer: &[u8]) {
+        if self.scanned > buffer.len() {
+            // The buffer was emptied behind the scanner's back: start over.
+            *self = EventEnds::default();
+        }
+        for &byte in &buffer[self.scanned..] {
+            if self.in_string {
+                match byte {
+                    _ if self.escaped => self.escaped = false,
+                    b'\\' => self.escaped = true,
+                    b'"' => self.in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match byte {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => self.depth += 1,
+                b'}' | b']' => match self.depth.checked_sub(1) {
+                    Some(depth) => {
+                        self.depth = depth;
+                        self.may_end |= depth == 0;
+                    }
+                    // Unbalanced: let the parser say what is wrong.
+                    None => self.may_end = true,
+                },
+                b'\n' if self.depth == 0 => self.may_end = true,
+                _ => {}
+            }
+        }
+        self.scanned = buffer.len();
+    }
 }
 
 impl Default for WatchDecoder {
@@ -100,13 +152,15 @@ impl WatchDecoder {
         WatchDecoder {
             buffer: BytesMut::new(),
             max_event_bytes: max,
+            scanner: EventEnds::default(),
         }
     }
 
     /// Adds a chunk and decodes every complete event it finishes, in order.
     ///
-    /// Parsing is attempted only when the chunk could end an event (it holds a newline or ends
-    /// with `}`), so an object split into many chunks is not re-parsed for each of them. When
+    /// Parsing is attempted only when the bytes so far could end an event (a top-level value
+    /// closed, or a newline outside any value), found by a scan that reads each byte once: an
+    /// object split into many chunks, even of one byte each, is parsed once. When
     /// the incomplete event in the buffer outgrows the limit, an
     /// [`Error::WatchFrameTooLarge`] is pushed and the buffer dropped: the caller should end
     /// the stream there.
@@ -116,12 +170,16 @@ impl WatchDecoder {
         out: &mut VecDeque<Result<WatchEvent<K>, Error>>,
     ) {
         self.buffer.extend_from_slice(chunk);
-        let may_end = chunk.contains(&b'\n') || chunk.trim_ascii_end().ends_with(b"}");
-        if may_end {
+        self.scanner.scan(&self.buffer);
+        if self.scanner.may_end {
             self.decode_buffered(out);
+            // What is left is the start of the next event (or nothing): scanned afresh.
+            self.scanner = EventEnds::default();
+            self.scanner.scan(&self.buffer);
         }
         if self.buffer.len() > self.max_event_bytes {
             self.buffer = BytesMut::new();
+            self.scanner = EventEnds::default();
             out.push_back(Err(Error::WatchFrameTooLarge {
                 limit: self.max_event_bytes,
             }));
@@ -166,6 +224,7 @@ impl WatchDecoder {
 
     /// Ends the stream: leftover bytes are a truncated event ([`Error::WatchTruncated`]).
     pub fn finish(&mut self) -> Result<(), Error> {
+        self.scanner = EventEnds::default();
         if self.buffer.iter().all(u8::is_ascii_whitespace) {
             self.buffer.clear();
             return Ok(());
@@ -284,5 +343,61 @@ impl<K: DeserializeOwned> Stream for WatchStream<K> {
 impl<K: DeserializeOwned> futures_util::stream::FusedStream for WatchStream<K> {
     fn is_terminated(&self) -> bool {
         self.done && self.pending.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EventEnds;
+
+    /// The offsets (1-based: bytes scanned) at which the scanner first says an event may end.
+    fn ends(text: &str) -> Vec<usize> {
+        let bytes = text.as_bytes();
+        let mut scanner = EventEnds::default();
+        let mut ends = Vec::new();
+        for len in 1..=bytes.len() {
+            scanner.scan(&bytes[..len]);
+            if scanner.may_end {
+                ends.push(len);
+                // The next event starts here: scanned afresh, as the decoder does after a parse.
+                let rest = &bytes[len..];
+                return [ends, ends_after(len, rest)].concat();
+            }
+        }
+        ends
+    }
+
+    fn ends_after(offset: usize, rest: &[u8]) -> Vec<usize> {
+        ends(std::str::from_utf8(rest).unwrap())
+            .into_iter()
+            .map(|end| end + offset)
+            .collect()
+    }
+
+    #[test]
+    fn braces_and_quotes_inside_strings_end_nothing() {
+        let event = r#"{"type":"ADDED","object":{"data":{"k":"} \" { ] [ \\"}}}"#;
+        assert_eq!(ends(event), vec![event.len()]);
+    }
+
+    #[test]
+    fn a_top_level_value_or_a_newline_outside_values_may_end_an_event() {
+        assert_eq!(ends("{}{}"), vec![2, 4]);
+        assert_eq!(ends("{\n}\n"), vec![3, 4]);
+        assert_eq!(ends("garbage\n{}"), vec![8, 10]);
+        assert_eq!(ends("[1,[2]]"), vec![7]);
+        // An unbalanced close is left to the parser to report.
+        assert_eq!(ends("}"), vec![1]);
+        assert_eq!(ends("{\"a\":1"), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn a_buffer_emptied_behind_the_scanner_starts_over() {
+        let mut scanner = EventEnds::default();
+        scanner.scan(b"{\"a\":");
+        scanner.scan(b"");
+        assert!(!scanner.may_end);
+        scanner.scan(b"{}");
+        assert!(scanner.may_end);
     }
 }

@@ -219,6 +219,21 @@ users:
 }
 
 #[test]
+fn config_debug_hides_a_password_in_the_server_url() {
+    let url = format!("https://carol:{PASSWORD}@127.0.0.1:6443/prefix");
+    let config = Config::new(url.parse().unwrap());
+    let shown = format!("{config:?} {config:#?}");
+    assert_no_secret("Config's Debug", &shown);
+    assert!(
+        shown.contains("<redacted>@127.0.0.1:6443/prefix"),
+        "{shown}"
+    );
+    // Without userinfo the URL shows as it is.
+    let plain = Config::new("https://127.0.0.1:6443".parse().unwrap());
+    assert!(format!("{plain:?}").contains("cluster_url: \"https://127.0.0.1:6443/\""));
+}
+
+#[test]
 fn debug_never_shows_secrets() {
     let kubeconfig = Kubeconfig::parse(&secret_kubeconfig(), Path::new("/k")).unwrap();
     assert_no_secret(
