@@ -59,6 +59,10 @@ struct Setup {
     forwarding: Forwarding,
     /// The same with `warm_streams(true)`.
     warm: Forwarding,
+    /// The same with `preconnect(false)`: every connection opens its own TCP + TLS connection.
+    cold: Forwarding,
+    /// `forwarder` with `preconnect(false)`.
+    cold_forwarder: PortForwarder,
     forwarder: PortForwarder,
     /// Our forwarder dialing through kube-rs's client.
     kube_forwarder: PortForwarder,
@@ -73,99 +77,119 @@ fn setup() -> Setup {
         .enable_all()
         .build()
         .expect("runtime");
-    let (server, echo, forwarder, forwarding, warm, kube_forwarder, kube_pods) =
-        rt.block_on(async {
-            let server = TestServer::builder()
-                .simulated_kubelet(Some(Duration::from_millis(1)))
-                .start()
-                .await
-                .expect("server");
-            let kubeconfig = Kubeconfig::parse(&server.kubeconfig_yaml(), Path::new("/bench"))
-                .expect("kubeconfig");
-            let config = Config::from_kubeconfig(&kubeconfig)
-                .expect("config")
-                .without_throttle();
-            let client = Client::try_from_config(config).expect("client");
-            let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-            let pod = Pod {
-                metadata: ObjectMeta {
-                    name: Some("bench".into()),
-                    ..ObjectMeta::default()
-                },
-                spec: Some(PodSpec {
-                    containers: vec![Container {
-                        name: "main".into(),
-                        image: Some("registry.example/echo:1".into()),
-                        ports: Some(vec![ContainerPort {
-                            container_port: PORT.into(),
-                            ..ContainerPort::default()
-                        }]),
-                        ..Container::default()
-                    }],
-                    ..PodSpec::default()
-                }),
-                ..Pod::default()
-            };
-            pods.create(&PostParams::default(), &pod)
-                .await
-                .expect("pod");
-            loop {
-                let pod = pods.get("bench").await.expect("get");
-                if pod.status.and_then(|s| s.phase).as_deref() == Some("Running") {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
+    let (
+        server,
+        echo,
+        forwarder,
+        forwarding,
+        warm,
+        cold_forwarder,
+        cold,
+        kube_forwarder,
+        kube_pods,
+    ) = rt.block_on(async {
+        let server = TestServer::builder()
+            .simulated_kubelet(Some(Duration::from_millis(1)))
+            .start()
+            .await
+            .expect("server");
+        let kubeconfig =
+            Kubeconfig::parse(&server.kubeconfig_yaml(), Path::new("/bench")).expect("kubeconfig");
+        let config = Config::from_kubeconfig(&kubeconfig)
+            .expect("config")
+            .without_throttle();
+        let client = Client::try_from_config(config).expect("client");
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+        let pod = Pod {
+            metadata: ObjectMeta {
+                name: Some("bench".into()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "main".into(),
+                    image: Some("registry.example/echo:1".into()),
+                    ports: Some(vec![ContainerPort {
+                        container_port: PORT.into(),
+                        ..ContainerPort::default()
+                    }]),
+                    ..Container::default()
+                }],
+                ..PodSpec::default()
+            }),
+            ..Pod::default()
+        };
+        pods.create(&PostParams::default(), &pod)
+            .await
+            .expect("pod");
+        loop {
+            let pod = pods.get("bench").await.expect("get");
+            if pod.status.and_then(|s| s.phase).as_deref() == Some("Running") {
+                break;
             }
-            let echo = echo_server().await;
-            server.route_pod_port("default", "bench", PORT, echo);
-            let forwarder =
-                PortForwarder::builder(PodDialer::new(client.clone(), "default", "bench"))
-                    .addresses(["127.0.0.1"])
-                    .port(format!(":{PORT}"))
-                    .build()
-                    .expect("forwarder");
-            let forwarding = forwarder.forward().await.expect("forward");
-            let warm = PortForwarder::builder(PodDialer::new(client, "default", "bench"))
-                .addresses(["127.0.0.1"])
-                .port(format!(":{PORT}"))
-                .warm_streams(true)
-                .build()
-                .expect("forwarder")
-                .forward()
-                .await
-                .expect("forward");
-            let kube_kubeconfig =
-                kube::config::Kubeconfig::from_yaml(&server.kubeconfig_yaml()).expect("kubeconfig");
-            let kube_config =
-                kube::Config::from_custom_kubeconfig(kube_kubeconfig, &Default::default())
-                    .await
-                    .expect("kube-rs config");
-            let kube_client = kube::Client::try_from(kube_config).expect("kube-rs client");
-            let kube_forwarder = PortForwarder::builder(kube_portforward::kube::PodDialer::new(
-                kube_client.clone(),
-                "default",
-                "bench",
-            ))
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let echo = echo_server().await;
+        server.route_pod_port("default", "bench", PORT, echo);
+        let forwarder = PortForwarder::builder(PodDialer::new(client.clone(), "default", "bench"))
             .addresses(["127.0.0.1"])
             .port(format!(":{PORT}"))
             .build()
             .expect("forwarder");
-            let kube_pods = kube::Api::<Pod>::namespaced(kube_client, "default");
-            (
-                server,
-                echo,
-                forwarder,
-                forwarding,
-                warm,
-                kube_forwarder,
-                kube_pods,
-            )
-        });
+        let forwarding = forwarder.forward().await.expect("forward");
+        let cold_forwarder =
+            PortForwarder::builder(PodDialer::new(client.clone(), "default", "bench"))
+                .addresses(["127.0.0.1"])
+                .port(format!(":{PORT}"))
+                .preconnect(false)
+                .build()
+                .expect("forwarder");
+        let cold = cold_forwarder.forward().await.expect("forward");
+        let warm = PortForwarder::builder(PodDialer::new(client, "default", "bench"))
+            .addresses(["127.0.0.1"])
+            .port(format!(":{PORT}"))
+            .warm_streams(true)
+            .build()
+            .expect("forwarder")
+            .forward()
+            .await
+            .expect("forward");
+        let kube_kubeconfig =
+            kube::config::Kubeconfig::from_yaml(&server.kubeconfig_yaml()).expect("kubeconfig");
+        let kube_config =
+            kube::Config::from_custom_kubeconfig(kube_kubeconfig, &Default::default())
+                .await
+                .expect("kube-rs config");
+        let kube_client = kube::Client::try_from(kube_config).expect("kube-rs client");
+        let kube_forwarder = PortForwarder::builder(kube_portforward::kube::PodDialer::new(
+            kube_client.clone(),
+            "default",
+            "bench",
+        ))
+        .addresses(["127.0.0.1"])
+        .port(format!(":{PORT}"))
+        .build()
+        .expect("forwarder");
+        let kube_pods = kube::Api::<Pod>::namespaced(kube_client, "default");
+        (
+            server,
+            echo,
+            forwarder,
+            forwarding,
+            warm,
+            cold_forwarder,
+            cold,
+            kube_forwarder,
+            kube_pods,
+        )
+    });
     Setup {
         rt,
         echo,
         forwarding,
         warm,
+        cold,
+        cold_forwarder,
         forwarder,
         kube_forwarder,
         kube_pods,
@@ -303,6 +327,7 @@ fn benches(c: &mut Criterion) {
     let s = setup();
     let forwarded = SocketAddr::from(([127, 0, 0, 1], s.forwarding.ports()[0].local));
     let warm = SocketAddr::from(([127, 0, 0, 1], s.warm.ports()[0].local));
+    let cold = SocketAddr::from(([127, 0, 0, 1], s.cold.ports()[0].local));
     let mut group = c.benchmark_group("bulk_echo_16MiB");
     group.throughput(Throughput::Bytes(2 * BULK as u64));
     group.sample_size(10);
@@ -427,8 +452,12 @@ fn benches(c: &mut Criterion) {
         let mut listener = Vec::new();
         let mut warmed = Vec::new();
         let mut stream = Vec::new();
+        let mut cold_listener = Vec::new();
+        let mut cold_stream = Vec::new();
         for _ in 0..200 {
             raw.push(round_trip(s.echo).await);
+            cold_listener.push(round_trip(cold).await);
+            cold_stream.push(stream_round_trip(&s.cold_forwarder).await);
             listener.push(round_trip(forwarded).await);
             stream.push(stream_round_trip(&s.forwarder).await);
             // The spare taken by the last connection is dialed again in the background 5 ms
@@ -437,11 +466,13 @@ fn benches(c: &mut Criterion) {
             warmed.push(round_trip(warm).await);
         }
         println!(
-            "summary: connection setup + 1-byte round trip (median of 200): raw {:?}, through the listener {:?}, through a listener with warm_streams {:?}, PortForwarder::connect {:?}",
+            "summary: connection setup + 1-byte round trip (median of 200): raw {:?}, through the listener {:?} (preconnect off {:?}), through a listener with warm_streams {:?}, PortForwarder::connect {:?} (preconnect off {:?})",
             median(raw),
             median(listener),
+            median(cold_listener),
             median(warmed),
-            median(stream)
+            median(stream),
+            median(cold_stream)
         );
     });
 }
