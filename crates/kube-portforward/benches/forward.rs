@@ -69,14 +69,45 @@ struct Setup {
     /// kube-rs's `Api<Pod>`, for its own `portforward`.
     kube_pods: kube::Api<Pod>,
     _server: TestServer,
+    /// kube-testserver's own runtime, if any (`FORWARD_BENCH_SERVER_WORKERS`).
+    _server_rt: Option<Runtime>,
+}
+
+/// `FORWARD_BENCH_WORKERS` (default 2): the runtime's worker threads.
+/// `FORWARD_BENCH_SERVER_WORKERS` (default 0: the same runtime): kube-testserver on a runtime
+/// of its own with that many workers, as a separate API server process would be.
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn runtime(workers: usize) -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 fn setup() -> Setup {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime(env_usize("FORWARD_BENCH_WORKERS", 2));
+    let server_rt = match env_usize("FORWARD_BENCH_SERVER_WORKERS", 0) {
+        0 => None,
+        workers => Some(runtime(workers)),
+    };
+    let start_server = || async {
+        TestServer::builder()
+            .simulated_kubelet(Some(Duration::from_millis(1)))
+            .start()
+            .await
+            .expect("server")
+    };
+    let server = match &server_rt {
+        Some(server_rt) => server_rt.block_on(start_server()),
+        None => rt.block_on(start_server()),
+    };
     let (
         server,
         echo,
@@ -87,12 +118,7 @@ fn setup() -> Setup {
         cold,
         kube_forwarder,
         kube_pods,
-    ) = rt.block_on(async {
-        let server = TestServer::builder()
-            .simulated_kubelet(Some(Duration::from_millis(1)))
-            .start()
-            .await
-            .expect("server");
+    ) = rt.block_on(async move {
         let kubeconfig =
             Kubeconfig::parse(&server.kubeconfig_yaml(), Path::new("/bench")).expect("kubeconfig");
         let config = Config::from_kubeconfig(&kubeconfig)
@@ -194,6 +220,7 @@ fn setup() -> Setup {
         kube_forwarder,
         kube_pods,
         _server: server,
+        _server_rt: server_rt,
     }
 }
 

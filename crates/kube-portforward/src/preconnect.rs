@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -17,10 +18,14 @@ use crate::dialer::{Dialer, Prepared};
 /// How long a spare connection waits unused before it is replaced by a new one. kube-apiserver
 /// closes a connection that sent no request header within 32 s (its `ReadHeaderTimeout`).
 pub(crate) const MAX_IDLE: Duration = Duration::from_secs(25);
+/// How long after a spare was taken the next one is opened: opened at once, its TLS handshake
+/// competes with the stream's own upgrade and first exchange for the CPU (as `warm_streams`
+/// found). A stream opened meanwhile dials its own connection.
+const REFILL_DELAY: Duration = Duration::from_millis(5);
 
 enum State {
-    /// No spare, none being opened (before the first use, or after a failure: the next stream
-    /// asks for one again).
+    /// No spare, none being opened: the last one was taken (the next is opened shortly), or
+    /// opening it failed (the next stream asks for one again).
     Empty,
     /// One is being opened.
     Opening,
@@ -83,9 +88,9 @@ impl Spare {
             changed.as_mut().enable();
             {
                 let mut state = self.state.lock();
-                // Taking one, or finding none, has the task open another (the caller dials
-                // its own meanwhile): the next stream waits for it.
-                match std::mem::replace(&mut *state, State::Opening) {
+                // Taking one, or finding none, has the task open another shortly; a stream
+                // that comes before it is being opened dials its own.
+                match std::mem::replace(&mut *state, State::Empty) {
                     State::Ready(prepared) => {
                         self.wanted.notify_one();
                         return Some(prepared);
@@ -134,6 +139,9 @@ impl Spare {
                     self.set(State::Empty);
                 }
             }
+            // A stream that found no spare while this one was being opened asked for one:
+            // this is it.
+            let _ = self.wanted.notified().now_or_never();
             let idle = async {
                 if opened {
                     tokio::time::sleep(self.max_idle).await;
@@ -141,9 +149,13 @@ impl Spare {
                     std::future::pending::<()>().await;
                 }
             };
+            let refill = async {
+                self.wanted.notified().await;
+                tokio::time::sleep(REFILL_DELAY).await;
+            };
             tokio::select! {
                 _ = self.stop.cancelled() => break,
-                () = self.wanted.notified() => {}
+                () = refill => {}
                 () = idle => tracing::trace!("replacing the idle spare connection"),
             }
         }
@@ -163,6 +175,7 @@ mod tests {
     #[derive(Default)]
     struct Counting {
         prepared: AtomicUsize,
+        attempts: AtomicUsize,
         fail: AtomicBool,
     }
 
@@ -182,6 +195,7 @@ mod tests {
 
         fn prepare(&self) -> Option<BoxFuture<'_, Result<Prepared, DialError>>> {
             Some(Box::pin(async {
+                self.attempts.fetch_add(1, Ordering::Relaxed);
                 if self.fail.load(Ordering::Relaxed) {
                     return Err(DialError::Protocol {
                         offered: String::new(),
@@ -206,7 +220,12 @@ mod tests {
         let spare = Arc::new(Spare::new(dialer.clone(), stop.clone(), MAX_IDLE));
         // The first take waits for the connection being opened.
         assert_eq!(number(spare.take().await), Some(1));
+        // The next one is opened shortly after; a stream before that dials its own.
+        assert_eq!(number(spare.take().await), None);
+        tokio::time::sleep(REFILL_DELAY * 2).await;
         assert_eq!(number(spare.take().await), Some(2));
+        tokio::time::sleep(REFILL_DELAY * 2).await;
+        assert_eq!(dialer.prepared.load(Ordering::Relaxed), 3);
         // Unused for too long: replaced.
         tokio::time::sleep(MAX_IDLE + Duration::from_secs(1)).await;
         assert_eq!(dialer.prepared.load(Ordering::Relaxed), 4);
@@ -224,10 +243,14 @@ mod tests {
             CancellationToken::new(),
             MAX_IDLE,
         ));
+        // The first attempt failed; this stream asked again.
         assert_eq!(number(spare.take().await), None);
-        assert_eq!(dialer.prepared.load(Ordering::Relaxed), 0);
+        // That attempt fails too, and nothing more is tried: no retry loop.
+        tokio::time::sleep(MAX_IDLE * 2).await;
+        assert_eq!(dialer.attempts.load(Ordering::Relaxed), 2);
         dialer.fail.store(false, Ordering::Relaxed);
-        // The failure asked for another; the next stream waits for it.
+        assert_eq!(number(spare.take().await), None);
+        tokio::time::sleep(REFILL_DELAY * 2).await;
         assert_eq!(number(spare.take().await), Some(1));
     }
 
