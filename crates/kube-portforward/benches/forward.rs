@@ -11,7 +11,14 @@
 //! ```
 //!
 //! Besides criterion's figures it prints a summary: forwarded throughput as a share of raw,
-//! and setup times (median of 200), with and without `warm_streams`.
+//! and setup times (median of 200) with the default spare connection (`preconnect`), without
+//! it, and with `warm_streams`. Criterion's setup figures connect back to back, faster than
+//! spares are replaced (5 ms after one is taken).
+//!
+//! `FORWARD_BENCH_WORKERS` (default 2) sets the runtime's worker threads;
+//! `FORWARD_BENCH_SERVER_WORKERS` (default 0: the same runtime) runs kube-testserver on a
+//! runtime of its own with that many workers, as a separate API server process would be. A
+//! filter that matches no group (`-- summary_only`) prints only the summary.
 //!
 //! Side by side with kube-rs (same server, same pod, same echo): a 16 MiB echo each way over
 //! one port-forward stream opened without a local listener, through our forwarder on
@@ -59,117 +66,168 @@ struct Setup {
     forwarding: Forwarding,
     /// The same with `warm_streams(true)`.
     warm: Forwarding,
+    /// The same with `preconnect(false)`: every connection opens its own TCP + TLS connection.
+    cold: Forwarding,
+    /// `forwarder` with `preconnect(false)`.
+    cold_forwarder: PortForwarder,
     forwarder: PortForwarder,
     /// Our forwarder dialing through kube-rs's client.
     kube_forwarder: PortForwarder,
     /// kube-rs's `Api<Pod>`, for its own `portforward`.
     kube_pods: kube::Api<Pod>,
     _server: TestServer,
+    /// kube-testserver's own runtime, if any (`FORWARD_BENCH_SERVER_WORKERS`).
+    _server_rt: Option<Runtime>,
+}
+
+/// `FORWARD_BENCH_WORKERS` (default 2): the runtime's worker threads.
+/// `FORWARD_BENCH_SERVER_WORKERS` (default 0: the same runtime): kube-testserver on a runtime
+/// of its own with that many workers, as a separate API server process would be.
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn runtime(workers: usize) -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 fn setup() -> Setup {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let (server, echo, forwarder, forwarding, warm, kube_forwarder, kube_pods) =
-        rt.block_on(async {
-            let server = TestServer::builder()
-                .simulated_kubelet(Some(Duration::from_millis(1)))
-                .start()
-                .await
-                .expect("server");
-            let kubeconfig = Kubeconfig::parse(&server.kubeconfig_yaml(), Path::new("/bench"))
-                .expect("kubeconfig");
-            let config = Config::from_kubeconfig(&kubeconfig)
-                .expect("config")
-                .without_throttle();
-            let client = Client::try_from_config(config).expect("client");
-            let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-            let pod = Pod {
-                metadata: ObjectMeta {
-                    name: Some("bench".into()),
-                    ..ObjectMeta::default()
-                },
-                spec: Some(PodSpec {
-                    containers: vec![Container {
-                        name: "main".into(),
-                        image: Some("registry.example/echo:1".into()),
-                        ports: Some(vec![ContainerPort {
-                            container_port: PORT.into(),
-                            ..ContainerPort::default()
-                        }]),
-                        ..Container::default()
-                    }],
-                    ..PodSpec::default()
-                }),
-                ..Pod::default()
-            };
-            pods.create(&PostParams::default(), &pod)
-                .await
-                .expect("pod");
-            loop {
-                let pod = pods.get("bench").await.expect("get");
-                if pod.status.and_then(|s| s.phase).as_deref() == Some("Running") {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
+    let rt = runtime(env_usize("FORWARD_BENCH_WORKERS", 2));
+    let server_rt = match env_usize("FORWARD_BENCH_SERVER_WORKERS", 0) {
+        0 => None,
+        workers => Some(runtime(workers)),
+    };
+    let start_server = || async {
+        TestServer::builder()
+            .simulated_kubelet(Some(Duration::from_millis(1)))
+            .start()
+            .await
+            .expect("server")
+    };
+    let server = match &server_rt {
+        Some(server_rt) => server_rt.block_on(start_server()),
+        None => rt.block_on(start_server()),
+    };
+    let (
+        server,
+        echo,
+        forwarder,
+        forwarding,
+        warm,
+        cold_forwarder,
+        cold,
+        kube_forwarder,
+        kube_pods,
+    ) = rt.block_on(async move {
+        let kubeconfig =
+            Kubeconfig::parse(&server.kubeconfig_yaml(), Path::new("/bench")).expect("kubeconfig");
+        let config = Config::from_kubeconfig(&kubeconfig)
+            .expect("config")
+            .without_throttle();
+        let client = Client::try_from_config(config).expect("client");
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+        let pod = Pod {
+            metadata: ObjectMeta {
+                name: Some("bench".into()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "main".into(),
+                    image: Some("registry.example/echo:1".into()),
+                    ports: Some(vec![ContainerPort {
+                        container_port: PORT.into(),
+                        ..ContainerPort::default()
+                    }]),
+                    ..Container::default()
+                }],
+                ..PodSpec::default()
+            }),
+            ..Pod::default()
+        };
+        pods.create(&PostParams::default(), &pod)
+            .await
+            .expect("pod");
+        loop {
+            let pod = pods.get("bench").await.expect("get");
+            if pod.status.and_then(|s| s.phase).as_deref() == Some("Running") {
+                break;
             }
-            let echo = echo_server().await;
-            server.route_pod_port("default", "bench", PORT, echo);
-            let forwarder =
-                PortForwarder::builder(PodDialer::new(client.clone(), "default", "bench"))
-                    .addresses(["127.0.0.1"])
-                    .port(format!(":{PORT}"))
-                    .build()
-                    .expect("forwarder");
-            let forwarding = forwarder.forward().await.expect("forward");
-            let warm = PortForwarder::builder(PodDialer::new(client, "default", "bench"))
-                .addresses(["127.0.0.1"])
-                .port(format!(":{PORT}"))
-                .warm_streams(true)
-                .build()
-                .expect("forwarder")
-                .forward()
-                .await
-                .expect("forward");
-            let kube_kubeconfig =
-                kube::config::Kubeconfig::from_yaml(&server.kubeconfig_yaml()).expect("kubeconfig");
-            let kube_config =
-                kube::Config::from_custom_kubeconfig(kube_kubeconfig, &Default::default())
-                    .await
-                    .expect("kube-rs config");
-            let kube_client = kube::Client::try_from(kube_config).expect("kube-rs client");
-            let kube_forwarder = PortForwarder::builder(kube_portforward::kube::PodDialer::new(
-                kube_client.clone(),
-                "default",
-                "bench",
-            ))
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let echo = echo_server().await;
+        server.route_pod_port("default", "bench", PORT, echo);
+        let forwarder = PortForwarder::builder(PodDialer::new(client.clone(), "default", "bench"))
             .addresses(["127.0.0.1"])
             .port(format!(":{PORT}"))
             .build()
             .expect("forwarder");
-            let kube_pods = kube::Api::<Pod>::namespaced(kube_client, "default");
-            (
-                server,
-                echo,
-                forwarder,
-                forwarding,
-                warm,
-                kube_forwarder,
-                kube_pods,
-            )
-        });
+        let forwarding = forwarder.forward().await.expect("forward");
+        let cold_forwarder =
+            PortForwarder::builder(PodDialer::new(client.clone(), "default", "bench"))
+                .addresses(["127.0.0.1"])
+                .port(format!(":{PORT}"))
+                .preconnect(false)
+                .build()
+                .expect("forwarder");
+        let cold = cold_forwarder.forward().await.expect("forward");
+        let warm = PortForwarder::builder(PodDialer::new(client, "default", "bench"))
+            .addresses(["127.0.0.1"])
+            .port(format!(":{PORT}"))
+            .warm_streams(true)
+            .build()
+            .expect("forwarder")
+            .forward()
+            .await
+            .expect("forward");
+        let kube_kubeconfig =
+            kube::config::Kubeconfig::from_yaml(&server.kubeconfig_yaml()).expect("kubeconfig");
+        let kube_config =
+            kube::Config::from_custom_kubeconfig(kube_kubeconfig, &Default::default())
+                .await
+                .expect("kube-rs config");
+        let kube_client = kube::Client::try_from(kube_config).expect("kube-rs client");
+        let kube_forwarder = PortForwarder::builder(kube_portforward::kube::PodDialer::new(
+            kube_client.clone(),
+            "default",
+            "bench",
+        ))
+        .addresses(["127.0.0.1"])
+        .port(format!(":{PORT}"))
+        .build()
+        .expect("forwarder");
+        let kube_pods = kube::Api::<Pod>::namespaced(kube_client, "default");
+        (
+            server,
+            echo,
+            forwarder,
+            forwarding,
+            warm,
+            cold_forwarder,
+            cold,
+            kube_forwarder,
+            kube_pods,
+        )
+    });
     Setup {
         rt,
         echo,
         forwarding,
         warm,
+        cold,
+        cold_forwarder,
         forwarder,
         kube_forwarder,
         kube_pods,
         _server: server,
+        _server_rt: server_rt,
     }
 }
 
@@ -303,6 +361,7 @@ fn benches(c: &mut Criterion) {
     let s = setup();
     let forwarded = SocketAddr::from(([127, 0, 0, 1], s.forwarding.ports()[0].local));
     let warm = SocketAddr::from(([127, 0, 0, 1], s.warm.ports()[0].local));
+    let cold = SocketAddr::from(([127, 0, 0, 1], s.cold.ports()[0].local));
     let mut group = c.benchmark_group("bulk_echo_16MiB");
     group.throughput(Throughput::Bytes(2 * BULK as u64));
     group.sample_size(10);
@@ -427,21 +486,30 @@ fn benches(c: &mut Criterion) {
         let mut listener = Vec::new();
         let mut warmed = Vec::new();
         let mut stream = Vec::new();
+        let mut cold_listener = Vec::new();
+        let mut cold_stream = Vec::new();
         for _ in 0..200 {
             raw.push(round_trip(s.echo).await);
-            listener.push(round_trip(forwarded).await);
-            stream.push(stream_round_trip(&s.forwarder).await);
-            // The spare taken by the last connection is dialed again in the background 5 ms
-            // later; a client connecting before it is ready dials its own. Untimed pause.
+            cold_listener.push(round_trip(cold).await);
+            cold_stream.push(stream_round_trip(&s.cold_forwarder).await);
+            // The spare connection (preconnect) and the spare stream (warm_streams) taken by
+            // the last connection are opened again in the background 5 ms later; a client
+            // connecting before that dials its own (criterion's setup figures above are such
+            // back-to-back connections). Untimed pauses.
             tokio::time::sleep(Duration::from_millis(10)).await;
+            listener.push(round_trip(forwarded).await);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            stream.push(stream_round_trip(&s.forwarder).await);
             warmed.push(round_trip(warm).await);
         }
         println!(
-            "summary: connection setup + 1-byte round trip (median of 200): raw {:?}, through the listener {:?}, through a listener with warm_streams {:?}, PortForwarder::connect {:?}",
+            "summary: connection setup + 1-byte round trip (median of 200): raw {:?}, through the listener {:?} (preconnect off {:?}), through a listener with warm_streams {:?}, PortForwarder::connect {:?} (preconnect off {:?})",
             median(raw),
             median(listener),
+            median(cold_listener),
             median(warmed),
-            median(stream)
+            median(stream),
+            median(cold_stream)
         );
     });
 }

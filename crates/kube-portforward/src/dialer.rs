@@ -1,5 +1,6 @@
 //! The narrow interface to the server: open one port-forward WebSocket.
 
+use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -32,6 +33,29 @@ impl std::fmt::Debug for Upgraded {
     }
 }
 
+/// A connection to the server opened ahead of a dial by [`Dialer::prepare`] and handed back
+/// to [`Dialer::dial_prepared`]; what it holds is the dialer's business (kube-rest's
+/// `UpgradeConnection` for `rest::PodDialer`: TCP and TLS done, no request sent).
+pub struct Prepared(Box<dyn Any + Send>);
+
+impl Prepared {
+    /// Wraps a dialer's connection.
+    pub fn new<T: Any + Send>(connection: T) -> Prepared {
+        Prepared(Box::new(connection))
+    }
+
+    /// The connection, if it is a `T`; the `Prepared` back otherwise.
+    pub fn downcast<T: Any>(self) -> Result<T, Prepared> {
+        self.0.downcast::<T>().map(|b| *b).map_err(Prepared)
+    }
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared").finish_non_exhaustive()
+    }
+}
+
 /// Opens port-forward WebSockets to one pod.
 ///
 /// [`rest::PodDialer`](crate::rest::PodDialer) (feature `rest`) is the implementation on an
@@ -45,6 +69,31 @@ pub trait Dialer: Send + Sync + 'static {
         port: u16,
         protocols: &'a [&'a str],
     ) -> BoxFuture<'a, Result<Upgraded, DialError>>;
+
+    /// Opens a connection to the server for a later [`dial_prepared`](Self::dial_prepared),
+    /// sending nothing on it: the TCP and TLS handshakes now, the upgrade request when a
+    /// connection needs it. `None` (the default) when this dialer cannot; the forwarder then
+    /// only uses [`dial`](Self::dial).
+    ///
+    /// The forwarder keeps one such connection spare (see
+    /// [`PortForwarderBuilder::preconnect`](crate::PortForwarderBuilder::preconnect)), so it
+    /// must not touch the pod: no port is opened until the upgrade request.
+    fn prepare(&self) -> Option<BoxFuture<'_, Result<Prepared, DialError>>> {
+        None
+    }
+
+    /// Like [`dial`](Self::dial), sending the upgrade request on `prepared` (from
+    /// [`prepare`](Self::prepare)); a dialer falls back to a new connection when `prepared`
+    /// was closed meanwhile. The default ignores `prepared` and dials.
+    fn dial_prepared<'a>(
+        &'a self,
+        prepared: Prepared,
+        port: u16,
+        protocols: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Upgraded, DialError>> {
+        drop(prepared);
+        self.dial(port, protocols)
+    }
 
     /// Checks, before the forwarder listens, that the target can be forwarded to (kubectl
     /// checks that the pod runs). The default accepts.
@@ -68,6 +117,19 @@ impl<D: Dialer + ?Sized> Dialer for std::sync::Arc<D> {
         protocols: &'a [&'a str],
     ) -> BoxFuture<'a, Result<Upgraded, DialError>> {
         (**self).dial(port, protocols)
+    }
+
+    fn prepare(&self) -> Option<BoxFuture<'_, Result<Prepared, DialError>>> {
+        (**self).prepare()
+    }
+
+    fn dial_prepared<'a>(
+        &'a self,
+        prepared: Prepared,
+        port: u16,
+        protocols: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Upgraded, DialError>> {
+        (**self).dial_prepared(prepared, port, protocols)
     }
 
     fn check(&self) -> BoxFuture<'_, Result<(), DialError>> {

@@ -50,11 +50,12 @@ pub mod kube;
 #[cfg(any(feature = "rest", feature = "kube"))]
 mod pod_watch;
 pub mod ports;
+mod preconnect;
 #[cfg(feature = "rest")]
 pub mod rest;
 mod stream;
 
-pub use dialer::{BoxFuture, Dialer, Upgraded, UpgradedIo};
+pub use dialer::{BoxFuture, Dialer, Prepared, Upgraded, UpgradedIo};
 pub use error::{ConnectionError, DialError, Error, ListenError, LostCause, PortListenError};
 pub use forwarder::{PortForwarder, PortForwarderBuilder};
 pub use forwarding::{Event, Forwarding, Stats};

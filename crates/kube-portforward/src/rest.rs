@@ -2,10 +2,10 @@
 
 use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::Pod;
-use kube_rest::{Api, Client, WatchEvent, WatchParams};
+use kube_rest::{Api, Client, UpgradeConnection, WatchEvent, WatchParams};
 use parking_lot::Mutex;
 
-use crate::dialer::{BoxFuture, Dialer, Upgraded};
+use crate::dialer::{BoxFuture, Dialer, Prepared, Upgraded};
 use crate::error::DialError;
 use crate::pod_watch::{self, PodEvent, PodEvents, PodSource, SourceError};
 
@@ -103,29 +103,63 @@ impl PodSource for PodDialer {
     }
 }
 
+impl PodDialer {
+    /// The `pods/{name}/portforward?ports={port}` upgrade request.
+    fn portforward(&self, port: u16) -> kube_rest::RequestBuilder<'_> {
+        self.client
+            .request(http::Method::GET)
+            .namespace(Some(&self.namespace))
+            .resource("pods")
+            .name(&self.name)
+            .subresource("portforward")
+            .param("ports", port.to_string())
+    }
+}
+
+fn upgraded(
+    connection: Result<kube_rest::upgrade::WebSocketConnection, kube_rest::Error>,
+) -> Result<Upgraded, DialError> {
+    let connection = connection.map_err(DialError::Rest)?;
+    Ok(Upgraded {
+        // Nothing was read from the socket yet: its bytes are all still in the stream.
+        io: Box::new(connection.socket.into_inner()),
+        protocol: connection.protocol,
+    })
+}
+
 impl Dialer for PodDialer {
     fn dial<'a>(
         &'a self,
         port: u16,
         protocols: &'a [&'a str],
     ) -> BoxFuture<'a, Result<Upgraded, DialError>> {
-        Box::pin(async move {
-            let connection = self
-                .client
-                .request(http::Method::GET)
-                .namespace(Some(&self.namespace))
-                .resource("pods")
-                .name(&self.name)
-                .subresource("portforward")
-                .param("ports", port.to_string())
-                .connect_websocket(protocols)
+        Box::pin(async move { upgraded(self.portforward(port).connect_websocket(protocols).await) })
+    }
+
+    /// A TCP and TLS connection to the API server ([`Client::open_upgrade_connection`]).
+    fn prepare(&self) -> Option<BoxFuture<'_, Result<Prepared, DialError>>> {
+        Some(Box::pin(async move {
+            self.client
+                .open_upgrade_connection()
                 .await
-                .map_err(DialError::Rest)?;
-            Ok(Upgraded {
-                // Nothing was read from the socket yet: its bytes are all still in the stream.
-                io: Box::new(connection.socket.into_inner()),
-                protocol: connection.protocol,
-            })
+                .map(Prepared::new)
+                .map_err(DialError::Rest)
+        }))
+    }
+
+    fn dial_prepared<'a>(
+        &'a self,
+        prepared: Prepared,
+        port: u16,
+        protocols: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Upgraded, DialError>> {
+        Box::pin(async move {
+            let request = self.portforward(port);
+            let connection = match prepared.downcast::<UpgradeConnection>() {
+                Ok(connection) => request.connect_websocket_on(connection, protocols).await,
+                Err(_) => request.connect_websocket(protocols).await,
+            };
+            upgraded(connection)
         })
     }
 

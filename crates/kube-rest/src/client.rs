@@ -19,10 +19,14 @@ use serde::de::DeserializeOwned;
 
 use crate::auth::Authenticator;
 
+#[cfg(feature = "ws")]
+mod preconnect;
 mod retry;
 use crate::config::Config;
 use crate::error::{Error, Status};
 use crate::proxy::Connector;
+#[cfg(feature = "ws")]
+pub use preconnect::UpgradeConnection;
 pub use retry::RetryStats;
 
 /// `application/json`.
@@ -39,6 +43,9 @@ struct Inner {
     /// HTTP/1.1 only (ALPN `http/1.1`): a WebSocket upgrade cannot ride on HTTP/2.
     #[cfg(feature = "ws")]
     upgrade_http: HyperClient<HttpsConnector<Connector>, Full<Bytes>>,
+    /// `upgrade_http`'s connector, for connections opened ahead of an upgrade.
+    #[cfg(feature = "ws")]
+    upgrade_connector: HttpsConnector<Connector>,
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
     path_prefix: String,
@@ -193,13 +200,13 @@ impl ClientBuilder {
         };
         let tcp = Connector::new(http, proxy.as_ref())?;
         #[cfg(feature = "ws")]
+        let upgrade_connector = https(tls.clone())
+            .enable_http1()
+            .wrap_connector(tcp.clone());
+        #[cfg(feature = "ws")]
         let upgrade_http = HyperClient::builder(TokioExecutor::new())
             .pool_max_idle_per_host(0)
-            .build(
-                https(tls.clone())
-                    .enable_http1()
-                    .wrap_connector(tcp.clone()),
-            );
+            .build(upgrade_connector.clone());
         let connector = https(tls).enable_all_versions().wrap_connector(tcp);
         // HTTP/2 pings (client-go: ReadIdleTimeout 30s, PingTimeout 15s) end a watch whose
         // connection died silently instead of leaving it waiting forever.
@@ -221,6 +228,8 @@ impl ClientBuilder {
                 http,
                 #[cfg(feature = "ws")]
                 upgrade_http,
+                #[cfg(feature = "ws")]
+                upgrade_connector,
                 scheme,
                 authority,
                 path_prefix,
@@ -616,8 +625,32 @@ impl<'a> RequestBuilder<'a> {
         self,
         protocols: &[&str],
     ) -> Result<crate::upgrade::WebSocketConnection, Error> {
+        self.connect_websocket_maybe_on(None, protocols).await
+    }
+
+    /// Like [`connect_websocket`](Self::connect_websocket), sending the upgrade request on
+    /// `connection`, opened ahead with [`Client::open_upgrade_connection`]: the TCP and TLS
+    /// handshakes are already done. When `connection` was closed meanwhile (or was opened by
+    /// another client), the request goes on a new connection instead, as
+    /// `connect_websocket` sends it.
+    #[cfg(feature = "ws")]
+    pub async fn connect_websocket_on(
+        self,
+        connection: UpgradeConnection,
+        protocols: &[&str],
+    ) -> Result<crate::upgrade::WebSocketConnection, Error> {
+        self.connect_websocket_maybe_on(Some(connection), protocols)
+            .await
+    }
+
+    #[cfg(feature = "ws")]
+    async fn connect_websocket_maybe_on(
+        self,
+        connection: Option<UpgradeConnection>,
+        protocols: &[&str],
+    ) -> Result<crate::upgrade::WebSocketConnection, Error> {
         let timeout = self.timeout.or(self.client.inner.timeout);
-        let connect = self.upgrade(protocols);
+        let connect = self.upgrade(connection, protocols);
         match timeout {
             Some(t) => tokio::time::timeout(t, connect)
                 .await
@@ -629,6 +662,7 @@ impl<'a> RequestBuilder<'a> {
     #[cfg(feature = "ws")]
     async fn upgrade(
         self,
+        mut connection: Option<UpgradeConnection>,
         protocols: &[&str],
     ) -> Result<crate::upgrade::WebSocketConnection, Error> {
         let (path, uri) = self.uri()?;
@@ -646,11 +680,24 @@ impl<'a> RequestBuilder<'a> {
             let request = request
                 .body(Full::new(Bytes::new()))
                 .map_err(|e| Error::Request(e.to_string()))?;
-            let response = inner
-                .upgrade_http
-                .request(request)
-                .await
-                .map_err(|e| transport_error(&Method::GET, &uri, e))?;
+            let request = match connection.take() {
+                Some(connection) => match connection.send(&self.client.inner, request).await {
+                    preconnect::Sent::Answered(response) => Ok(response),
+                    preconnect::Sent::Unsent(request) => Err(request),
+                    preconnect::Sent::Failed(error) => {
+                        return Err(connect_error(format!("GET {uri}"), error));
+                    }
+                },
+                None => Err(request),
+            };
+            let response = match request {
+                Ok(response) => response,
+                Err(request) => inner
+                    .upgrade_http
+                    .request(request)
+                    .await
+                    .map_err(|e| transport_error(&Method::GET, &uri, e))?,
+            };
             let status = response.status();
             if status == StatusCode::SWITCHING_PROTOCOLS {
                 return crate::upgrade::finish(response, &key, protocols).await;
@@ -783,9 +830,13 @@ fn transport_error(
     uri: &http::Uri,
     error: hyper_util::client::legacy::Error,
 ) -> Error {
-    use std::error::Error as _;
-    let context = format!("{verb} {uri}");
-    if error.source().is_some_and(is_tls) {
+    connect_error(format!("{verb} {uri}"), error)
+}
+
+/// A [`Error::Tls`] when a rustls error is in `error`'s chain, a [`Error::Transport`]
+/// otherwise.
+fn connect_error(context: String, error: impl std::error::Error + Send + Sync + 'static) -> Error {
+    if is_tls(&error) {
         Error::tls(context, error)
     } else {
         Error::transport(context, error)

@@ -81,6 +81,8 @@ pub mod watch;
 
 pub use api::{Api, ApiResource};
 pub use body::Body;
+#[cfg(feature = "ws")]
+pub use client::UpgradeConnection;
 pub use client::{Client, ClientBuilder, RequestBuilder};
 pub use config::{Config, Credentials, KubeconfigLoader, Overrides, Source};
 pub use discovery::{DiscoveredResource, Discovery, DiscoveryCache, ServerVersion};
