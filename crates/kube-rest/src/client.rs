@@ -704,13 +704,13 @@ impl<'a> RequestBuilder<'a> {
             }
             if status == StatusCode::UNAUTHORIZED && inner.auth.refreshable() && !refreshed {
                 refreshed = true;
-                let _ = read_body(response.into_body()).await;
+                let _ = read_error_body(response.into_body()).await;
                 inner.auth.invalidate(auth.as_ref()).await;
                 tracing::debug!(%path, "401 on upgrade: refreshing exec credentials");
                 continue;
             }
             let (parts, body) = response.into_parts();
-            let body = read_body(body).await.unwrap_or_default();
+            let body = read_error_body(body).await;
             if parts.status.is_success() {
                 return Err(Error::Upgrade(format!(
                     "{path}: the server answered {} instead of switching to a WebSocket",
@@ -781,14 +781,14 @@ impl<'a> RequestBuilder<'a> {
             if status == StatusCode::UNAUTHORIZED && inner.auth.refreshable() && !refreshed {
                 // The server did not process the request: fetch fresh credentials, try once more.
                 refreshed = true;
-                let _ = read_body(response.into_body()).await;
+                let _ = read_error_body(response.into_body()).await;
                 inner.auth.invalidate(auth.as_ref()).await;
                 tracing::debug!(verb = %self.verb, %path, "401: refreshing exec credentials");
                 continue;
             }
             let wait = retry::wait_asked(status, response.headers(), inner.clock.wall_now());
             let (parts, body) = response.into_parts();
-            let body = read_body(body).await.unwrap_or_default();
+            let body = read_error_body(body).await;
             let error = api_error(parts.status, &body);
             match wait {
                 Some(wait) if self.may_retry(&mut retries, &path, "Retry-After", &error) => {
@@ -863,6 +863,34 @@ pub(crate) async fn read_body(body: Incoming) -> Result<Bytes, Error> {
         .await
         .map_err(|e| Error::transport("reading the response body", e))?
         .to_bytes())
+}
+
+/// The most read of a non-2xx answer's body: a `Status` is a few hundred bytes; a server (or
+/// a proxy in front of it) answering an error with an endless body must not exhaust memory.
+pub(crate) const MAX_ERROR_BODY_BYTES: usize = 1 << 20;
+
+/// The body of a non-2xx answer, cut at [`MAX_ERROR_BODY_BYTES`] (the rest is not read, and
+/// the connection is closed rather than reused); empty when reading it fails.
+pub(crate) async fn read_error_body(mut body: Incoming) -> Bytes {
+    let mut read = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            break;
+        };
+        if let Ok(data) = frame.into_data() {
+            let room = MAX_ERROR_BODY_BYTES - read.len();
+            if data.len() >= room {
+                read.extend_from_slice(&data[..room]);
+                tracing::debug!(
+                    limit = MAX_ERROR_BODY_BYTES,
+                    "an error answer's body is longer than the limit: the rest is not read"
+                );
+                break;
+            }
+            read.extend_from_slice(&data);
+        }
+    }
+    read.freeze()
 }
 
 /// The error of a non-2xx answer: its `Status` body when it has one.

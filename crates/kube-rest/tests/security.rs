@@ -706,3 +706,48 @@ async fn a_connect_proxy_never_sees_the_token() {
         "the token crossed the proxy in the clear"
     );
 }
+
+/// A plain HTTP server answering every request with a 500 whose chunked body never ends.
+async fn endless_error() -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let Ok(n) = socket.read(&mut buf).await else {
+                    return;
+                };
+                if n == 0 {
+                    return;
+                }
+                let head = "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+                if socket.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = format!("10000\r\n{}\r\n", "x".repeat(0x10000));
+                // Until the client stops reading and closes.
+                while socket.write_all(chunk.as_bytes()).await.is_ok() {}
+            });
+        }
+    });
+    address
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_error_body_is_cut_not_read_forever() {
+    let address = endless_error().await;
+    let mut config = Config::new(format!("http://{address}").parse().unwrap())
+        .without_env_proxy()
+        .without_throttle();
+    config.max_retries = 0;
+    let api: Api<ConfigMap> = Api::default_namespaced(Client::try_from_config(config).unwrap());
+    let err = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        api.list(&ListParams::default()),
+    )
+    .await
+    .expect("the error answer is cut at its size limit, not read forever")
+    .unwrap_err();
+    assert_eq!(err.status().map(|s| s.code), Some(500), "{err:?}");
+}
