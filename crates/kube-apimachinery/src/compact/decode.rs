@@ -47,6 +47,15 @@ impl<'de> Reader<'de> {
         }
     }
 
+    /// A reader of an encoded object's entries, past its opening tag.
+    pub(super) fn object_entries(bytes: &'de [u8]) -> Result<Self, Error> {
+        let reader = Reader::new(bytes);
+        match reader.token()? {
+            Token::Object => Ok(reader),
+            _ => Err(corrupt("not an object")),
+        }
+    }
+
     /// Whether every byte was read.
     #[cfg(test)]
     pub(super) fn at_end(&self) -> bool {

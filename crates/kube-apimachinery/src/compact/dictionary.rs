@@ -42,15 +42,24 @@ static DICTIONARY: LazyLock<Dictionary> = LazyLock::new(|| {
     }
 });
 
-/// FNV-1a.
+/// A cheap hash of the length and the first and last eight bytes (enough to tell the words
+/// apart; collisions only cost a probe).
 fn hash(word: &str) -> usize {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &byte in word.as_bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
+    let bytes = word.as_bytes();
+    let head = load(bytes.get(..8).unwrap_or(bytes));
+    let tail = load(bytes.get(bytes.len().saturating_sub(8)..).unwrap_or(bytes));
+    let mixed =
+        (head ^ tail.rotate_left(29) ^ bytes.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     // Truncation is fine: only the low bits pick a slot.
-    hash as usize
+    (mixed >> 32) as usize
+}
+
+/// Up to eight bytes as a little-endian integer.
+fn load(bytes: &[u8]) -> u64 {
+    let mut buffer = [0u8; 8];
+    let len = bytes.len().min(8);
+    buffer[..len].copy_from_slice(&bytes[..len]);
+    u64::from_le_bytes(buffer)
 }
 
 /// The number of words.

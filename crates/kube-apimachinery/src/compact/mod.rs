@@ -89,10 +89,7 @@ impl<K> Compact<K> {
     /// Reads one top-level field (`spec`, `status`, `data`...) as `T`, without decoding the
     /// others; `Ok(None)` when the object has no such field.
     pub fn field<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, serde_json::Error> {
-        let reader = Reader::new(&self.rest);
-        if !matches!(reader.token()?, decode::Token::Object) {
-            return Err(de::Error::custom("corrupt compact encoding: not an object"));
-        }
+        let reader = Reader::object_entries(&self.rest)?;
         while let Some(key) = reader.key()? {
             if key == name {
                 return T::deserialize(Decoder {
@@ -128,10 +125,7 @@ impl<K> Compact<K> {
     where
         K: DeserializeOwned,
     {
-        let reader = Reader::new(&self.rest);
-        if !matches!(reader.token()?, decode::Token::Object) {
-            return Err(de::Error::custom("corrupt compact encoding: not an object"));
-        }
+        let reader = Reader::object_entries(&self.rest)?;
         K::deserialize(WholeObject {
             metadata: &self.metadata,
             reader: &reader,
@@ -264,13 +258,7 @@ const INITIAL_CAPACITY: usize = 2048;
 
 impl<K> Serialize for Compact<K> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let reader = Reader::new(&self.rest);
-        if !matches!(
-            reader.token().map_err(S::Error::custom)?,
-            decode::Token::Object
-        ) {
-            return Err(S::Error::custom("corrupt compact encoding: not an object"));
-        }
+        let reader = Reader::object_entries(&self.rest).map_err(S::Error::custom)?;
         let node = Node {
             reader: &reader,
             depth: 1,
