@@ -26,43 +26,12 @@ use kube_apimachinery::{ListMeta, Object};
 use kube_cache::rest::decode_page;
 use kube_cache::strip_managed_fields;
 
+mod common;
+
 const PAGE: usize = 500;
 
-fn page_json() -> Option<Vec<u8>> {
-    let path = std::env::var("POD_FIXTURE").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/fixtures/pod-realistic.json"
-        )
-        .to_string()
-    });
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) => {
-            eprintln!("decode: skipped, no pod fixture ({path}: {e}); set POD_FIXTURE");
-            return None;
-        }
-    };
-    let template: serde_json::Value = serde_json::from_str(&text).expect("fixture is JSON");
-    let items: Vec<serde_json::Value> = (0..PAGE)
-        .map(|i| {
-            let mut pod = template.clone();
-            pod["metadata"]["name"] = format!("web-7d9f8c6b5d-{i:05}").into();
-            pod["metadata"]["uid"] = format!("5f0c1a2e-8b7d-4c6e-9a1b-{i:012}").into();
-            pod
-        })
-        .collect();
-    let list = serde_json::json!({
-        "kind": "PodList",
-        "apiVersion": "v1",
-        "metadata": {"resourceVersion": "184467", "continue": "eyJ2IjoibWV0YS5rOHMuaW8vdjEifQ"},
-        "items": items,
-    });
-    Some(serde_json::to_vec(&list).expect("serializable"))
-}
-
 fn bench(c: &mut Criterion) {
-    let Some(json) = page_json() else {
+    let Some(json) = common::page_json(PAGE) else {
         return;
     };
     let mut group = c.benchmark_group("decode_page_500_pods");
