@@ -111,8 +111,9 @@ impl PortForwarding {
                 snapshot
                     .objects
                     .iter()
+                    .map(|pod| pod.value())
                     .filter(|pod| runs(pod))
-                    .filter_map(|pod| meta_str(pod, "uid").map(str::to_string))
+                    .filter_map(|pod| meta_str(&pod, "uid").map(str::to_string))
                     .collect()
             })
             .unwrap_or_default();
