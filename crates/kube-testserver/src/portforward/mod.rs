@@ -112,7 +112,7 @@ impl PortForwarding {
                     .objects
                     .iter()
                     .map(|pod| pod.value())
-                    .filter(|pod| runs(pod))
+                    .filter(runs)
                     .filter_map(|pod| meta_str(&pod, "uid").map(str::to_string))
                     .collect()
             })
