@@ -20,6 +20,21 @@ pub struct StoredObject {
     item_from: Option<usize>,
     /// `metadata.labels` with string values (a label with another value is no label).
     labels: Box<[(Box<str>, Box<str>)]>,
+    /// The tree itself, for an object nested deeper than serde_json parses back (its recursion
+    /// limit is 128; a patch can nest a stored object deeper than a request body may be).
+    deep: Option<Box<Value>>,
+}
+
+/// Nesting deeper than this is kept as a tree as well (serde_json refuses 128 levels).
+const PARSE_DEPTH: usize = 120;
+
+fn deeper_than(value: &Value, limit: usize) -> bool {
+    match value {
+        _ if limit == 0 => true,
+        Value::Array(items) => items.iter().any(|v| deeper_than(v, limit - 1)),
+        Value::Object(map) => map.values().any(|v| deeper_than(v, limit - 1)),
+        _ => false,
+    }
 }
 
 /// The labels of a [`StoredObject`], for label selectors.
@@ -82,10 +97,12 @@ impl StoredObject {
                     .collect()
             })
             .unwrap_or_default();
+        let deep = deeper_than(value, PARSE_DEPTH).then(|| Box::new(value.clone()));
         StoredObject {
             json: Bytes::from(json),
             item_from,
             labels,
+            deep,
         }
     }
 
@@ -96,7 +113,11 @@ impl StoredObject {
 
     /// The object as a tree (parsed anew at every call).
     pub fn value(&self) -> Value {
-        // The bytes are serde_json's own encoding of a `Value`: they parse back.
+        if let Some(deep) = &self.deep {
+            return (**deep).clone();
+        }
+        // The bytes are serde_json's own encoding of a `Value` nested less than its recursion
+        // limit: they parse back.
         serde_json::from_slice(&self.json).unwrap_or(Value::Null)
     }
 
@@ -183,6 +204,16 @@ mod tests {
             assert_eq!(stored.builtin_item_len(), item(&stored).len());
             assert_eq!(stored.value(), value);
         }
+    }
+
+    #[test]
+    fn deeply_nested_objects_read_back() {
+        let mut deep = json!(1);
+        for _ in 0..300 {
+            deep = json!({"a": deep});
+        }
+        let value = json!({"metadata": {"name": "x"}, "data": deep});
+        assert_eq!(StoredObject::encode(&value).value(), value);
     }
 
     #[test]
