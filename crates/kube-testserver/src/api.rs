@@ -19,6 +19,7 @@ use crate::registry::{Registry, ResourceType};
 use crate::selector::{fields_match, labels_match};
 use crate::status::{ApiError, Cause};
 use crate::store::{Change, ObjectKey, PageRequest, Store};
+use crate::stored::StoredObject;
 use crate::{discovery, protobuf, views, watch};
 use kube_apimachinery::fields::Selector as FieldSelector;
 use kube_apimachinery::labels::Selector as LabelSelector;
@@ -701,8 +702,9 @@ impl ApiServer {
                     at_rv,
                     from: from.as_ref(),
                     limit,
-                    select: |object: &Value| {
-                        labels_match(&labels, object) && fields_match(&fields, object)
+                    select: |object: &StoredObject| {
+                        (labels.is_empty() || labels.matches(&object.labels()))
+                            && (fields.is_empty() || fields_match(&fields, &object.value()))
                     },
                     count_rest: unfiltered,
                 },
@@ -717,13 +719,8 @@ impl ApiServer {
         let last_key = page
             .objects
             .last()
-            .map(|object| list_key(request, object))
+            .map(|object| list_key(request, &object.value()))
             .unwrap_or_default();
-        let items: Vec<Value> = page
-            .objects
-            .iter()
-            .map(|object| views::for_resource(resource, object))
-            .collect();
         let mut metadata = Map::new();
         metadata.insert("resourceVersion".into(), json!(page.rv.to_string()));
         if page.more {
@@ -736,6 +733,11 @@ impl ApiServer {
             }
         }
         if crate::table::wants_table(accept) {
+            let items: Vec<Value> = page
+                .objects
+                .iter()
+                .map(|object| views::for_resource(resource, &object.value()))
+                .collect();
             let rows: Vec<&Value> = items.iter().collect();
             let token = metadata.get("continue").and_then(Value::as_str);
             return Ok(json_response(
@@ -743,18 +745,11 @@ impl ApiServer {
                 &crate::table::table(resource, &rows, &page.rv.to_string(), token, true),
             ));
         }
-        let items: Vec<Value> = items
-            .into_iter()
-            .map(|item| views::strip_list_item(resource, item))
-            .collect();
-        Ok(json_response(
-            StatusCode::OK,
-            &json!({
-                "kind": resource.list_kind,
-                "apiVersion": resource.api_version(),
-                "metadata": metadata,
-                "items": items,
-            }),
+        // Written item by item from the stored encodings as the client reads.
+        Ok(crate::list_body::list_response(
+            resource,
+            page.objects,
+            &metadata,
         ))
     }
 
@@ -1378,6 +1373,7 @@ impl ApiServer {
         let mut items = Vec::new();
         let no_options = json!({});
         for object in snapshot.objects {
+            let object = object.value();
             if !labels_match(&labels, &object) || !fields_match(&fields, &object) {
                 continue;
             }

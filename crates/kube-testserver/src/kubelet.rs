@@ -236,8 +236,14 @@ pub async fn run(server: Arc<ApiServer>, delay: Duration) {
             return;
         }
     };
-    for event in &feed.initial {
-        schedule(&server, &pending, event.key.clone(), &event.object, delay);
+    for event in std::mem::take(&mut feed.initial) {
+        schedule(
+            &server,
+            &pending,
+            event.key.clone(),
+            &event.object.value(),
+            delay,
+        );
     }
     loop {
         let received = tokio::select! {
@@ -247,11 +253,12 @@ pub async fn run(server: Arc<ApiServer>, delay: Duration) {
         match received {
             Ok(event) if event.storage == pods_storage() => {
                 let deleted = event.kind == EventType::Deleted;
-                server.port_forward.pod_changed(&event.object, deleted);
+                let pod = event.object.value();
+                server.port_forward.pod_changed(&pod, deleted);
                 if deleted {
-                    forget_containers(&server.containers, &event.object);
+                    forget_containers(&server.containers, &pod);
                 } else {
-                    schedule(&server, &pending, event.key.clone(), &event.object, delay);
+                    schedule(&server, &pending, event.key.clone(), &pod, delay);
                 }
             }
             Ok(_) => {}
@@ -260,6 +267,7 @@ pub async fn run(server: Arc<ApiServer>, delay: Duration) {
                 server.port_forward.resync(&server);
                 if let Ok(snapshot) = server.store.list(&pods_storage(), None, None) {
                     for pod in snapshot.objects {
+                        let pod = pod.value();
                         let key = (
                             meta_str(&pod, "namespace").unwrap_or("").to_string(),
                             meta_str(&pod, "name").unwrap_or("").to_string(),

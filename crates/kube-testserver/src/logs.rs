@@ -525,8 +525,8 @@ impl LogStream {
             _ = tokio::time::sleep(wait) => false,
             received = feed.recv() => match received {
                 Ok(event) => event.key == self.key && event.storage == pods_storage() && {
-                    let pod = (event.kind != EventType::Deleted).then_some(&*event.object);
-                    !still_running(pod, &self.uid, &self.container, &self.instance.id)
+                    let pod = (event.kind != EventType::Deleted).then(|| event.object.value());
+                    !still_running(pod.as_ref(), &self.uid, &self.container, &self.instance.id)
                 },
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     let pod = self.guard.0.store.get(&pods_storage(), &self.key);

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::pathkey::{KeyPath, PathKey};
 use crate::status::ApiError;
+use crate::stored::StoredObject;
 use crate::watchcache::{WatchCacheSize, Window};
 
 /// Where a resource's objects are stored: (group, plural), shared by all versions.
@@ -39,17 +40,6 @@ pub enum EventType {
     Deleted,
 }
 
-impl EventType {
-    /// The watch event type string.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::Added => "ADDED",
-            EventType::Modified => "MODIFIED",
-            EventType::Deleted => "DELETED",
-        }
-    }
-}
-
 /// One change, as kept in the history and broadcast to watchers.
 #[derive(Debug)]
 pub struct StoredEvent {
@@ -62,18 +52,15 @@ pub struct StoredEvent {
     /// Namespace and name.
     pub key: ObjectKey,
     /// The object after the change (for a delete: the last state, with the delete's RV).
-    pub object: Arc<Value>,
+    pub object: Arc<StoredObject>,
     /// The object before the change (none for a create).
-    pub prev: Option<Arc<Value>>,
-    /// The watch-event line for watchers that see this change as it is, encoded once and
-    /// shared by all of them.
-    pub encoded: std::sync::OnceLock<bytes::Bytes>,
+    pub prev: Option<Arc<StoredObject>>,
 }
 
 #[derive(Debug)]
 struct Collection {
     /// In etcd's order (by path), so a page is a range.
-    objects: BTreeMap<PathKey, Arc<Value>>,
+    objects: BTreeMap<PathKey, Arc<StoredObject>>,
     /// The changes a list at an older resourceVersion or a resumed watch may need.
     history: VecDeque<Arc<StoredEvent>>,
     /// etcd's floor: every event with an RV above this one is still in `history`, and a list
@@ -177,7 +164,7 @@ pub struct ListSnapshot {
     /// The resourceVersion of the snapshot.
     pub rv: u64,
     /// Objects in the order of their `namespace/name` paths, as etcd returns them.
-    pub objects: Vec<Arc<Value>>,
+    pub objects: Vec<Arc<StoredObject>>,
 }
 
 /// What one page of a list asks for.
@@ -202,7 +189,7 @@ pub struct Page {
     /// The resourceVersion the page shows.
     pub rv: u64,
     /// The page's objects, in path order.
-    pub objects: Vec<Arc<Value>>,
+    pub objects: Vec<Arc<StoredObject>>,
     /// Whether selected objects follow the page.
     pub more: bool,
     /// How many selected objects follow (counted with `count_rest`, else 0 or 1).
@@ -212,9 +199,9 @@ pub struct Page {
 /// Merges the current objects with the states some of them had at an older version (`None`:
 /// absent then); both in path order.
 fn as_of<'a>(
-    current: impl Iterator<Item = (&'a PathKey, &'a Arc<Value>)>,
-    then: impl Iterator<Item = (&'a PathKey, &'a Option<Arc<Value>>)>,
-) -> impl Iterator<Item = &'a Arc<Value>> {
+    current: impl Iterator<Item = (&'a PathKey, &'a Arc<StoredObject>)>,
+    then: impl Iterator<Item = (&'a PathKey, &'a Option<Arc<StoredObject>>)>,
+) -> impl Iterator<Item = &'a Arc<StoredObject>> {
     let mut current = current.peekable();
     let mut then = then.peekable();
     std::iter::from_fn(move || {
@@ -352,6 +339,12 @@ impl Store {
 
     /// The object at `key`.
     pub fn get(&self, storage: &StorageKey, key: &ObjectKey) -> Option<Arc<Value>> {
+        self.get_stored(storage, key)
+            .map(|stored| Arc::new(stored.value()))
+    }
+
+    /// The object at `key` as stored.
+    pub fn get_stored(&self, storage: &StorageKey, key: &ObjectKey) -> Option<Arc<StoredObject>> {
         self.state
             .lock()
             .collections
@@ -380,11 +373,11 @@ impl Store {
         let mut object = make(rv)?;
         set_resource_version(&mut object, rv);
         state.rv = rv;
-        let object = Arc::new(object);
+        let stored = Arc::new(StoredObject::encode(&object));
         state
             .collection_mut(storage, self.window_size)
             .objects
-            .insert(PathKey(key.clone()), Arc::clone(&object));
+            .insert(PathKey(key.clone()), Arc::clone(&stored));
         self.record(
             &mut state,
             StoredEvent {
@@ -392,12 +385,11 @@ impl Store {
                 rv,
                 storage: storage.clone(),
                 key,
-                object: Arc::clone(&object),
+                object: stored,
                 prev: None,
-                encoded: std::sync::OnceLock::new(),
             },
         );
-        Ok(object)
+        Ok(Arc::new(object))
     }
 
     /// Replaces the object at `key` with what `change` makes of it. `change` returns
@@ -419,16 +411,17 @@ impl Store {
             return Err(missing());
         };
         let rv = state.rv + 1;
-        match change(&current)? {
-            Change::Unchanged => Ok(current),
+        let value = current.value();
+        match change(&value)? {
+            Change::Unchanged => Ok(Arc::new(value)),
             Change::Replace(mut object) => {
                 set_resource_version(&mut object, rv);
                 state.rv = rv;
-                let object = Arc::new(object);
+                let stored = Arc::new(StoredObject::encode(&object));
                 if let Some(collection) = state.collections.get_mut(storage) {
                     collection
                         .objects
-                        .insert(PathKey(key.clone()), Arc::clone(&object));
+                        .insert(PathKey(key.clone()), Arc::clone(&stored));
                 }
                 self.record(
                     &mut state,
@@ -437,17 +430,16 @@ impl Store {
                         rv,
                         storage: storage.clone(),
                         key: key.clone(),
-                        object: Arc::clone(&object),
+                        object: stored,
                         prev: Some(current),
-                        encoded: std::sync::OnceLock::new(),
                     },
                 );
-                Ok(object)
+                Ok(Arc::new(object))
             }
             Change::Delete(mut last) => {
                 set_resource_version(&mut last, rv);
                 state.rv = rv;
-                let last = Arc::new(last);
+                let stored = Arc::new(StoredObject::encode(&last));
                 if let Some(collection) = state.collections.get_mut(storage) {
                     collection.objects.remove(key as &dyn KeyPath);
                 }
@@ -458,12 +450,11 @@ impl Store {
                         rv,
                         storage: storage.clone(),
                         key: key.clone(),
-                        object: Arc::clone(&last),
+                        object: stored,
                         prev: Some(current),
-                        encoded: std::sync::OnceLock::new(),
                     },
                 );
-                Ok(last)
+                Ok(Arc::new(last))
             }
         }
     }
@@ -483,7 +474,7 @@ impl Store {
                 at_rv,
                 from: None,
                 limit: 0,
-                select: |_: &Value| true,
+                select: |_: &StoredObject| true,
                 count_rest: false,
             },
         )?;
@@ -497,7 +488,7 @@ impl Store {
     /// it (etcd's consistent read at a revision, which continue tokens use). The page is a
     /// range of the path-ordered objects from `from` on; at an older version, the changes
     /// made since are undone for the keys they touched only, not by copying the collection.
-    pub fn list_page<F: Fn(&Value) -> bool>(
+    pub fn list_page<F: Fn(&StoredObject) -> bool>(
         &self,
         storage: &StorageKey,
         request: PageRequest<'_, F>,
@@ -537,7 +528,7 @@ impl Store {
                 }
                 // Each key changed after `rv` as it was then: the state before its oldest
                 // change since (none if that change created it).
-                let mut then: BTreeMap<PathKey, Option<Arc<Value>>> = BTreeMap::new();
+                let mut then: BTreeMap<PathKey, Option<Arc<StoredObject>>> = BTreeMap::new();
                 for event in collection.history.iter().rev() {
                     if event.rv <= rv {
                         break;
@@ -591,7 +582,6 @@ impl Store {
                         key: key.0.clone(),
                         object: Arc::clone(object),
                         prev: None,
-                        encoded: std::sync::OnceLock::new(),
                     })
                 })
                 .collect(),
@@ -731,7 +721,7 @@ mod tests {
         let names = |s: ListSnapshot| -> Vec<String> {
             s.objects
                 .iter()
-                .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+                .map(|o| o.value()["metadata"]["name"].as_str().unwrap().to_string())
                 .collect()
         };
         assert_eq!(
@@ -873,7 +863,7 @@ mod tests {
         let names = |s: ListSnapshot| -> Vec<String> {
             s.objects
                 .iter()
-                .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+                .map(|o| o.value()["metadata"]["name"].as_str().unwrap().to_string())
                 .collect()
         };
         assert_eq!(
@@ -897,7 +887,7 @@ mod tests {
                     at_rv,
                     from: from.as_ref(),
                     limit,
-                    select: |_: &Value| true,
+                    select: |_: &StoredObject| true,
                     count_rest: true,
                 },
             )
@@ -907,7 +897,7 @@ mod tests {
     fn page_names(page: &Page) -> Vec<String> {
         page.objects
             .iter()
-            .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+            .map(|o| o.value()["metadata"]["name"].as_str().unwrap().to_string())
             .collect()
     }
 
@@ -942,7 +932,10 @@ mod tests {
         create(&store, "f");
         let second = page(&store, Some(first.rv), Some("b\u{0}"), 2);
         assert_eq!(page_names(&second), ["c", "d"]);
-        assert_eq!(second.objects[1]["metadata"]["resourceVersion"], "4");
+        assert_eq!(
+            second.objects[1].value()["metadata"]["resourceVersion"],
+            "4"
+        );
         assert_eq!((second.rv, second.more, second.remaining), (5, true, 1));
         let third = page(&store, Some(first.rv), Some("d\u{0}"), 2);
         assert_eq!(page_names(&third), ["e"]);
@@ -961,7 +954,7 @@ mod tests {
                     at_rv: Some(first.rv),
                     from: None,
                     limit: 1,
-                    select: |o: &Value| o["metadata"]["name"] != "a",
+                    select: |o: &StoredObject| o.value()["metadata"]["name"] != "a",
                     count_rest: false,
                 },
             )

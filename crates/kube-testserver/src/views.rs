@@ -29,6 +29,11 @@ fn is_events_v1(resource: &ResourceType) -> bool {
     resource.group == "events.k8s.io"
 }
 
+/// Whether `resource` shows its stored objects converted (not as they are stored).
+pub fn is_view(resource: &ResourceType) -> bool {
+    is_events_v1(resource)
+}
+
 fn convert(object: &Value, from_core: bool, api_version: &str) -> Value {
     let mut out = Map::new();
     out.insert("apiVersion".into(), Value::String(api_version.to_string()));

@@ -23,10 +23,10 @@ use crate::api::{
     ApiServer, Body, Query, ResourceRequest, flag, list_options_invalid, parse_resource_version,
     too_large_resource_version,
 };
-use crate::object::meta_str;
-use crate::selector::{fields_match, labels_match};
+use crate::selector::fields_match;
 use crate::status::{ApiError, Cause};
-use crate::store::{EventType, StoredEvent, WatchStart};
+use crate::store::{EventType, ObjectKey, StoredEvent, WatchStart};
+use crate::stored::{StoredObject, event_line};
 use crate::views;
 use kube_apimachinery::fields::Selector as FieldSelector;
 use kube_apimachinery::labels::Selector as LabelSelector;
@@ -40,16 +40,13 @@ struct Filter {
 }
 
 impl Filter {
-    fn matches(&self, object: &Value) -> bool {
-        self.namespace
-            .as_deref()
-            .is_none_or(|ns| meta_str(object, "namespace") == Some(ns))
-            && self
-                .name
-                .as_deref()
-                .is_none_or(|name| meta_str(object, "name") == Some(name))
-            && labels_match(&self.labels, object)
-            && fields_match(&self.fields, object)
+    /// Whether the object stored at `key` is one the watch wants (its namespace and name are
+    /// its key's: the server stores objects under their own).
+    fn matches(&self, key: &ObjectKey, object: &StoredObject) -> bool {
+        self.namespace.as_deref().is_none_or(|ns| key.0 == ns)
+            && self.name.as_deref().is_none_or(|name| key.1 == name)
+            && (self.labels.is_empty() || self.labels.matches(&object.labels()))
+            && (self.fields.is_empty() || fields_match(&self.fields, &object.value()))
     }
 }
 
@@ -64,20 +61,22 @@ fn with_resource_version(object: &Value, rv: u64) -> Value {
 /// What a watcher sees of a change: the event type, and the object when it is not the
 /// event's own (a DELETED for an object leaving the selector carries its previous state).
 fn transform(event: &StoredEvent, filter: &Filter) -> Option<(&'static str, Option<Value>)> {
-    let now = filter.matches(&event.object);
+    let now = filter.matches(&event.key, &event.object);
     let before = event
         .prev
         .as_deref()
-        .is_some_and(|prev| filter.matches(prev));
+        .is_some_and(|prev| filter.matches(&event.key, prev));
     match event.kind {
         EventType::Added => now.then_some(("ADDED", None)),
         EventType::Modified => match (before, now) {
             (false, true) => Some(("ADDED", None)),
             (true, true) => Some(("MODIFIED", None)),
-            (true, false) => event
-                .prev
-                .as_deref()
-                .map(|prev| ("DELETED", Some(with_resource_version(prev, event.rv)))),
+            (true, false) => event.prev.as_deref().map(|prev| {
+                (
+                    "DELETED",
+                    Some(with_resource_version(&prev.value(), event.rv)),
+                )
+            }),
             (false, false) => None,
         },
         EventType::Deleted => (before || now).then_some(("DELETED", None)),
@@ -264,8 +263,10 @@ impl WatchStream {
         let (kind, replacement) = transform(event, &self.filter)?;
         let resource = &self.request.resource;
         if self.as_table {
-            let object =
-                views::for_resource(resource, replacement.as_ref().unwrap_or(&event.object));
+            let object = match replacement {
+                Some(object) => views::for_resource(resource, &object),
+                None => views::for_resource(resource, &event.object.value()),
+            };
             let first = !self
                 .columns_sent
                 .swap(true, std::sync::atomic::Ordering::Relaxed);
@@ -276,12 +277,9 @@ impl WatchStream {
             ));
         }
         Some(match replacement {
-            // The common case: shared by every watcher that sees the change as it is.
-            None if kind == event.kind.as_str() && resource.storage.is_none() => event
-                .encoded
-                .get_or_init(|| line(kind, &event.object))
-                .clone(),
-            None => line(kind, &views::for_resource(resource, &event.object)),
+            // The common case: the stored encoding as it is.
+            None if resource.storage.is_none() => event_line(kind, event.object.json()),
+            None => line(kind, &views::for_resource(resource, &event.object.value())),
             Some(object) => line(kind, &views::for_resource(resource, &object)),
         })
     }
@@ -292,8 +290,9 @@ impl WatchStream {
         let registration = server.faults.register_watch();
         let storage = self.request.storage_key();
         let mut last_rv = feed.rv;
-        for event in &feed.initial {
-            if !self.send_event(event).await {
+        // Each initial event is dropped once sent (a watch from "now" holds one per object).
+        for event in feed.initial {
+            if !self.send_event(&event).await {
                 return;
             }
         }
@@ -373,9 +372,8 @@ mod tests {
             rv: 9,
             storage: (String::new(), "pods".into()),
             key: ("ns".into(), "p".into()),
-            object: Arc::new(object),
-            prev: prev.map(Arc::new),
-            encoded: std::sync::OnceLock::new(),
+            object: Arc::new(StoredObject::encode(&object)),
+            prev: prev.map(|prev| Arc::new(StoredObject::encode(&prev))),
         }
     }
 

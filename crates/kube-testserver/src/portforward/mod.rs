@@ -111,8 +111,9 @@ impl PortForwarding {
                 snapshot
                     .objects
                     .iter()
-                    .filter(|pod| runs(pod))
-                    .filter_map(|pod| meta_str(pod, "uid").map(str::to_string))
+                    .map(|pod| pod.value())
+                    .filter(runs)
+                    .filter_map(|pod| meta_str(&pod, "uid").map(str::to_string))
                     .collect()
             })
             .unwrap_or_default();
