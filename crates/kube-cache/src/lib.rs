@@ -133,7 +133,7 @@ pub use reflector::{
 pub use reflector_store::ReflectorStore;
 pub use transform::{TransformFn, Transforms, strip_managed_fields};
 
-/// The README's example, compiled as a doc test.
-#[cfg(doctest)]
+/// The README's examples, compiled as doc tests (they use the `rest` feature).
+#[cfg(all(doctest, feature = "rest"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
