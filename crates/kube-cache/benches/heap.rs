@@ -17,27 +17,15 @@ use k8s_openapi::api::core::v1::Pod;
 use kube_apimachinery::Compact;
 use kube_cache::Indexer;
 
+mod common;
+
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
 
 const COPIES: usize = 10_000;
 
 fn fixture() -> Option<serde_json::Value> {
-    let path = std::env::var("POD_FIXTURE").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/fixtures/pod-realistic.json"
-        )
-        .to_string()
-    });
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) => {
-            eprintln!("heap: skipped, no pod fixture ({path}: {e}); set POD_FIXTURE");
-            return None;
-        }
-    };
-    let mut pod: serde_json::Value = serde_json::from_str(&text).expect("fixture is JSON");
+    let mut pod = common::fixture()?;
     pod["metadata"]
         .as_object_mut()
         .expect("metadata")

@@ -1,8 +1,10 @@
-//! What the decode benchmarks share: a list page of realistic pods.
+//! What the benchmarks share: the realistic pod fixture, and a list page of copies of it.
 
-/// A `PodList` of `page` copies of the fixture (distinct names and uids), as the server sends
-/// it; `None` (with a message) when there is no fixture.
-pub fn page_json(page: usize) -> Option<Vec<u8>> {
+#![allow(dead_code)] // each benchmark uses a part of it
+
+/// The realistic pod fixture (`POD_FIXTURE`, else shared/fixtures/pod-realistic.json) as
+/// JSON; `None` (with a message) when there is none.
+pub fn fixture() -> Option<serde_json::Value> {
     let path = std::env::var("POD_FIXTURE").unwrap_or_else(|_| {
         concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -17,7 +19,13 @@ pub fn page_json(page: usize) -> Option<Vec<u8>> {
             return None;
         }
     };
-    let template: serde_json::Value = serde_json::from_str(&text).expect("fixture is JSON");
+    Some(serde_json::from_str(&text).expect("fixture is JSON"))
+}
+
+/// A `PodList` of `page` copies of the fixture (distinct names and uids), as the server sends
+/// it; `None` (with a message) when there is no fixture.
+pub fn page_json(page: usize) -> Option<Vec<u8>> {
+    let template = fixture()?;
     let items: Vec<serde_json::Value> = (0..page)
         .map(|i| {
             let mut pod = template.clone();
