@@ -66,14 +66,18 @@ impl TestEnv {
                 (config, None)
             }
             None => {
+                // ok: test harness: a server that cannot start fails the test.
                 let server = builder.start().await.expect("kube-testserver starts");
+                // ok: test harness: kube-testserver's own kubeconfig is valid, or the test fails.
                 let kubeconfig = Kubeconfig::parse(&server.kubeconfig_yaml(), Path::new("/t"))
                     .expect("kube-testserver writes a valid kubeconfig");
+                // ok: test harness, as above.
                 let config = Config::from_kubeconfig(&kubeconfig).expect("it resolves");
                 (config, Some(Arc::new(server)))
             }
         };
         let config = configure(config.without_throttle());
+        // ok: test harness: no client, no test.
         let client = Client::try_from_config(config.clone()).expect("a client for the tests");
         let namespaces: Vec<(String, String)> = names
             .iter()
