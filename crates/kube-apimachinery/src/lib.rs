@@ -48,6 +48,8 @@ mod list;
 #[cfg(feature = "k8s-openapi")]
 mod object;
 mod params;
+#[cfg(feature = "protobuf")]
+pub mod protobuf;
 mod resource;
 mod status;
 mod watch;

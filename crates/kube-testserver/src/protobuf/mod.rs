@@ -6,7 +6,7 @@
 //! server stores JSON, so this module converts: a request body is decoded into the JSON the
 //! Go types would write, and a response is encoded from the stored JSON into the message the
 //! Go types would marshal. Messages are read through the descriptor set of Kubernetes'
-//! `generated.proto` files, embedded in the crate (see `proto/README.md`), with
+//! `generated.proto` files, embedded in kube-apimachinery (its `proto/README.md`), with
 //! [`prost_reflect`]: every built-in kind of every group version is covered at once, with no
 //! Kubernetes version chosen at build time.
 //!

@@ -1,5 +1,5 @@
 //! The embedded Kubernetes protobuf schema: the descriptor set of every `generated.proto` and
-//! what the Go types add for JSON (see `proto/README.md`), loaded once on first use.
+//! what the Go types add for JSON (kube-apimachinery's `proto/README.md`), loaded once on first use.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
@@ -8,27 +8,14 @@ use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
 
 use super::ProtobufError;
 
-/// `protoc --include_imports --descriptor_set_out` of the Kubernetes `generated.proto` files.
-static DESCRIPTORS: &[u8] = include_bytes!("../../proto/kubernetes.binpb");
-/// How the Go types behind the messages are written in JSON.
-static JSON_FIELDS: &str = include_str!("../../proto/json-fields.txt");
+use kube_apimachinery::protobuf::schema::{
+    DESCRIPTOR_SET, JSON_FIELDS, message_name_candidates, parse_json_fields,
+};
 
 /// Package of the meta/v1 messages (Status, DeleteOptions, WatchEvent...).
-pub(crate) const META_V1: &str = "k8s.io.apimachinery.pkg.apis.meta.v1";
+pub(crate) use kube_apimachinery::protobuf::schema::META_V1;
 /// The envelope of every top-level protobuf body.
 pub(crate) const UNKNOWN: &str = "k8s.io.apimachinery.pkg.runtime.Unknown";
-
-/// Kinds of meta/v1 that every group version serves (the real server registers them in each).
-const META_KINDS: &[&str] = &[
-    "Status",
-    "DeleteOptions",
-    "ListOptions",
-    "GetOptions",
-    "CreateOptions",
-    "UpdateOptions",
-    "PatchOptions",
-    "WatchEvent",
-];
 
 /// One field of a message, with what JSON needs to know about it.
 #[derive(Debug, Clone)]
@@ -64,14 +51,6 @@ pub(crate) struct Schema {
     slices: HashSet<String>,
 }
 
-#[derive(Debug, Default, Clone)]
-struct Attrs {
-    json: Option<String>,
-    inline: bool,
-    ptr: bool,
-    always: bool,
-}
-
 static SCHEMA: OnceLock<Result<Schema, String>> = OnceLock::new();
 
 /// The schema, loaded on first use.
@@ -84,37 +63,10 @@ pub(crate) fn schema() -> Result<&'static Schema, ProtobufError> {
 
 impl Schema {
     fn load() -> Result<Schema, String> {
-        let pool = DescriptorPool::decode(DESCRIPTORS)
+        let pool = DescriptorPool::decode(DESCRIPTOR_SET)
             .map_err(|e| format!("the embedded descriptor set does not decode: {e}"))?;
-        let mut attrs: HashMap<(String, String), Attrs> = HashMap::new();
-        let mut slices = HashSet::new();
-        for line in JSON_FIELDS.lines() {
-            if line.starts_with('#') || line.trim().is_empty() {
-                continue;
-            }
-            let mut words = line.split_whitespace();
-            let (Some(message), Some(field)) = (words.next(), words.next()) else {
-                return Err(format!("json-fields.txt: malformed line {line:?}"));
-            };
-            let mut entry = Attrs::default();
-            for word in words {
-                match word {
-                    "slice" => {
-                        slices.insert(message.to_string());
-                    }
-                    "inline" => entry.inline = true,
-                    "ptr" => entry.ptr = true,
-                    "always" => entry.always = true,
-                    other => match other.strip_prefix("json=") {
-                        Some(name) => entry.json = Some(name.to_string()),
-                        None => {
-                            return Err(format!("json-fields.txt: unknown attribute {other:?}"));
-                        }
-                    },
-                }
-            }
-            attrs.insert((message.to_string(), field.to_string()), entry);
-        }
+        let parsed = parse_json_fields(JSON_FIELDS)?;
+        let (attrs, slices) = (parsed.attrs, parsed.slices);
         let mut layouts = HashMap::new();
         for message in pool.all_messages() {
             let fields: Vec<FieldInfo> = message
@@ -175,38 +127,8 @@ impl Schema {
     /// The message of a Kubernetes kind, if it has one: built-in kinds do, custom resources
     /// do not.
     pub fn kind(&self, api_version: &str, kind: &str) -> Option<MessageDescriptor> {
-        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-        if version.is_empty() || kind.is_empty() {
-            return None;
-        }
-        let package = match group {
-            "" => "k8s.io.api.core".to_string(),
-            "apiextensions.k8s.io" => {
-                "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions".into()
-            }
-            "internal.apiserver.k8s.io" => "k8s.io.api.apiserverinternal".into(),
-            "meta.k8s.io" => "k8s.io.apimachinery.pkg.apis.meta".into(),
-            group
-                if group == "apps"
-                    || group == "batch"
-                    || group == "policy"
-                    || group == "autoscaling"
-                    || group == "extensions"
-                    || group.ends_with(".k8s.io") =>
-            {
-                // The Go package of a group is its first label (rbac.authorization.k8s.io is
-                // k8s.io/api/rbac); only Kubernetes' own groups have messages.
-                format!("k8s.io.api.{}", group.split('.').next().unwrap_or(group))
-            }
-            _ => return None,
-        };
-        self.message(&format!("{package}.{version}.{kind}"))
-            .or_else(|| {
-                META_KINDS
-                    .contains(&kind)
-                    .then(|| self.message(&format!("{META_V1}.{kind}")))
-                    .flatten()
-            })
+        let [own, meta] = message_name_candidates(api_version, kind)?;
+        self.message(&own).or_else(|| self.message(&meta))
     }
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerates the Kubernetes protobuf schema that kube-testserver embeds.
+"""Regenerates the Kubernetes protobuf schema that kube-apimachinery embeds (kube-testserver uses it too).
 
 Usage: generate.py SRC OUT_DIR
 
