@@ -101,6 +101,7 @@ pub struct ApiListerWatcher<K> {
     api: Api<K>,
     skip_managed_fields: bool,
     pipeline: bool,
+    protobuf: bool,
     prefetch: Arc<Mutex<Option<Prefetch>>>,
 }
 
@@ -110,6 +111,7 @@ impl<K> std::fmt::Debug for ApiListerWatcher<K> {
             .field("api", &self.api)
             .field("skip_managed_fields", &self.skip_managed_fields)
             .field("pipeline", &self.pipeline)
+            .field("protobuf", &self.protobuf)
             .finish_non_exhaustive()
     }
 }
@@ -129,12 +131,20 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-impl<K> From<Api<K>> for ApiListerWatcher<K> {
+impl<K: RestObject> From<Api<K>> for ApiListerWatcher<K> {
     fn from(api: Api<K>) -> Self {
+        let resource = api.resource();
+        let api_version = if resource.group.is_empty() {
+            resource.version.clone()
+        } else {
+            format!("{}/{}", resource.group, resource.version)
+        };
+        let protobuf = kube_apimachinery::protobuf::has_protobuf(&api_version, &resource.kind);
         ApiListerWatcher {
             api,
             skip_managed_fields: false,
             pipeline: true,
+            protobuf,
             prefetch: Arc::default(),
         }
     }
@@ -155,6 +165,16 @@ impl<K: RestObject> ApiListerWatcher<K> {
         self
     }
 
+    /// Whether lists are asked for in Kubernetes protobuf (`Accept:
+    /// application/vnd.kubernetes.protobuf, application/json`, client-go's default for
+    /// built-in kinds): the server encodes it several times faster than JSON, and it decodes
+    /// faster. On by default for kinds with a protobuf form (built-in kinds; custom resources
+    /// have none); a server that answers JSON anyway is read as JSON. Watches stay JSON.
+    pub fn protobuf(mut self, on: bool) -> Self {
+        self.protobuf = on;
+        self
+    }
+
     /// Whether `metadata.managedFields` is skipped while decoding (set by the reflector from
     /// its `drop_managed_fields` option; set it here for use without a reflector).
     pub fn skip_managed_fields(mut self, on: bool) -> Self {
@@ -168,17 +188,37 @@ impl<K: RestObject> ApiListerWatcher<K> {
     }
 }
 
-/// Sends a list request and reads its body.
-async fn fetch<K: RestObject>(api: Api<K>, params: ListParams) -> Result<Bytes, Error> {
+/// What a list request accepts when protobuf is asked for (client-go's default).
+const PROTOBUF_OR_JSON: &str = "application/vnd.kubernetes.protobuf, application/json";
+
+/// A list request.
+fn list_request<'a, K: RestObject>(
+    api: &'a Api<K>,
+    params: &ListParams,
+    protobuf: bool,
+) -> kube_rest::RequestBuilder<'a> {
     let resource = api.resource();
-    api.client()
+    let request = api
+        .client()
         .request(Method::GET)
         .group_version(&resource.group, &resource.version)
         .namespace(api.namespace())
         .resource(&resource.plural)
-        .params(params.to_query())
-        .send()
-        .await
+        .params(params.to_query());
+    if protobuf {
+        request.accept(PROTOBUF_OR_JSON)
+    } else {
+        request
+    }
+}
+
+/// Sends a list request and reads its body.
+async fn fetch<K: RestObject>(
+    api: Api<K>,
+    params: ListParams,
+    protobuf: bool,
+) -> Result<Bytes, Error> {
+    list_request(&api, &params, protobuf).send().await
 }
 
 /// Asks for the page after `params` (continue token `token`) in the background, where the
@@ -186,6 +226,7 @@ async fn fetch<K: RestObject>(api: Api<K>, params: ListParams) -> Result<Bytes, 
 fn start_prefetch<K: RestObject>(
     api: &Api<K>,
     params: &ListParams,
+    protobuf: bool,
     token: String,
     prefetch: &Mutex<Option<Prefetch>>,
 ) {
@@ -194,7 +235,7 @@ fn start_prefetch<K: RestObject>(
     next.continue_token = Some(token);
     next.resource_version = None;
     next.resource_version_match = None;
-    let task = tokio::spawn(fetch(api.clone(), next.clone()));
+    let task = tokio::spawn(fetch(api.clone(), next.clone(), protobuf));
     *prefetch.lock() = Some(Prefetch {
         params: next,
         task: AbortOnDrop(task),
@@ -205,6 +246,7 @@ fn start_prefetch<K: RestObject>(
 struct NextPage<K> {
     api: Api<K>,
     params: ListParams,
+    protobuf: bool,
     prefetch: Arc<Mutex<Option<Prefetch>>>,
 }
 
@@ -215,42 +257,55 @@ async fn stream_page<K: RestObject>(
     api: Api<K>,
     params: ListParams,
     skip_managed_fields: bool,
+    protobuf: bool,
     next: Option<NextPage<K>>,
 ) -> Result<ListPage<K>, Error> {
-    let resource = api.resource();
-    let response = api
-        .client()
-        .request(Method::GET)
-        .group_version(&resource.group, &resource.version)
-        .namespace(api.namespace())
-        .resource(&resource.plural)
-        .params(params.to_query())
+    let response = list_request(&api, &params, protobuf)
         .send_streaming()
         .await?;
     let on_metadata = move |meta: &ListMeta| {
         if let Some(NextPage {
             api,
             params,
+            protobuf,
             prefetch,
         }) = &next
             && let Some(token) = meta.continue_token.as_ref().filter(|t| !t.is_empty())
         {
-            start_prefetch(api, params, token.clone(), prefetch);
+            start_prefetch(api, params, *protobuf, token.clone(), prefetch);
         }
     };
-    wire::decode_list_body(response.into_body(), skip_managed_fields, on_metadata)
-        .await
-        .map_err(|e| match e {
-            BodyError::Read(e) => e,
-            BodyError::Decode(e) => Error::Decode {
-                context: "list".into(),
-                source: Some(Cause::new(e)),
-            },
-            BodyError::Join(e) => Error::Transport {
-                context: "decoding a list".into(),
-                source: Some(Cause::new(e)),
-            },
+    let answered_protobuf = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(kube_apimachinery::protobuf::MEDIA_TYPE));
+    if answered_protobuf {
+        wire::decode_body_with(response.into_body(), move |chunks| {
+            wire::protobuf::scan_chunks(chunks, skip_managed_fields, on_metadata)
         })
+        .await
+        .map_err(body_error)
+    } else {
+        wire::decode_list_body(response.into_body(), skip_managed_fields, on_metadata)
+            .await
+            .map_err(body_error)
+    }
+}
+
+/// The error of a list body that did not give a page.
+fn body_error<D: std::error::Error + Send + Sync + 'static>(e: BodyError<Error, D>) -> Error {
+    match e {
+        BodyError::Read(e) => e,
+        BodyError::Decode(e) => Error::Decode {
+            context: "list".into(),
+            source: Some(Cause::new(e)),
+        },
+        BodyError::Join(e) => Error::Transport {
+            context: "decoding a list".into(),
+            source: Some(Cause::new(e)),
+        },
+    }
 }
 
 fn decode_error(context: &str, e: serde_json::Error) -> Error {
@@ -276,7 +331,7 @@ impl<K: RestObject> ListerWatcher<K> for ApiListerWatcher<K> {
         let api = self.api.clone();
         let params = params.clone();
         let prefetch = Arc::clone(&self.prefetch);
-        let (skip, pipeline) = (self.skip_managed_fields, self.pipeline);
+        let (skip, pipeline, protobuf) = (self.skip_managed_fields, self.pipeline, self.protobuf);
         async move {
             let stashed = prefetch.lock().take();
             let pipelined = pipeline && params.limit.is_some_and(|l| l > 0);
@@ -294,16 +349,30 @@ impl<K: RestObject> ListerWatcher<K> for ApiListerWatcher<K> {
                     let next = pipelined.then(|| NextPage {
                         api: api.clone(),
                         params: params.clone(),
+                        protobuf,
                         prefetch: Arc::clone(&prefetch),
                     });
-                    return stream_page(api, params, skip, next).await;
+                    return stream_page(api, params, skip, protobuf, next).await;
                 }
             };
+            if wire::protobuf::is_protobuf(&bytes) {
+                return wire::protobuf::decode_page(&bytes, skip, |meta| {
+                    if let Some(token) = meta.continue_token.as_ref().filter(|t| !t.is_empty())
+                        && pipelined
+                    {
+                        start_prefetch(&api, &params, protobuf, token.clone(), &prefetch);
+                    }
+                })
+                .map_err(|e| Error::Decode {
+                    context: "list".into(),
+                    source: Some(Cause::new(e)),
+                });
+            }
             if pipelined {
                 let meta =
                     wire::peek_list_meta(&bytes).map_err(|e| decode_error("list metadata", e))?;
                 if let Some(token) = meta.continue_token.filter(|t| !t.is_empty()) {
-                    start_prefetch(&api, &params, token, &prefetch);
+                    start_prefetch(&api, &params, protobuf, token, &prefetch);
                 }
             }
             decode_page(&bytes, skip)

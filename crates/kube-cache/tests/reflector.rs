@@ -479,3 +479,37 @@ async fn plain_api_and_dynamic_objects_work_too() {
     assert!(one.metadata.managed_fields.is_none());
     cancel.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protobuf_and_json_lists_agree() {
+    let (_env, api) = start("protobuf-and-json", TestServer::builder()).await;
+    create(&api, (0..9).map(|i| format!("cm-{i}"))).await;
+    let protobuf = ApiListerWatcher::new(api.clone());
+    // Built-in kinds are listed in protobuf by default, as client-go does.
+    assert!(
+        format!("{protobuf:?}").contains("protobuf: true"),
+        "{protobuf:?}"
+    );
+    let json = ApiListerWatcher::new(api.clone()).protobuf(false);
+    for lister in [
+        protobuf.skip_managed_fields(true),
+        json.skip_managed_fields(true),
+    ] {
+        let mut params = ListParams::default().limit(4);
+        let mut items = Vec::new();
+        loop {
+            let page = lister.list(&params).await.unwrap();
+            assert!(!page.resource_version.is_empty());
+            items.extend(page.items);
+            match page.continue_token {
+                Some(token) => params.continue_token = Some(token),
+                None => break,
+            }
+        }
+        let mut expected = api.list(&ListParams::default()).await.unwrap().items;
+        expected
+            .iter_mut()
+            .for_each(|c| c.metadata.managed_fields = None);
+        assert_eq!(items, expected, "{lister:?}");
+    }
+}

@@ -2,6 +2,8 @@
 //! share: decoding list bodies (whole or while they arrive, with or without
 //! `managedFields`) and classifying transport errors. Only the requests differ.
 
+#[cfg(feature = "rest")]
+pub(crate) mod protobuf;
 pub(crate) mod skip;
 pub(crate) mod stream_list;
 
@@ -32,11 +34,11 @@ use crate::lister_watcher::ListPage;
 
 /// Why a list body streamed through [`decode_list_body`] did not give a page.
 #[derive(Debug)]
-pub(crate) enum BodyError<E> {
+pub(crate) enum BodyError<E, D = ScanError> {
     /// Reading the body failed (the client's error).
     Read(E),
     /// The body is not a list of the expected objects.
-    Decode(ScanError),
+    Decode(D),
     /// The decoding thread panicked or was cancelled.
     Join(tokio::task::JoinError),
 }
@@ -46,7 +48,7 @@ pub(crate) enum BodyError<E> {
 /// complete (the API server writes it before the items), and `metadata.managedFields` is
 /// skipped while decoding when `skip_managed_fields` is set.
 pub(crate) async fn decode_list_body<K, E, S>(
-    mut body: S,
+    body: S,
     skip_managed_fields: bool,
     on_metadata: impl FnMut(&ListMeta) + Send + 'static,
 ) -> Result<ListPage<K>, BodyError<E>>
@@ -54,17 +56,36 @@ where
     K: DeserializeOwned + Send + 'static,
     S: Stream<Item = Result<Bytes, E>> + Unpin,
 {
-    // A bounded channel: a decoder that falls behind slows the reading down.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
-    let runtime = tokio::runtime::Handle::current();
-    let decoder = tokio::task::spawn_blocking(move || {
-        let _runtime = runtime.enter();
+    decode_body_with(body, move |rx| {
         if skip_managed_fields {
             stream_list::scan_chunks::<WithoutManagedFields<K>>(rx, on_metadata)
                 .map(|(items, meta)| (items.into_iter().map(|w| w.0).collect::<Vec<K>>(), meta))
         } else {
             stream_list::scan_chunks::<K>(rx, on_metadata)
         }
+    })
+    .await
+}
+
+/// Reads `body` into `decode`, which runs on a blocking thread and receives the chunks as
+/// they arrive, and makes a page of what it decodes.
+pub(crate) async fn decode_body_with<K, E, D, S>(
+    mut body: S,
+    decode: impl FnOnce(tokio::sync::mpsc::Receiver<Bytes>) -> Result<(Vec<K>, ListMeta), D>
+    + Send
+    + 'static,
+) -> Result<ListPage<K>, BodyError<E, D>>
+where
+    K: Send + 'static,
+    D: Send + 'static,
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    // A bounded channel: a decoder that falls behind slows the reading down.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let runtime = tokio::runtime::Handle::current();
+    let decoder = tokio::task::spawn_blocking(move || {
+        let _runtime = runtime.enter();
+        decode(rx)
     });
     let mut read_error = None;
     while let Some(chunk) =

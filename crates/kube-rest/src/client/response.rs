@@ -83,17 +83,25 @@ pub(crate) fn api_error(code: StatusCode, body: &[u8]) -> Error {
         #[serde(default)]
         kind: String,
     }
-    let status = match serde_json::from_slice::<Kind>(body) {
-        Ok(kind) if kind.kind == "Status" => match serde_json::from_slice::<Status>(body) {
-            Ok(mut status) => {
-                if status.code == 0 {
-                    status.code = code.as_u16();
-                }
-                status
+    // A client that accepts protobuf gets its errors in protobuf too.
+    let decoded = if body.starts_with(&kube_apimachinery::protobuf::MAGIC) {
+        kube_apimachinery::protobuf::Decoder::new()
+            .object::<Status>(body)
+            .ok()
+    } else {
+        match serde_json::from_slice::<Kind>(body) {
+            Ok(kind) if kind.kind == "Status" => serde_json::from_slice::<Status>(body).ok(),
+            _ => None,
+        }
+    };
+    let status = match decoded {
+        Some(mut status) => {
+            if status.code == 0 {
+                status.code = code.as_u16();
             }
-            Err(_) => Status::from_code(code.as_u16(), body),
-        },
-        _ => Status::from_code(code.as_u16(), body),
+            status
+        }
+        None => Status::from_code(code.as_u16(), body),
     };
     Error::Api(Box::new(status))
 }
