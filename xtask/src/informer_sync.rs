@@ -15,7 +15,7 @@
 //!
 //! Modes join flags with `+`: `typed` or `compact` (ours over kube-rest), `kubeclient` (ours
 //! over kube-rs's client), `kube-rs` (kube-rs's own watcher + reflector; `+strip` drops
-//! managedFields with `.modify()`), `stream` (streaming list), `managedfields` (kept).
+//! managedFields with `.modify()`), `stream` (streaming list), `json` (lists in JSON, not protobuf), `managedfields` (kept).
 //! The side-by-side run: `--modes typed,typed+kubeclient,kube-rs,kube-rs+strip`.
 
 use std::path::{Path, PathBuf};
@@ -162,6 +162,7 @@ fn mode_args(mode: &str) -> Vec<&'static str> {
         match part {
             "compact" => args.push("--compact"),
             "stream" => args.push("--streaming"),
+            "json" => args.push("--json"),
             "managedfields" => args.push("--keep-managed-fields"),
             "kubeclient" => args.push("--kube-client"),
             "kube-rs" => args.push("--kube-rs"),

@@ -7,7 +7,10 @@
 //! * `skip_at_decode`: managedFields skipped while decoding ([`WithoutManagedFields`], what
 //!   `ApiListerWatcher` does when the reflector drops them);
 //! * `peek_continue`: only the list's metadata (the items scanned, not built), what the
-//!   pipelined pager does before requesting the next page.
+//!   pipelined pager does before requesting the next page;
+//! * `protobuf_skip` / `protobuf_compact_skip`: the same page in Kubernetes protobuf (encoded
+//!   by kube-testserver), read into `Pod` / `Compact<Pod>` with managedFields skipped, what
+//!   `ApiListerWatcher` does by default; `json_compact_skip` is its JSON counterpart.
 //!
 //! And a watch stream of 500 `MODIFIED` events of the same pods (the body cut in 16 KiB chunks),
 //! side by side with kube-rs:
@@ -22,7 +25,7 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use k8s_openapi::api::core::v1::Pod;
-use kube_apimachinery::{ListMeta, Object};
+use kube_apimachinery::{Compact, ListMeta, Object};
 use kube_cache::rest::decode_page;
 use kube_cache::strip_managed_fields;
 
@@ -53,6 +56,18 @@ fn bench(c: &mut Criterion) {
             debug_assert!(page.items[0].meta().managed_fields.is_none());
             page
         })
+    });
+    let list: serde_json::Value = serde_json::from_slice(&json).expect("JSON");
+    let protobuf = kube_testserver::protobuf::encode(&list).expect("encodable");
+    let decoder = kube_apimachinery::protobuf::Decoder::new().skip_managed_fields(true);
+    group.bench_function(BenchmarkId::from_parameter("protobuf_skip"), |b| {
+        b.iter(|| decoder.list::<Pod>(&protobuf).unwrap())
+    });
+    group.bench_function(BenchmarkId::from_parameter("protobuf_compact_skip"), |b| {
+        b.iter(|| decoder.list::<Compact<Pod>>(&protobuf).unwrap())
+    });
+    group.bench_function(BenchmarkId::from_parameter("json_compact_skip"), |b| {
+        b.iter(|| decode_page::<Compact<Pod>>(&json, true).unwrap())
     });
     group.bench_function(BenchmarkId::from_parameter("peek_continue"), |b| {
         #[derive(serde::Deserialize)]

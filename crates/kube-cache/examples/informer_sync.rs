@@ -8,7 +8,7 @@
 //!
 //! ```sh
 //! informer_sync load --kubeconfig KC --pods 10000 [--fixture pod-realistic.json]
-//! informer_sync sync --kubeconfig KC [--compact] [--streaming] [--keep-managed-fields]
+//! informer_sync sync --kubeconfig KC [--compact] [--streaming] [--json] [--keep-managed-fields]
 //!     [--kube-client | --kube-rs [--strip]]
 //! ```
 //!
@@ -73,6 +73,7 @@ struct Options {
     fixture: String,
     compact: bool,
     streaming: bool,
+    json: bool,
     keep_managed_fields: bool,
     kube_client: bool,
     kube_rs: bool,
@@ -92,6 +93,7 @@ fn options() -> Result<Options> {
         .to_string(),
         compact: false,
         streaming: false,
+        json: false,
         keep_managed_fields: false,
         kube_client: false,
         kube_rs: false,
@@ -105,6 +107,7 @@ fn options() -> Result<Options> {
             "--fixture" => options.fixture = value("--fixture")?,
             "--compact" => options.compact = true,
             "--streaming" => options.streaming = true,
+            "--json" => options.json = true,
             "--keep-managed-fields" => options.keep_managed_fields = true,
             "--kube-client" => options.kube_client = true,
             "--kube-rs" => options.kube_rs = true,
@@ -115,7 +118,7 @@ fn options() -> Result<Options> {
     if options.command != "load" && options.command != "sync" {
         return Err(
             "usage: informer_sync load|sync --kubeconfig PATH [--pods N] [--fixture F] \
-                    [--compact] [--streaming] [--keep-managed-fields] \
+                    [--compact] [--streaming] [--json] [--keep-managed-fields] \
                     [--kube-client | --kube-rs [--strip]]"
                 .into(),
         );
@@ -283,7 +286,9 @@ where
     let rss0 = status_kb("VmRSS:");
     let cpu0 = cpu_ms();
     let t1 = Instant::now();
-    let informer = SharedIndexInformer::builder(ApiListerWatcher::new(api(client)));
+    // Lists in protobuf unless --json (client-go's default for built-in kinds).
+    let lister_watcher = ApiListerWatcher::new(api(client)).protobuf(!options.json);
+    let informer = SharedIndexInformer::builder(lister_watcher);
     measure(options, mode, informer, (t0, t1, cpu0, rss0)).await
 }
 
@@ -343,6 +348,9 @@ async fn run(options: Options) -> Result<()> {
     }
     if options.streaming {
         mode.push_str("+stream");
+    }
+    if options.json {
+        mode.push_str("+json");
     }
     if options.keep_managed_fields {
         mode.push_str("+managedfields");
