@@ -17,6 +17,8 @@
 //! * [`fields`]: field selectors (`=`, `==`, `!=`, escaping) with apimachinery's rules;
 //! * [`Compact`]: an object kept as typed metadata plus the compact JSON of the rest, for
 //!   caches of many objects (about a fifth of the heap of a decoded k8s-openapi `Pod`);
+//! * `protobuf` (feature `protobuf`): Kubernetes protobuf read into any serde type (typed,
+//!   `Compact`, `serde_json::Value`), as the JSON the Go types would write;
 //! * [`channel`]: the `*.channel.k8s.io` WebSocket framing of exec, attach and port
 //!   forwarding, for clients and servers, independent of the WebSocket library.
 //!

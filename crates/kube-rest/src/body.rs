@@ -8,6 +8,7 @@ use futures_core::Stream;
 use hyper::body::{Body as _, Incoming};
 
 use crate::error::Error;
+use crate::gzip::{Inflater, is_gzip};
 
 /// The body of a response sent with
 /// [`RequestBuilder::send_streaming`](crate::RequestBuilder::send_streaming): a `Stream` of
@@ -17,6 +18,9 @@ use crate::error::Error;
 #[must_use = "streams do nothing unless polled"]
 pub struct Body {
     inner: Incoming,
+    /// Inflates a gzip-compressed answer; `None` once the stream has ended.
+    inflater: Option<Inflater>,
+    gzip: bool,
 }
 
 impl std::fmt::Debug for Body {
@@ -26,13 +30,24 @@ impl std::fmt::Debug for Body {
 }
 
 impl Body {
-    pub(crate) fn new(inner: Incoming) -> Body {
-        Body { inner }
+    /// The body of an answer with these headers (gzip-compressed ones are inflated).
+    pub(crate) fn new(headers: &http::HeaderMap, inner: Incoming) -> Body {
+        let gzip = is_gzip(headers);
+        Body {
+            inner,
+            inflater: gzip.then(Inflater::new),
+            gzip,
+        }
     }
 
     /// Reads the whole body.
     pub async fn bytes(self) -> Result<Bytes, Error> {
-        crate::client::read_body(self.inner).await
+        let compressed = crate::client::read_body(self.inner).await?;
+        if self.gzip {
+            crate::gzip::inflate(&compressed, usize::MAX)
+        } else {
+            Ok(compressed)
+        }
     }
 
     /// Whether the server has sent the whole body.
@@ -48,7 +63,14 @@ impl Stream for Body {
         loop {
             let frame = match Pin::new(&mut self.inner).poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(None) => {
+                    // The end: what the inflater still holds, or that the stream was cut.
+                    return match self.inflater.take().map(Inflater::finish) {
+                        Some(Ok(rest)) if !rest.is_empty() => Poll::Ready(Some(Ok(rest))),
+                        Some(Err(e)) => Poll::Ready(Some(Err(e))),
+                        _ => Poll::Ready(None),
+                    };
+                }
                 Poll::Ready(Some(Err(e))) => {
                     return Poll::Ready(Some(Err(Error::transport(
                         "reading the response body",
@@ -58,7 +80,20 @@ impl Stream for Body {
                 Poll::Ready(Some(Ok(frame))) => frame,
             };
             if let Ok(data) = frame.into_data() {
-                return Poll::Ready(Some(Ok(data)));
+                if !self.gzip {
+                    return Poll::Ready(Some(Ok(data)));
+                }
+                let Some(inflater) = self.inflater.as_mut() else {
+                    continue; // data after an error: dropped
+                };
+                match inflater.push(&data) {
+                    Ok(inflated) if inflated.is_empty() => continue,
+                    Ok(inflated) => return Poll::Ready(Some(Ok(inflated))),
+                    Err(e) => {
+                        self.inflater = None;
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                }
             }
         }
     }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use http::header::{ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use http::{HeaderValue, Method, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -63,6 +63,8 @@ struct Inner {
     clock: SharedClock,
     timeout: Option<Duration>,
     user_agent: HeaderValue,
+    /// Ask for gzip-compressed answers (unless `Config::disable_compression`).
+    accept_gzip: bool,
     max_retries: u32,
     max_retry_after: Duration,
     retry_counters: retry::Counters,
@@ -248,6 +250,7 @@ impl ClientBuilder {
                 user_agent,
                 max_retries: config.max_retries,
                 max_retry_after: config.max_retry_after,
+                accept_gzip: !config.disable_compression,
                 retry_counters: retry::Counters::default(),
                 default_namespace: config.default_namespace,
             }),

@@ -68,6 +68,7 @@ mod fuzz_tests;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod gzip;
 pub mod kubeconfig;
 pub mod logs;
 pub mod params;

@@ -625,3 +625,60 @@ async fn token_file_is_reread_every_minute_even_when_unchanged_on_disk() {
     fake.step(Duration::from_secs(1));
     api.list(&ListParams::default()).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_answers_come_gzip_compressed_and_are_inflated() {
+    let server = TestServer::builder().start().await.unwrap();
+    let api = Api::<ConfigMap>::namespaced(
+        Client::try_from_config(config_of(&server)).unwrap(),
+        "default",
+    );
+    // 6 configmaps of 32 KiB: a list of about 200 KB, over the server's 128 KiB threshold.
+    for i in 0..6 {
+        let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": format!("cm-{i}")},
+            "data": {"blob": "x".repeat(32 * 1024)},
+        }))
+        .unwrap();
+        api.create(&kube_rest::PostParams::default(), &cm)
+            .await
+            .unwrap();
+    }
+    let gzip = Client::try_from_config(config_of(&server)).unwrap();
+    let response = gzip
+        .request(Method::GET)
+        .resource("configmaps")
+        .namespace(Some("default"))
+        .send_streaming()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+    let body = response.into_body().bytes().await.unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 6);
+
+    let mut config = config_of(&server);
+    config.disable_compression = true;
+    let plain = Client::try_from_config(config).unwrap();
+    let response = plain
+        .request(Method::GET)
+        .resource("configmaps")
+        .namespace(Some("default"))
+        .send_streaming()
+        .await
+        .unwrap();
+    assert!(response.headers().get("content-encoding").is_none());
+    // Typed lists agree either way (send() inflates too).
+    let compressed = Api::<ConfigMap>::namespaced(gzip, "default")
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let uncompressed = Api::<ConfigMap>::namespaced(plain, "default")
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert_eq!(compressed.items, uncompressed.items);
+    // Small answers are not compressed.
+    let one = api.get("cm-1").await.unwrap();
+    assert_eq!(one.metadata.name.as_deref(), Some("cm-1"));
+}

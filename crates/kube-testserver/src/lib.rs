@@ -105,6 +105,7 @@ mod fuzz_tests;
 #[doc(hidden)]
 pub mod fuzzing;
 mod gojson;
+mod gzip;
 mod kubeconfig;
 mod kubelet;
 mod list_body;

@@ -559,7 +559,11 @@ where
             request.extensions_mut().insert(identity.clone());
         }
         let state = Arc::clone(&state);
-        async move { Ok::<_, Infallible>(state.handle(request).await) }
+        let gzip = crate::gzip::accepts_gzip(request.headers());
+        async move {
+            let response = state.handle(request).await;
+            Ok::<_, Infallible>(crate::gzip::maybe_compress(gzip, response))
+        }
     });
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     if let Err(error) = builder.serve_connection_with_upgrades(io, service).await {

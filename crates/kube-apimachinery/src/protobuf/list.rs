@@ -51,6 +51,17 @@ pub struct ListScanner<T> {
     items: Vec<T>,
 }
 
+/// A field found in the buffer: its number, wire type, and where its value starts, how long
+/// it is and where it ends.
+#[derive(Debug, Clone, Copy)]
+struct FieldAt {
+    number: u32,
+    wire: u8,
+    start: usize,
+    len: usize,
+    end: usize,
+}
+
 /// Bytes already read that are dropped from the buffer once this many have gathered.
 const COMPACT_AFTER: usize = 256 * 1024;
 
@@ -118,7 +129,7 @@ impl<T: DeserializeOwned> ListScanner<T> {
         &self,
         limit: usize,
         whole: impl Fn(u32) -> bool,
-    ) -> Result<Option<(u32, u8, usize, usize, usize)>, ProtobufError> {
+    ) -> Result<Option<FieldAt>, ProtobufError> {
         let mut reader = Reader::new(&self.buf[..limit]);
         reader.pos = self.pos;
         let Some(tag) = reader.try_varint()? else {
@@ -139,13 +150,25 @@ impl<T: DeserializeOwned> ListScanner<T> {
             if whole(number) && end > limit {
                 return Ok(None);
             }
-            return Ok(Some((number, wire, value_start, len, end)));
+            return Ok(Some(FieldAt {
+                number,
+                wire,
+                start: value_start,
+                len,
+                end,
+            }));
         }
         // Fixed-size and varint values: complete or wait.
         let mut skip = reader;
         skip.pos = start;
         match skip.skip(wire) {
-            Ok(()) => Ok(Some((number, wire, start, skip.pos - start, skip.pos))),
+            Ok(()) => Ok(Some(FieldAt {
+                number,
+                wire,
+                start,
+                len: skip.pos - start,
+                end: skip.pos,
+            })),
             Err(_) if skip.data.len() - start < 10 => Ok(None),
             Err(e) => Err(e),
         }
@@ -169,8 +192,13 @@ impl<T: DeserializeOwned> ListScanner<T> {
                 if self.pos >= self.buf.len() {
                     return Ok(false);
                 }
-                let Some((number, wire, start, len, end)) =
-                    self.field(self.buf.len(), |n| n != 2)?
+                let Some(FieldAt {
+                    number,
+                    wire,
+                    start,
+                    len,
+                    end,
+                }) = self.field(self.buf.len(), |n| n != 2)?
                 else {
                     return Ok(false);
                 };
@@ -200,7 +228,14 @@ impl<T: DeserializeOwned> ListScanner<T> {
                     return Ok(true);
                 }
                 let limit = list_end.min(self.buf.len());
-                let Some((number, wire, start, _, end)) = self.field(limit, |_| true)? else {
+                let Some(FieldAt {
+                    number,
+                    wire,
+                    start,
+                    end,
+                    ..
+                }) = self.field(limit, |_| true)?
+                else {
                     if self.buf.len() >= list_end {
                         return Err(ProtobufError::Malformed(
                             "a field runs past the end of the list".into(),
@@ -242,7 +277,7 @@ impl<T: DeserializeOwned> ListScanner<T> {
                     return Ok(false);
                 }
                 match self.field(self.buf.len(), |_| true)? {
-                    Some((.., end)) => {
+                    Some(FieldAt { end, .. }) => {
                         self.pos = end;
                         Ok(true)
                     }

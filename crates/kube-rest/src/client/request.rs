@@ -267,7 +267,9 @@ impl<'a> RequestBuilder<'a> {
                 .map_err(|_| Error::Timeout(t))??,
             None => self.execute().await?,
         };
-        Ok(response.map(crate::Body::new))
+        let (parts, body) = response.into_parts();
+        let body = crate::Body::new(&parts.headers, body);
+        Ok(http::Response::from_parts(parts, body))
     }
 
     /// Sends the request and reads the whole body (within the timeout).
@@ -275,7 +277,8 @@ impl<'a> RequestBuilder<'a> {
         let timeout = self.timeout.or(self.client.inner.timeout);
         let run = async move {
             let response = self.execute().await?;
-            read_body(response.into_body()).await
+            let (parts, body) = response.into_parts();
+            crate::Body::new(&parts.headers, body).bytes().await
         };
         match timeout {
             Some(t) => tokio::time::timeout(t, run)
@@ -433,6 +436,9 @@ impl<'a> RequestBuilder<'a> {
                         None => HeaderValue::from_static(JSON),
                     },
                 );
+            if inner.accept_gzip {
+                request = request.header(ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+            }
             if let Some(ct) = &self.content_type {
                 request = request.header(
                     CONTENT_TYPE,
@@ -479,7 +485,11 @@ impl<'a> RequestBuilder<'a> {
             }
             let wait = retry::wait_asked(status, response.headers(), inner.clock.wall_now());
             let (parts, body) = response.into_parts();
-            let body = read_error_body(body).await;
+            let mut body = read_error_body(body).await;
+            if crate::gzip::is_gzip(&parts.headers) {
+                body =
+                    crate::gzip::inflate(&body, response::MAX_ERROR_BODY_BYTES).unwrap_or_default();
+            }
             let error = api_error(parts.status, &body);
             match wait {
                 Some(wait) if self.may_retry(&mut retries, &path, "Retry-After", &error) => {
