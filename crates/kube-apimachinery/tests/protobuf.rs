@@ -267,3 +267,59 @@ fn diff(a: &Value, b: &Value, path: &str, out: &mut Vec<String>) {
         _ => {}
     }
 }
+
+#[test]
+fn watch_events_read_every_type() {
+    use kube_apimachinery::WatchEvent;
+    use kube_testserver::protobuf::encode_watch_event;
+    let pod = realistic_pod();
+    let decoder = Decoder::new().skip_managed_fields(true);
+    for (kind, expect) in [("ADDED", 0), ("MODIFIED", 1), ("DELETED", 2)] {
+        let frame = encode_watch_event(kind, &pod).unwrap();
+        // The frame's 4-byte length, then the message.
+        assert_eq!(
+            u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize,
+            frame.len() - 4
+        );
+        let event: WatchEvent<Compact<Pod>> = decoder.watch_event(&frame[4..]).unwrap();
+        let object = event.object().unwrap();
+        assert_eq!(
+            object.metadata().name,
+            pod["metadata"]["name"].as_str().map(String::from)
+        );
+        assert!(object.metadata().managed_fields.is_none());
+        let index = match event {
+            WatchEvent::Added(_) => 0,
+            WatchEvent::Modified(_) => 1,
+            WatchEvent::Deleted(_) => 2,
+            _ => 3,
+        };
+        assert_eq!(index, expect);
+    }
+    let bookmark = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "resourceVersion": "12345", "annotations": {"k8s.io/initial-events-end": "true"}}});
+    let frame = encode_watch_event("BOOKMARK", &bookmark).unwrap();
+    match decoder.watch_event::<Pod>(&frame[4..]).unwrap() {
+        WatchEvent::Bookmark(b) => {
+            assert_eq!(b.resource_version, "12345");
+            assert!(b.is_initial_events_end());
+        }
+        other => panic!("{other:?}"),
+    }
+    let status = json!({"apiVersion": "v1", "kind": "Status", "status": "Failure",
+        "message": "too old resource version: 1 (5)", "reason": "Expired", "code": 410});
+    let frame = encode_watch_event("ERROR", &status).unwrap();
+    match decoder.watch_event::<Pod>(&frame[4..]).unwrap() {
+        WatchEvent::Error(s) => {
+            assert_eq!(s.code, 410);
+            assert!(s.is_gone());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(decoder.watch_event::<Pod>(b"\x0a\x03BAD").is_err());
+    assert!(
+        decoder
+            .watch_event::<Pod>(&frame[4..frame.len() - 2])
+            .is_err()
+    );
+}

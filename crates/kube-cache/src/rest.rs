@@ -169,7 +169,8 @@ impl<K: RestObject> ApiListerWatcher<K> {
     /// application/vnd.kubernetes.protobuf, application/json`, client-go's default for
     /// built-in kinds): the server encodes it several times faster than JSON, and it decodes
     /// faster. On by default for kinds with a protobuf form (built-in kinds; custom resources
-    /// have none); a server that answers JSON anyway is read as JSON. Watches stay JSON.
+    /// have none); a server that answers JSON anyway is read as JSON. Watches (and so
+    /// streaming lists) ask for protobuf too.
     pub fn protobuf(mut self, on: bool) -> Self {
         self.protobuf = on;
         self
@@ -275,21 +276,33 @@ async fn stream_page<K: RestObject>(
             start_prefetch(api, params, *protobuf, token.clone(), prefetch);
         }
     };
-    let answered_protobuf = response
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with(kube_apimachinery::protobuf::MEDIA_TYPE));
+    let (body, answered_protobuf) = response.into_body_with_format();
     if answered_protobuf {
-        wire::decode_body_with(response.into_body(), move |chunks| {
+        wire::decode_body_with(body, move |chunks| {
             wire::protobuf::scan_chunks(chunks, skip_managed_fields, on_metadata)
         })
         .await
         .map_err(body_error)
     } else {
-        wire::decode_list_body(response.into_body(), skip_managed_fields, on_metadata)
+        wire::decode_list_body(body, skip_managed_fields, on_metadata)
             .await
             .map_err(body_error)
+    }
+}
+
+/// An answer's body, and whether the server chose protobuf (its `Content-Type`).
+trait BodyWithFormat {
+    fn into_body_with_format(self) -> (kube_rest::Body, bool);
+}
+
+impl BodyWithFormat for http::Response<kube_rest::Body> {
+    fn into_body_with_format(self) -> (kube_rest::Body, bool) {
+        let protobuf = self
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with(kube_apimachinery::protobuf::MEDIA_TYPE));
+        (self.into_body(), protobuf)
     }
 }
 
@@ -385,21 +398,31 @@ impl<K: RestObject> ListerWatcher<K> for ApiListerWatcher<K> {
         resource_version: &str,
     ) -> Result<RestWatch<K>, Error> {
         let resource = self.api.resource();
-        let response = self
+        let request = self
             .api
             .client()
             .request(Method::GET)
             .group_version(&resource.group, &resource.version)
             .namespace(self.api.namespace())
             .resource(&resource.plural)
-            .params(params.to_query(resource_version))
-            .send_streaming()
-            .await?;
-        let body = response.into_body();
-        Ok(if self.skip_managed_fields {
-            RestWatch::Skip(WatchStream::from_stream(body))
+            .params(params.to_query(resource_version));
+        let request = if self.protobuf {
+            request.accept(PROTOBUF_OR_JSON)
         } else {
-            RestWatch::Full(WatchStream::from_stream(body))
+            request
+        };
+        let response = request.send_streaming().await?;
+        let body = response.into_body_with_format();
+        Ok(match body {
+            (body, true) => RestWatch::Full(WatchStream::from_protobuf_stream(
+                body,
+                kube_apimachinery::protobuf::Decoder::new()
+                    .skip_managed_fields(self.skip_managed_fields),
+            )),
+            (body, false) if self.skip_managed_fields => {
+                RestWatch::Skip(WatchStream::from_stream(body))
+            }
+            (body, false) => RestWatch::Full(WatchStream::from_stream(body)),
         })
     }
 

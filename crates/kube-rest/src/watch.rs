@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_core::Stream;
+use kube_apimachinery::protobuf::Decoder as ProtobufDecoder;
 use kube_apimachinery::{Bookmark, Status, WatchEvent};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -82,6 +83,9 @@ pub struct WatchDecoder {
     buffer: BytesMut,
     max_event_bytes: usize,
     scanner: EventEnds,
+    /// Protobuf frames (a 4-byte big-endian length, then a `WatchEvent` message) instead of
+    /// JSON, read with this decoder.
+    protobuf: Option<ProtobufDecoder>,
 }
 
 /// Finds where events may end without parsing: a scan of each byte once, across chunks,
@@ -153,6 +157,47 @@ impl WatchDecoder {
             buffer: BytesMut::new(),
             max_event_bytes: max,
             scanner: EventEnds::default(),
+            protobuf: None,
+        }
+    }
+
+    /// A decoder of a protobuf watch stream (`application/vnd.kubernetes.protobuf;
+    /// stream=watch`: each event a 4-byte big-endian length and a `WatchEvent` message), read
+    /// with `decoder` (which may skip `managedFields`).
+    pub fn protobuf(decoder: ProtobufDecoder) -> WatchDecoder {
+        WatchDecoder {
+            protobuf: Some(decoder),
+            ..WatchDecoder::new()
+        }
+    }
+
+    /// Decodes every complete protobuf frame of the buffer.
+    fn decode_frames<K: DeserializeOwned>(
+        &mut self,
+        decoder: ProtobufDecoder,
+        out: &mut VecDeque<Result<WatchEvent<K>, Error>>,
+    ) {
+        while self.buffer.len() >= 4 {
+            let mut length = [0; 4];
+            length.copy_from_slice(&self.buffer[..4]);
+            let length = u32::from_be_bytes(length) as usize;
+            if length > self.max_event_bytes {
+                self.buffer = BytesMut::new();
+                out.push_back(Err(Error::WatchFrameTooLarge {
+                    limit: self.max_event_bytes,
+                }));
+                return;
+            }
+            if self.buffer.len() < 4 + length {
+                return;
+            }
+            let frame = &self.buffer[4..4 + length];
+            out.push_back(
+                decoder
+                    .watch_event(frame)
+                    .map_err(|e| Error::decode("watch event", e)),
+            );
+            self.buffer.advance(4 + length);
         }
     }
 
@@ -170,6 +215,10 @@ impl WatchDecoder {
         out: &mut VecDeque<Result<WatchEvent<K>, Error>>,
     ) {
         self.buffer.extend_from_slice(chunk);
+        if let Some(decoder) = self.protobuf {
+            self.decode_frames(decoder, out);
+            return;
+        }
         self.scanner.scan(&self.buffer);
         if self.scanner.may_end {
             self.decode_buffered(out);
@@ -225,7 +274,9 @@ impl WatchDecoder {
     /// Ends the stream: leftover bytes are a truncated event ([`Error::WatchTruncated`]).
     pub fn finish(&mut self) -> Result<(), Error> {
         self.scanner = EventEnds::default();
-        if self.buffer.iter().all(u8::is_ascii_whitespace) {
+        if self.buffer.is_empty()
+            || self.protobuf.is_none() && self.buffer.iter().all(u8::is_ascii_whitespace)
+        {
             self.buffer.clear();
             return Ok(());
         }
@@ -284,6 +335,17 @@ impl<K: DeserializeOwned> WatchStream<K> {
             decoder: WatchDecoder::new(),
             pending: VecDeque::new(),
             done: false,
+        }
+    }
+
+    /// Decodes the events of a protobuf watch stream (see [`WatchDecoder::protobuf`]).
+    pub fn from_protobuf_stream<S>(body: S, decoder: ProtobufDecoder) -> WatchStream<K>
+    where
+        S: Stream<Item = Result<Bytes, Error>> + Send + 'static,
+    {
+        WatchStream {
+            decoder: WatchDecoder::protobuf(decoder),
+            ..WatchStream::from_stream(body)
         }
     }
 

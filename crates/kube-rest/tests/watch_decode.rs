@@ -269,3 +269,55 @@ proptest! {
         prop_assert!(decoded.last().unwrap().contains("watch stream truncated"), "{:?}", decoded);
     }
 }
+
+/// A protobuf watch stream (kube-testserver's encoder) of the same events as `line` writes.
+fn protobuf_stream(events: &[(&str, &str, &str)]) -> Vec<u8> {
+    let mut stream = Vec::new();
+    for (kind, name, data) in events {
+        let line: serde_json::Value = serde_json::from_str(&line(kind, name, data)).unwrap();
+        stream
+            .extend(kube_testserver::protobuf::encode_watch_event(kind, &line["object"]).unwrap());
+    }
+    stream
+}
+
+#[test]
+fn protobuf_frames_decode_in_any_chunking() {
+    let events = [
+        ("ADDED", "a", "1"),
+        ("MODIFIED", "a", "ünï"),
+        ("BOOKMARK", "42", ""),
+        ("DELETED", "a", "2"),
+        ("ERROR", "", "too old"),
+    ];
+    let stream = protobuf_stream(&events);
+    let decoder = || WatchDecoder::protobuf(kube_apimachinery::protobuf::Decoder::new());
+    let mut whole = VecDeque::new();
+    decoder().push(&stream, &mut whole);
+    let expected: Vec<String> = whole.iter().map(describe).collect();
+    assert_eq!(expected.len(), 5, "{expected:?}");
+    assert!(expected[1].contains("ünï"), "{expected:?}");
+    for size in [1, 3, 64] {
+        let mut d = decoder();
+        let mut out = VecDeque::new();
+        for chunk in stream.chunks(size) {
+            d.push(chunk, &mut out);
+        }
+        d.finish().unwrap();
+        assert_eq!(out.iter().map(describe).collect::<Vec<_>>(), expected);
+    }
+    // Cut inside a frame: the complete events, then a truncation.
+    let mut d = decoder();
+    let mut out = VecDeque::<Result<WatchEvent<ConfigMap>, Error>>::new();
+    d.push(&stream[..stream.len() - 3], &mut out);
+    assert_eq!(out.len(), 4);
+    assert!(matches!(d.finish(), Err(Error::WatchTruncated { .. })));
+    // A frame announcing more than the limit ends the stream.
+    let mut d = WatchDecoder::protobuf(kube_apimachinery::protobuf::Decoder::new());
+    let mut out = VecDeque::<Result<WatchEvent<ConfigMap>, Error>>::new();
+    d.push(&[0x7f, 0xff, 0xff, 0xff, 0], &mut out);
+    assert!(matches!(
+        out.pop_front(),
+        Some(Err(Error::WatchFrameTooLarge { .. }))
+    ));
+}

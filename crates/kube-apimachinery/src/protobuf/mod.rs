@@ -185,6 +185,51 @@ impl Decoder {
         scanner.finish()
     }
 
+    /// Reads one frame of a protobuf watch stream (the bytes after its 4-byte big-endian
+    /// length): a meta/v1 `WatchEvent` whose object is a body (`k8s\0` + envelope). Objects of
+    /// `ADDED`, `MODIFIED` and `DELETED` events are read as `T`, a `BOOKMARK`'s metadata into a
+    /// [`Bookmark`](crate::Bookmark), an `ERROR`'s object as a [`Status`](crate::Status).
+    pub fn watch_event<T: serde::de::DeserializeOwned>(
+        &self,
+        frame: &[u8],
+    ) -> Result<crate::WatchEvent<T>, ProtobufError> {
+        use crate::WatchEvent;
+        let event_type = std::str::from_utf8(wire::bytes_field(frame, 1)?)
+            .map_err(|e| ProtobufError::Malformed(format!("a watch event's type: {e}")))?;
+        let object = wire::bytes_field(wire::bytes_field(frame, 2)?, 1)?;
+        Ok(match event_type {
+            "ADDED" => WatchEvent::Added(self.object(object)?),
+            "MODIFIED" => WatchEvent::Modified(self.object(object)?),
+            "DELETED" => WatchEvent::Deleted(self.object(object)?),
+            "BOOKMARK" => {
+                #[derive(Deserialize, Default)]
+                #[serde(rename_all = "camelCase")]
+                struct Meta {
+                    #[serde(default)]
+                    resource_version: String,
+                    #[serde(default)]
+                    annotations: std::collections::BTreeMap<String, String>,
+                }
+                #[derive(Deserialize)]
+                struct Object {
+                    #[serde(default)]
+                    metadata: Meta,
+                }
+                let object: Object = self.object(object)?;
+                WatchEvent::Bookmark(crate::Bookmark {
+                    resource_version: object.metadata.resource_version,
+                    annotations: object.metadata.annotations,
+                })
+            }
+            "ERROR" => WatchEvent::Error(self.object(object)?),
+            other => {
+                return Err(ProtobufError::Malformed(format!(
+                    "unknown watch event type {other:?}"
+                )));
+            }
+        })
+    }
+
     /// A reader of a list body that arrives in pieces (see [`ListScanner`]).
     pub fn list_scanner<T: serde::de::DeserializeOwned>(&self) -> ListScanner<T> {
         ListScanner::new(*self)
