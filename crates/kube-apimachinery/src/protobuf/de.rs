@@ -619,6 +619,13 @@ struct Items<'de> {
 impl<'de> SeqAccess<'de> for Items<'de> {
     type Error = ProtobufError;
 
+    fn size_hint(&self) -> Option<usize> {
+        match self.packed {
+            Some(_) => None,
+            None => self.count(),
+        }
+    }
+
     fn next_element_seed<T: DeserializeSeed<'de>>(
         &mut self,
         seed: T,
@@ -663,6 +670,19 @@ impl<'de> SeqAccess<'de> for Items<'de> {
 }
 
 impl<'de> Items<'de> {
+    /// How many entries are left (so that a `Vec` is allocated once, not regrown: the
+    /// elements of k8s-openapi types are kilobytes each).
+    fn count(&self) -> Option<usize> {
+        let mut reader = self.reader;
+        let mut count = 0;
+        while !reader.at_end() {
+            let (_, wire) = reader.tag().ok()?;
+            reader.skip(wire).ok()?;
+            count += 1;
+        }
+        Some(count)
+    }
+
     fn value(&self, value: Value<'de>) -> ValueDe<'de> {
         ValueDe {
             ctx: self.ctx,

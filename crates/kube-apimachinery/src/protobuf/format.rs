@@ -17,22 +17,30 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` of a Unix time, or `None` outside the years 0 to 9999 (which Go's
-/// `Time.MarshalJSON` refuses).
+/// `Time.MarshalJSON` refuses). Written digit by digit: objects carry many timestamps.
 fn date_time(seconds: i64) -> Option<String> {
     let (days, secs) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
     let (year, month, day) = civil_from_days(days);
     if !(0..=9999).contains(&year) {
         return None;
     }
-    let mut out = String::with_capacity(27);
-    // ok: writing to a String cannot fail.
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    );
+    let two = |out: &mut [u8], value: u32| {
+        out[0] = b'0' + (value / 10) as u8;
+        out[1] = b'0' + (value % 10) as u8;
+    };
+    let mut text = *b"0000-00-00T00:00:00";
+    let year = year as u32;
+    two(&mut text[0..2], year / 100);
+    two(&mut text[2..4], year % 100);
+    two(&mut text[5..7], month);
+    two(&mut text[8..10], day);
+    let secs = secs as u32;
+    two(&mut text[11..13], secs / 3600);
+    two(&mut text[14..16], secs / 60 % 60);
+    two(&mut text[17..19], secs % 60);
+    let mut out = String::with_capacity(28);
+    // ok: ASCII digits and separators only.
+    out.push_str(std::str::from_utf8(&text).unwrap_or_default());
     Some(out)
 }
 

@@ -53,6 +53,13 @@ impl<'de> Reader<'de> {
 
     #[inline]
     pub fn varint(&mut self) -> Result<u64, ProtobufError> {
+        // Most varints (tags, lengths, small numbers) are one byte.
+        if let Some(&byte) = self.data.get(self.pos)
+            && byte < 0x80
+        {
+            self.pos += 1;
+            return Ok(u64::from(byte));
+        }
         self.try_varint()?.ok_or_else(truncated)
     }
 
