@@ -644,14 +644,16 @@ async fn large_answers_come_gzip_compressed_and_are_inflated() {
             .await
             .unwrap();
     }
+    let list_configmaps = |client: Client| async move {
+        client
+            .request(Method::GET)
+            .resource("configmaps")
+            .namespace(Some("default"))
+            .send_streaming()
+            .await
+    };
     let gzip = Client::try_from_config(config_of(&server)).unwrap();
-    let response = gzip
-        .request(Method::GET)
-        .resource("configmaps")
-        .namespace(Some("default"))
-        .send_streaming()
-        .await
-        .unwrap();
+    let response = list_configmaps(gzip.clone()).await.unwrap();
     assert_eq!(response.headers()["content-encoding"], "gzip");
     let body = response.into_body().bytes().await.unwrap();
     let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -660,13 +662,7 @@ async fn large_answers_come_gzip_compressed_and_are_inflated() {
     let mut config = config_of(&server);
     config.disable_compression = true;
     let plain = Client::try_from_config(config).unwrap();
-    let response = plain
-        .request(Method::GET)
-        .resource("configmaps")
-        .namespace(Some("default"))
-        .send_streaming()
-        .await
-        .unwrap();
+    let response = list_configmaps(plain.clone()).await.unwrap();
     assert!(response.headers().get("content-encoding").is_none());
     // Typed lists agree either way (send() inflates too).
     let compressed = Api::<ConfigMap>::namespaced(gzip, "default")

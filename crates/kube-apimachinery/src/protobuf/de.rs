@@ -203,7 +203,8 @@ impl<'de> MessageDe<'de> {
                 }
             }
             Special::Quantity => visitor.visit_borrowed_str(utf8(wire::bytes_field(data, 1)?)?),
-            Special::Raw(number) => {
+            Special::RawJson => {
+                let number = self.ctx.schema.message(self.msg).raw_number;
                 let raw = wire::bytes_field(data, number)?;
                 embedded(self.ctx, raw, self.depth + 1, visitor)
             }
@@ -302,6 +303,33 @@ fn embedded<'de, V: Visitor<'de>>(
         .map_err(|e| ProtobufError::Malformed(format!("an embedded JSON object: {e}")))
 }
 
+/// What both deserializers do alike: newtypes are their content, ignored values are skipped
+/// (their bytes are already delimited), every other type is read as `deserialize_any` reads it.
+macro_rules! deserializer_common {
+    () => {
+        fn deserialize_newtype_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            visitor: V,
+        ) -> Result<V::Value, ProtobufError> {
+            visitor.visit_newtype_struct(self)
+        }
+
+        fn deserialize_ignored_any<V: Visitor<'de>>(
+            self,
+            visitor: V,
+        ) -> Result<V::Value, ProtobufError> {
+            visitor.visit_unit()
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf unit unit_struct seq tuple
+            tuple_struct map struct enum identifier
+        }
+    };
+}
+
 impl<'de> de::Deserializer<'de> for MessageDe<'de> {
     type Error = ProtobufError;
 
@@ -346,26 +374,7 @@ impl<'de> de::Deserializer<'de> for MessageDe<'de> {
         visitor.visit_some(self)
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, ProtobufError> {
-        visitor.visit_newtype_struct(self)
-    }
-
-    fn deserialize_ignored_any<V: Visitor<'de>>(
-        self,
-        visitor: V,
-    ) -> Result<V::Value, ProtobufError> {
-        visitor.visit_unit()
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf unit unit_struct seq tuple
-        tuple_struct map struct enum identifier
-    }
+    deserializer_common!();
 }
 
 impl<'de> de::Deserializer<'de> for ValueDe<'de> {
@@ -415,26 +424,7 @@ impl<'de> de::Deserializer<'de> for ValueDe<'de> {
         }
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, ProtobufError> {
-        visitor.visit_newtype_struct(self)
-    }
-
-    fn deserialize_ignored_any<V: Visitor<'de>>(
-        self,
-        visitor: V,
-    ) -> Result<V::Value, ProtobufError> {
-        visitor.visit_unit()
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf unit unit_struct seq tuple
-        tuple_struct map struct enum identifier
-    }
+    deserializer_common!();
 }
 
 /// How many inlined structs may nest in one object (Kubernetes has one level).

@@ -290,13 +290,7 @@ impl<T: DeserializeOwned> ListScanner<T> {
 
 /// The messages of a list kind's metadata and items.
 fn list_message(ctx: Ctx, api_version: &str, kind: &str) -> Result<(u32, u32), ProtobufError> {
-    let msg = ctx
-        .schema
-        .kind(api_version, kind)
-        .ok_or_else(|| ProtobufError::UnknownKind {
-            api_version: api_version.into(),
-            kind: kind.into(),
-        })?;
+    let msg = super::kind_message(ctx, api_version, kind)?;
     let message = ctx.schema.message(msg);
     let typed = |json: &str| match message.fields.iter().find(|f| &*f.json == json) {
         Some(field) => match field.ty {

@@ -159,13 +159,7 @@ impl Decoder {
         message: &'de [u8],
     ) -> Result<T, ProtobufError> {
         let ctx = self.ctx()?;
-        let msg = ctx
-            .schema
-            .kind(api_version, kind)
-            .ok_or_else(|| ProtobufError::UnknownKind {
-                api_version: api_version.into(),
-                kind: kind.into(),
-            })?;
+        let msg = kind_message(ctx, api_version, kind)?;
         T::deserialize(MessageDe {
             ctx,
             depth: 0,
@@ -262,6 +256,16 @@ fn type_meta(data: &[u8]) -> Result<(&str, &str), ProtobufError> {
     Ok((text(1)?, text(2)?))
 }
 
+/// The message of a kind, or why there is none.
+fn kind_message(ctx: Ctx, api_version: &str, kind: &str) -> Result<u32, ProtobufError> {
+    ctx.schema
+        .kind(api_version, kind)
+        .ok_or_else(|| ProtobufError::UnknownKind {
+            api_version: api_version.into(),
+            kind: kind.into(),
+        })
+}
+
 /// The deserializer of a body's object.
 fn object_de(ctx: Ctx, body: &[u8], depth: u32) -> Result<MessageDe<'_>, ProtobufError> {
     let (api_version, kind, raw) = envelope(body)?;
@@ -270,13 +274,7 @@ fn object_de(ctx: Ctx, body: &[u8], depth: u32) -> Result<MessageDe<'_>, Protobu
             type_meta: format!("{api_version}/{kind}"),
         });
     }
-    let msg = ctx
-        .schema
-        .kind(api_version, kind)
-        .ok_or_else(|| ProtobufError::UnknownKind {
-            api_version: api_version.into(),
-            kind: kind.into(),
-        })?;
+    let msg = kind_message(ctx, api_version, kind)?;
     Ok(MessageDe {
         ctx,
         depth,

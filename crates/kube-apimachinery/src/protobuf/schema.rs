@@ -128,22 +128,23 @@ pub fn message_name_candidates(api_version: &str, kind: &str) -> Option<[String;
     Some([format!("{package}.{version}.{kind}"), meta])
 }
 
-/// A message with a JSON form of its own (a Go type with its own `MarshalJSON`).
+/// A message whose JSON form is not an object of its fields (a Go type with its own
+/// `MarshalJSON`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Special {
+pub enum Special {
     /// meta/v1 Time: an RFC 3339 string in UTC, whole seconds; `null` when zero.
     Time,
     /// meta/v1 MicroTime: RFC 3339 in UTC with microseconds; `null` when zero.
     MicroTime,
-    /// meta/v1 Duration: a Go duration string.
+    /// meta/v1 Duration: a Go duration string (`1h2m3s`).
     Duration,
-    /// IntOrString: a number or a string.
+    /// IntOrString: a JSON number or string.
     IntOrString,
-    /// Quantity: its string.
+    /// Quantity: its canonical string.
     Quantity,
-    /// Embedded JSON (or a protobuf object) in a bytes field: RawExtension, FieldsV1,
-    /// apiextensions' JSON. The field number of the bytes.
-    Raw(u32),
+    /// Embedded JSON (or a protobuf object) in a bytes field ([`raw_field`]): RawExtension,
+    /// FieldsV1, apiextensions' JSON.
+    RawJson,
     /// JSONSchemaPropsOrArray: a schema or an array of schemas.
     PropsOrArray,
     /// JSONSchemaPropsOrBool: a schema or a boolean.
@@ -152,15 +153,26 @@ pub(crate) enum Special {
     PropsOrStringArray,
 }
 
+/// The bytes field of the embedded-JSON messages: `raw` in RawExtension and apiextensions'
+/// JSON, `Raw` in FieldsV1.
+pub fn raw_field(full_name: &str) -> &'static str {
+    if full_name.ends_with(".FieldsV1") {
+        "Raw"
+    } else {
+        "raw"
+    }
+}
+
 const APIEXTENSIONS: &str = "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.";
 
-fn special_of(full_name: &str) -> Option<Special> {
+/// The special JSON form of a message, by full name (`None` for an ordinary message).
+pub fn special_of(full_name: &str) -> Option<Special> {
     Some(match full_name {
         "k8s.io.apimachinery.pkg.apis.meta.v1.Time" => Special::Time,
         "k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime" => Special::MicroTime,
         "k8s.io.apimachinery.pkg.apis.meta.v1.Duration" => Special::Duration,
         "k8s.io.apimachinery.pkg.apis.meta.v1.FieldsV1"
-        | "k8s.io.apimachinery.pkg.runtime.RawExtension" => Special::Raw(1),
+        | "k8s.io.apimachinery.pkg.runtime.RawExtension" => Special::RawJson,
         "k8s.io.apimachinery.pkg.util.intstr.IntOrString" => Special::IntOrString,
         "k8s.io.apimachinery.pkg.api.resource.Quantity"
         | "k8s.io.apimachinery.pkg.api.resource.QuantityValue" => Special::Quantity,
@@ -169,7 +181,7 @@ fn special_of(full_name: &str) -> Option<Special> {
             .and_then(|rest| rest.split_once('.'))
             .map(|(_, name)| name)
         {
-            Some("JSON") => Special::Raw(1),
+            Some("JSON") => Special::RawJson,
             Some("JSONSchemaPropsOrArray") => Special::PropsOrArray,
             Some("JSONSchemaPropsOrBool") => Special::PropsOrBool,
             Some("JSONSchemaPropsOrStringArray") => Special::PropsOrStringArray,
@@ -224,6 +236,8 @@ pub(crate) struct Field {
 pub(crate) struct Message {
     pub full_name: Box<str>,
     pub special: Option<Special>,
+    /// The number of the bytes field of a [`Special::RawJson`] message.
+    pub raw_number: u32,
     /// A named Go slice: JSON is the array of field 1 (`items`).
     pub slice: bool,
     /// Fields by number: `by_number[n]` is the index in `fields` plus one, 0 for none.
@@ -341,7 +355,13 @@ impl Schema {
                 .filter(|(_, (_, f))| f.always && !f.repeated && !f.inline)
                 .map(|(i, _)| i as u16)
                 .collect();
+            let raw_name = raw_field(desc.full_name());
+            let raw_number = desc
+                .fields()
+                .find(|f| f.name() == raw_name)
+                .map_or(0, |f| f.number());
             messages.push(Message {
+                raw_number,
                 always,
                 full_name: desc.full_name().into(),
                 special: special_of(desc.full_name()),

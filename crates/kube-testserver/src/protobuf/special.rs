@@ -3,65 +3,7 @@
 
 use super::ProtobufError;
 
-/// A message with a custom JSON form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Special {
-    /// meta/v1 Time: an RFC 3339 string in UTC, whole seconds.
-    Time,
-    /// meta/v1 MicroTime: an RFC 3339 string in UTC with microseconds.
-    MicroTime,
-    /// meta/v1 Duration: a Go duration string (`1h2m3s`).
-    Duration,
-    /// IntOrString: a JSON number or string.
-    IntOrString,
-    /// Quantity: its canonical string.
-    Quantity,
-    /// Embedded JSON in a `raw` bytes field: RawExtension, FieldsV1, apiextensions' JSON.
-    RawJson,
-    /// JSONSchemaPropsOrArray: a schema or an array of schemas.
-    PropsOrArray,
-    /// JSONSchemaPropsOrBool: a schema or a boolean.
-    PropsOrBool,
-    /// JSONSchemaPropsOrStringArray: a schema or an array of strings.
-    PropsOrStringArray,
-}
-
-/// The bytes field of the embedded-JSON messages: `raw` in RawExtension and apiextensions'
-/// JSON, `Raw` in FieldsV1.
-pub(crate) fn raw_field(full_name: &str) -> &'static str {
-    if full_name.ends_with(".FieldsV1") {
-        "Raw"
-    } else {
-        "raw"
-    }
-}
-
-const APIEXTENSIONS: &str = "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.";
-
-/// The special form of a message, by full name.
-pub(crate) fn of(full_name: &str) -> Option<Special> {
-    Some(match full_name {
-        "k8s.io.apimachinery.pkg.apis.meta.v1.Time" => Special::Time,
-        "k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime" => Special::MicroTime,
-        "k8s.io.apimachinery.pkg.apis.meta.v1.Duration" => Special::Duration,
-        "k8s.io.apimachinery.pkg.apis.meta.v1.FieldsV1"
-        | "k8s.io.apimachinery.pkg.runtime.RawExtension" => Special::RawJson,
-        "k8s.io.apimachinery.pkg.util.intstr.IntOrString" => Special::IntOrString,
-        "k8s.io.apimachinery.pkg.api.resource.Quantity"
-        | "k8s.io.apimachinery.pkg.api.resource.QuantityValue" => Special::Quantity,
-        other => match other
-            .strip_prefix(APIEXTENSIONS)
-            .and_then(|rest| rest.split_once('.'))
-            .map(|(_, name)| name)
-        {
-            Some("JSON") => Special::RawJson,
-            Some("JSONSchemaPropsOrArray") => Special::PropsOrArray,
-            Some("JSONSchemaPropsOrBool") => Special::PropsOrBool,
-            Some("JSONSchemaPropsOrStringArray") => Special::PropsOrStringArray,
-            _ => return None,
-        },
-    })
-}
+pub(crate) use kube_apimachinery::protobuf::schema::{Special, raw_field, special_of as of};
 
 fn timestamp(seconds: i64, nanos: i64, path: &str) -> Result<jiff::Timestamp, ProtobufError> {
     i32::try_from(nanos)
