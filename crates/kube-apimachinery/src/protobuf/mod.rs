@@ -4,7 +4,7 @@
 //!
 //! [`Decoder`] presents a message as the JSON the Go types would write, so every
 //! `Deserialize` type that reads Kubernetes JSON reads protobuf unchanged: k8s-openapi's
-//! types, [`Compact`](crate::Compact), `serde_json::Value`, [`ObjectList`]. It follows the
+//! types, [`Compact`](crate::Compact), `serde_json::Value`, [`ObjectList`](crate::ObjectList). It follows the
 //! Go types' JSON rules (JSON names, `omitempty` zero values left out, pointers written when
 //! set, inlined structs flattened, named slice types as arrays) and the JSON forms of the
 //! special types: Time and MicroTime as RFC 3339 (`null` when zero), Duration as Go prints
